@@ -1,0 +1,119 @@
+"""The `smart-agent` command line: turns flags into settings and launches the Chainlit app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from smart_agent import __version__
+from smart_agent.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_HOST,
+    DEFAULT_MAX_EVENTS_PER_SECOND,
+    DEFAULT_PORT,
+    ConfigError,
+    load_settings,
+    parse_port,
+)
+
+app = typer.Typer(
+    help="Stream LLM replies smoothly into a Chainlit chat UI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"smart-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """smart-agent command line."""
+
+
+def _fail(exc: ConfigError) -> typer.Exit:
+    typer.echo(f"Error: {exc}", err=True)
+    return typer.Exit(code=2)
+
+
+# Numbers are taken as text and validated by config.py, so a flag and its environment variable
+# share one parser and one error message (and a bad value never prints a traceback).
+@app.command()
+def chainlit(
+    no_stream_batching: Annotated[
+        bool,
+        typer.Option(
+            "--no-stream-batching",
+            help="Send one UI event per token, like native Chainlit. [env SMART_AGENT_STREAM_BATCHING=0]",
+        ),
+    ] = False,
+    batch_size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help=f"Tokens per UI event. [default: {DEFAULT_BATCH_SIZE}; env SMART_AGENT_BATCH_SIZE]",
+        ),
+    ] = None,
+    flush_interval: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SECONDS",
+            help=f"Longest a token waits in the buffer. [default: {DEFAULT_FLUSH_INTERVAL}; "
+            "env SMART_AGENT_FLUSH_INTERVAL]",
+        ),
+    ] = None,
+    max_events_per_second: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RATE",
+            help=f"Cap on UI events per second per reply. [default: {DEFAULT_MAX_EVENTS_PER_SECOND:g}; "
+            "env SMART_AGENT_MAX_EVENTS_PER_SECOND]",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Log batching statistics per reply. [env SMART_AGENT_DEBUG]"),
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="Model name. [env SMART_AGENT_MODEL]")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1. [env OPENAI_BASE_URL]"
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to serve the chat UI on.")] = DEFAULT_HOST,
+    port: Annotated[str, typer.Option(metavar="PORT", help="Port to serve the chat UI on.")] = str(
+        DEFAULT_PORT
+    ),
+    headless: Annotated[bool, typer.Option("--headless", help="Do not open a browser window.")] = False,
+) -> None:
+    """Launch the Chainlit chat app."""
+    try:
+        settings = load_settings(
+            {
+                "stream_batching": False if no_stream_batching else None,
+                "batch_size": batch_size,
+                "flush_interval": flush_interval,
+                "max_events_per_second": max_events_per_second,
+                "debug": True if debug else None,
+                "model": model,
+                "base_url": base_url,
+            }
+        )
+        port_number = parse_port(port)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    from smart_agent.web.launch import launch
+
+    launch(settings, host=host, port=port_number, headless=headless)

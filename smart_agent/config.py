@@ -1,0 +1,189 @@
+"""Settings read once from flags, the environment and `.env`, validated; the only reader of os.environ."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+DEFAULT_BATCH_SIZE = 20
+DEFAULT_FLUSH_INTERVAL = 0.1
+DEFAULT_MAX_EVENTS_PER_SECOND = 20.0
+DEFAULT_STREAM_TIMEOUT = 60.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that is not allowed; the message names it and what is allowed."""
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _parse_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"must be {allowed}") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be {allowed}")
+        return value
+
+    return parse
+
+
+def _parse_float(low: float, *, inclusive: bool) -> Callable[[str], float]:
+    allowed = f"a number {'>=' if inclusive else '>'} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"must be {allowed}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise ValueError(f"must be {allowed}")
+        return value
+
+    return parse
+
+
+def _parse_optional_str(text: str) -> str | None:
+    return text.strip() or None
+
+
+@dataclass(frozen=True)
+class _Field:
+    env: str
+    flag: str
+    parse: Callable[[str], Any]
+
+
+# One row per setting: its environment variable, its CLI flag, and its parser.
+_FIELDS: dict[str, _Field] = {
+    "stream_batching": _Field("SMART_AGENT_STREAM_BATCHING", "--no-stream-batching", _parse_bool),
+    "batch_size": _Field("SMART_AGENT_BATCH_SIZE", "--batch-size", _parse_int(1)),
+    "flush_interval": _Field(
+        "SMART_AGENT_FLUSH_INTERVAL", "--flush-interval", _parse_float(0.0, inclusive=False)
+    ),
+    "max_events_per_second": _Field(
+        "SMART_AGENT_MAX_EVENTS_PER_SECOND",
+        "--max-events-per-second",
+        _parse_float(0.0, inclusive=False),
+    ),
+    "debug": _Field("SMART_AGENT_DEBUG", "--debug", _parse_bool),
+    "stream_timeout": _Field(
+        "SMART_AGENT_STREAM_TIMEOUT", "--stream-timeout", _parse_float(0.0, inclusive=False)
+    ),
+    "api_key": _Field("OPENAI_API_KEY", "--api-key", _parse_optional_str),
+    "base_url": _Field("OPENAI_BASE_URL", "--base-url", _parse_optional_str),
+    "model": _Field("SMART_AGENT_MODEL", "--model", _parse_optional_str),
+    "system_prompt": _Field("SMART_AGENT_SYSTEM_PROMPT", "--system-prompt", _parse_optional_str),
+}
+
+
+ENV_VARS: tuple[str, ...] = tuple(spec.env for spec in _FIELDS.values())
+"""Every environment variable smart-agent reads."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything smart-agent can be told, after validation."""
+
+    stream_batching: bool = True
+    batch_size: int = DEFAULT_BATCH_SIZE
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
+    max_events_per_second: float = DEFAULT_MAX_EVENTS_PER_SECOND
+    debug: bool = False
+    stream_timeout: float = DEFAULT_STREAM_TIMEOUT
+    api_key: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+
+    @property
+    def uses_embedded_model(self) -> bool:
+        """True when no remote backend is configured, so the bundled SmolLM2 is served."""
+        return self.api_key is None and self.base_url is None
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that hand these settings to another process."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "1" if value else "0"
+            env[_FIELDS[f.name].env] = str(value)
+        return env
+
+
+def _describe(name: str, source: str) -> str:
+    spec = _FIELDS[name]
+    return spec.flag if source == "flag" else spec.env
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: str | Path | None = ".env",
+) -> Settings:
+    """Merge flags over the environment over `.env` over defaults, validating every value."""
+    env = os.environ if environ is None else environ
+    dotenv: dict[str, str | None] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        dotenv = dotenv_values(dotenv_path)
+    values: dict[str, Any] = {}
+    for name, spec in _FIELDS.items():
+        flag_value = (overrides or {}).get(name)
+        if flag_value is not None:
+            raw, source = flag_value, "flag"
+        elif spec.env in env:
+            raw, source = env[spec.env], "environment"
+        elif dotenv.get(spec.env) is not None:
+            raw, source = dotenv[spec.env], ".env"
+        else:
+            continue
+        if not isinstance(raw, str):
+            raw = str(raw)
+        try:
+            values[name] = spec.parse(raw)
+        except ValueError as exc:
+            where = _describe(name, source)
+            origin = "" if source == "flag" else f" (from the {source})"
+            raise ConfigError(f"invalid value {raw!r} for {where}{origin}: {exc}") from None
+    return Settings(**values)
+
+
+def parse_port(text: str) -> int:
+    """Parse the web server's TCP port."""
+    try:
+        return _parse_int(1, 65535)(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value {text!r} for --port: {exc}") from None
+
+
+def export(settings: Settings, extra: Mapping[str, str] | None = None) -> None:
+    """Publish settings to this process's environment so the Chainlit app reads the same values."""
+    os.environ.update(settings.to_env())
+    if extra:
+        os.environ.update(extra)

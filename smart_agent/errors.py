@@ -1,0 +1,13 @@
+"""The errors smart-agent raises; their messages are written for the person using it."""
+
+
+class SmartAgentError(Exception):
+    """Base of smart-agent's own errors."""
+
+
+class ModelError(SmartAgentError):
+    """The model backend failed; the message says what happened and what to do."""
+
+
+class LocalModelError(SmartAgentError):
+    """The embedded llama.cpp server could not be started."""

@@ -1,0 +1,89 @@
+"""The OpenAI-compatible client: construction, model choice, and readable errors."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2
+import openai
+
+from smart_agent.config import Settings
+from smart_agent.errors import ModelError
+
+EMBEDDED_MODEL_ALIAS = "smollm2"
+OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def make_client(settings: Settings, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI client for the configured backend; `http_client` is swappable in tests."""
+    return openai.AsyncOpenAI(
+        # Local servers (llama.cpp, Ollama, LM Studio, vLLM) accept any key.
+        api_key=settings.api_key or "not-needed",
+        base_url=settings.base_url,
+        timeout=httpx2.Timeout(settings.stream_timeout, connect=10.0),
+        # A chat UI should say at once that the backend failed rather than retry silently.
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
+async def resolve_model(client: openai.AsyncOpenAI, settings: Settings) -> str:
+    """The model to ask: the configured one, else the server's first, else OpenAI's default."""
+    if settings.model:
+        return settings.model
+    if settings.base_url is None:
+        return OPENAI_DEFAULT_MODEL
+    try:
+        models = await client.models.list()
+    except openai.OpenAIError as exc:
+        raise describe_error(exc, settings) from exc
+    for model in models.data:
+        return model.id
+    raise ModelError(f"The server at {settings.base_url} offers no model; set SMART_AGENT_MODEL or --model.")
+
+
+def describe_error(
+    exc: BaseException, settings: Settings, model: str | None = None, *, mid_stream: bool = False
+) -> ModelError:
+    """Turn an SDK or transport error into a short message a user can act on."""
+    where = settings.base_url or "the OpenAI API"
+    if isinstance(exc, ModelError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return ModelError(
+            f"The model server at {where} stopped responding "
+            f"(no data for {settings.stream_timeout:g} s; SMART_AGENT_STREAM_TIMEOUT sets the limit)."
+        )
+    if mid_stream and isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
+    if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
+        return ModelError(f"Could not connect to the model server at {where}. Is it running?")
+    if isinstance(exc, openai.AuthenticationError):
+        return ModelError(
+            f"The model server at {where} refused the API key (HTTP 401). Check OPENAI_API_KEY."
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return ModelError(
+            f"Model {model or settings.model or '?'!r} was not found at {where} (HTTP 404). "
+            "Set SMART_AGENT_MODEL or --model to a model the server offers."
+        )
+    if isinstance(exc, openai.RateLimitError):
+        return ModelError(
+            f"The model server at {where} is rate-limiting requests (HTTP 429). Wait a moment and try again."
+        )
+    if isinstance(exc, openai.APIStatusError):
+        return ModelError(
+            f"The model server at {where} failed (HTTP {exc.status_code}): {_short(exc.message)}"
+        )
+    if isinstance(exc, openai.APIError):
+        return ModelError(f"The model server reported an error mid-reply: {_short(exc.message)}")
+    if isinstance(exc, json.JSONDecodeError):
+        return ModelError(f"The model server sent a malformed event mid-reply ({_short(str(exc))}).")
+    if isinstance(exc, httpx2.HTTPError):
+        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
+    return ModelError(f"The model failed: {_short(str(exc)) or type(exc).__name__}")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

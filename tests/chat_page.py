@@ -1,0 +1,122 @@
+"""Driving a Chainlit chat page in headless Chromium: type, wait, read text, count frames."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from playwright.sync_api import Browser, Page, Route, WebSocket
+
+REPLY = '[data-step-type="assistant_message"] .message-content'
+_EVENT = re.compile(r'^42(?:/[^,]*,)?\["([^"]+)"')
+
+
+def _loopback_only(route: Route) -> None:
+    # Chainlit links Google Fonts and a CDN stylesheet; with no internet they would hang.
+    host = urlparse(route.request.url).hostname or ""
+    if host in {"127.0.0.1", "localhost", "::1"}:
+        route.continue_()
+    else:
+        route.abort()
+
+
+@dataclass
+class ChatPage:
+    """One browser tab on the chat app, recording every Socket.IO event it receives."""
+
+    page: Page
+    frames: list[tuple[float, str, str]] = field(default_factory=list)
+    sockets: list[WebSocket] = field(default_factory=list)
+    base_task_ends: int = 0
+
+    @classmethod
+    def open(cls, browser: Browser, url: str) -> ChatPage:
+        context = browser.new_context()
+        page = context.new_page()
+        chat = cls(page)
+        page.route("**/*", _loopback_only)
+        page.on("websocket", chat._watch)
+        page.goto(url, timeout=30_000)
+        page.wait_for_selector("#chat-input", timeout=30_000)
+        if not chat.sockets:  # socket.io starts with long polling, then upgrades
+            page.wait_for_event("websocket", timeout=30_000)
+        # Ready once the connection's task_end and on_chat_start's task_end have arrived; a
+        # prompt typed before that is not submitted.
+        chat.wait_event("task_end", 2, timeout=30)
+        chat.base_task_ends = chat.count("task_end")
+        return chat
+
+    def _watch(self, ws: WebSocket) -> None:
+        self.sockets.append(ws)
+
+        def received(payload: str | bytes) -> None:
+            if isinstance(payload, bytes):
+                return
+            match = _EVENT.match(payload)
+            if match:
+                self.frames.append((time.monotonic(), match.group(1), payload))
+
+        ws.on("framereceived", received)
+
+    def count(self, event: str) -> int:
+        """How many frames of this Socket.IO event the page received."""
+        return sum(1 for _, name, _ in self.frames if name == event)
+
+    def payloads(self, event: str) -> list[Any]:
+        """The data objects of every frame of this event."""
+        return [json.loads(raw[raw.index("[") :])[1] for _, name, raw in self.frames if name == event]
+
+    def send(self, text: str) -> None:
+        """Type a prompt into Chainlit's composer and submit it."""
+        composer = self.page.locator("#chat-input")
+        composer.fill(text)
+        composer.press("Enter")
+
+    def wait_event(self, event: str, count: int = 1, timeout: float = 60.0) -> None:
+        """Wait until the page has received `count` frames of `event` (each reply ends with
+        task_end)."""
+        deadline = time.monotonic() + timeout
+        while self.count(event) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.sockets:
+                raise TimeoutError(f"{self.count(event)} of {count} {event} frames after {timeout} s")
+            self.sockets[-1].wait_for_event("framereceived", timeout=remaining * 1000)
+
+    def wait_turns(self, turns: int = 1, timeout: float = 60.0) -> None:
+        """Wait until the app has finished handling `turns` prompts."""
+        self.wait_event("task_end", self.base_task_ends + turns, timeout)
+
+    def wait_text(self, needle: str, timeout: float = 60.0) -> str:
+        """Wait (checked once per animation frame in the page) until a reply contains `needle`;
+        return that reply's text."""
+        handle = self.page.wait_for_function(
+            """([selector, needle]) => {
+                for (const el of document.querySelectorAll(selector)) {
+                    if (el.textContent.includes(needle)) return el.textContent;
+                }
+                return false;
+            }""",
+            arg=[REPLY, needle],
+            timeout=timeout * 1000,
+        )
+        return str(handle.json_value())
+
+    def reply_text(self, index: int = 0) -> str:
+        """The text content of reply `index` (0 is the first assistant message)."""
+        return str(self.page.locator(REPLY).nth(index).text_content() or "")
+
+    def replies(self) -> list[str]:
+        """Text of every assistant message on the page."""
+        return [str(t) for t in self.page.locator(REPLY).all_text_contents()]
+
+    def close(self) -> None:
+        self.page.context.close()
+
+
+def words(text: str) -> list[str]:
+    """Whitespace-separated words, for comparing rendered text with model text."""
+    return text.split()

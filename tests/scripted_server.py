@@ -1,0 +1,210 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1: real HTTP and SSE, behaviour per request.
+
+A request's behaviour comes from a directive line in its last user message, e.g.
+``#script tokens=500 rate=100 cut=200``, or from the server's default `Script`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MODEL_ID = "scripted-model"
+_DIRECTIVE = re.compile(r"#script\b([^\n]*)")
+
+
+@dataclass(frozen=True)
+class Script:
+    """How the server answers one request."""
+
+    tokens: int = 20
+    rate: float = 0.0  # tokens per second; 0 sends as fast as possible
+    kind: str = "words"  # "words" or "markdown"
+    first_delay: float = 0.0
+    status: int = 200  # answer with this HTTP error instead of a stream
+    cut: int = -1  # drop the connection after this many tokens
+    error_at: int = -1  # send an {"error": ...} payload after this many tokens
+    malformed_at: int = -1  # send a line that is not JSON after this many tokens
+    stall_at: int = -1  # stop sending for `stall` seconds after this many tokens
+    stall: float = 0.0
+    no_stream: int = 0  # 1: refuse stream=true with HTTP 400
+
+    @classmethod
+    def parse(cls, text: str, base: Script | None = None) -> Script:
+        """The script named by a `#script k=v ...` line in `text`, over `base`."""
+        script = base or cls()
+        match = _DIRECTIVE.search(text)
+        if not match:
+            return script
+        types = {f.name: f.type for f in fields(cls)}
+        changes: dict[str, Any] = {}
+        for pair in match.group(1).split():
+            key, _, value = pair.partition("=")
+            kind = types[key]
+            changes[key] = int(value) if kind == "int" else float(value) if kind == "float" else value
+        return replace(script, **changes)
+
+
+_MD_BLOCKS = [
+    " Here is **bold text** and `inline code` in a sentence.",
+    "\n\n- first item with *emphasis*\n- second item\n\n",
+    "\n\n```python\ndef f(x):\n    return x * 2\n```\n\n",
+    " Plain prose continues with several words to read.",
+]
+
+
+def script_tokens(count: int, kind: str = "words") -> list[str]:
+    """The tokens a script sends; tests use it to know the exact expected text."""
+    if kind == "words":
+        return [f" w{i:05d}" for i in range(count)]
+    tokens: list[str] = []
+    i = 0
+    while len(tokens) < count:
+        block = _MD_BLOCKS[i % len(_MD_BLOCKS)]
+        tokens.extend(re.findall(r"\s*\S+|\s+", block))
+        tokens.append(f" m{i:05d}")
+        i += 1
+    return tokens[:count]
+
+
+def _chunk(content: str | None, finish: str | None = None) -> bytes:
+    payload = {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL_ID,
+        "choices": [
+            {
+                "index": 0,
+                "delta": {} if content is None else {"role": "assistant", "content": content},
+                "finish_reason": finish,
+            }
+        ],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+class _Cut(Exception):
+    """Raised inside the body generator so the server drops the connection mid-stream."""
+
+
+@dataclass
+class ScriptedServer:
+    """The server, its default script, and the requests it received."""
+
+    default: Script = field(default_factory=Script)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def app(self) -> Starlette:
+        """The Starlette app."""
+        return Starlette(
+            routes=[
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        script = Script.parse(str(users[-1]["content"]) if users else "", self.default)
+        if script.status != 200:
+            return JSONResponse(
+                {"error": {"message": f"scripted failure {script.status}", "type": "scripted"}},
+                status_code=script.status,
+            )
+        if script.no_stream and body.get("stream"):
+            return JSONResponse(
+                {"error": {"message": "stream is not supported", "param": "stream"}},
+                status_code=400,
+            )
+        tokens = script_tokens(script.tokens, script.kind)
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion",
+                    "model": MODEL_ID,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "".join(tokens)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                }
+            )
+        return StreamingResponse(self._stream(script, tokens), media_type="text/event-stream")
+
+    async def _stream(self, script: Script, tokens: list[str]) -> AsyncIterator[bytes]:
+        if script.first_delay:
+            await asyncio.sleep(script.first_delay)
+        start = time.monotonic()
+        for i, token in enumerate(tokens):
+            if i == script.cut:
+                raise _Cut("scripted connection cut")
+            if i == script.error_at:
+                yield b'data: {"error": {"message": "scripted mid-stream failure"}}\n\n'
+                return
+            if i == script.malformed_at:
+                yield b"data: {this is not json\n\n"
+            if i == script.stall_at:
+                await asyncio.sleep(script.stall)
+            if script.rate > 0:
+                delay = start + i / script.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            yield _chunk(token)
+        yield _chunk(None, "stop")
+        yield b"data: [DONE]\n\n"
+
+
+@contextmanager
+def serve(default: Script | None = None) -> Iterator[ScriptedServer]:
+    """Run a ScriptedServer on a free 127.0.0.1 port in a background thread."""
+    server = ScriptedServer(default=default or Script())
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(server.app(), log_level="warning", lifespan="off")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the scripted server did not start")
+        time.sleep(0.01)
+    server.url = f"http://127.0.0.1:{port}/v1"
+    try:
+        yield server
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
+    uvicorn.run(ScriptedServer().app(), host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,185 @@
+"""The command line: flags become settings, precedence holds, bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from smart_agent import __version__, cli
+from smart_agent.config import ENV_VARS, ConfigError, Settings, load_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    """Replace the launcher with a recorder; run from an empty folder (no .env)."""
+    calls: list[dict[str, Any]] = []
+
+    def fake_launch(settings: Settings, **kwargs: Any) -> None:
+        calls.append({"settings": settings, **kwargs})
+
+    monkeypatch.setattr("smart_agent.web.launch.launch", fake_launch)
+    monkeypatch.chdir(tmp_path)
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(cli.app, list(args), catch_exceptions=False)
+
+
+def test_version_when_asked_then_printed() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"smart-agent {__version__}"
+
+
+def test_help_when_asked_then_lists_every_flag() -> None:
+    result = invoke("chainlit", "--help")
+    assert result.exit_code == 0
+    for flag in [
+        "--no-stream-batching",
+        "--batch-size",
+        "--flush-interval",
+        "--debug",
+        "--host",
+        "--port",
+        "--headless",
+        "--model",
+        "--base-url",
+    ]:
+        assert flag in result.stdout
+
+
+def test_no_flags_when_launched_then_defaults(launched: list[dict[str, Any]]) -> None:
+    result = invoke("chainlit")
+    assert result.exit_code == 0, result.output
+    call = launched[0]
+    assert call["settings"] == Settings()
+    assert (call["host"], call["port"], call["headless"]) == ("127.0.0.1", 8000, False)
+    env = call["settings"].to_env()
+    assert env["SMART_AGENT_STREAM_BATCHING"] == "1"
+    assert env["SMART_AGENT_BATCH_SIZE"] == "20"
+    assert env["SMART_AGENT_FLUSH_INTERVAL"] == "0.1"
+    assert env["SMART_AGENT_DEBUG"] == "0"
+
+
+def test_flags_when_given_then_reach_settings_and_env(launched: list[dict[str, Any]]) -> None:
+    result = invoke(
+        "chainlit",
+        "--no-stream-batching",
+        "--batch-size",
+        "5",
+        "--flush-interval",
+        "0.25",
+        "--debug",
+        "--port",
+        "8123",
+        "--host",
+        "0.0.0.0",
+        "--headless",
+        "--model",
+        "m",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    )
+    assert result.exit_code == 0, result.output
+    call = launched[0]
+    settings = call["settings"]
+    assert (settings.stream_batching, settings.batch_size, settings.flush_interval) == (
+        False,
+        5,
+        0.25,
+    )
+    assert settings.debug and settings.model == "m"
+    assert (call["host"], call["port"], call["headless"]) == ("0.0.0.0", 8123, True)
+    env = settings.to_env()
+    assert env["SMART_AGENT_STREAM_BATCHING"] == "0"
+    assert env["SMART_AGENT_BATCH_SIZE"] == "5"
+    assert env["SMART_AGENT_FLUSH_INTERVAL"] == "0.25"
+    assert env["SMART_AGENT_DEBUG"] == "1"
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+
+
+def test_precedence_when_all_sources_set_then_flag_beats_env_beats_dotenv(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        "SMART_AGENT_BATCH_SIZE=7\nSMART_AGENT_FLUSH_INTERVAL=0.7\nSMART_AGENT_DEBUG=1\n"
+    )
+    monkeypatch.setenv("SMART_AGENT_FLUSH_INTERVAL", "0.3")
+    monkeypatch.setenv("SMART_AGENT_BATCH_SIZE", "9")
+    result = invoke("chainlit", "--batch-size", "11")
+    assert result.exit_code == 0, result.output
+    settings = launched[0]["settings"]
+    assert settings.batch_size == 11  # flag
+    assert settings.flush_interval == 0.3  # environment
+    assert settings.debug is True  # .env
+
+
+@pytest.mark.parametrize(
+    ("args", "names", "allowed"),
+    [
+        (["--batch-size", "0"], "--batch-size", "an integer >= 1"),
+        (["--batch-size", "x"], "--batch-size", "an integer >= 1"),
+        (["--flush-interval", "-1"], "--flush-interval", "a number > 0"),
+        (["--flush-interval", "abc"], "--flush-interval", "a number > 0"),
+        (["--flush-interval", "nan"], "--flush-interval", "a number > 0"),
+        (["--port", "70000"], "--port", "an integer from 1 to 65535"),
+        (["--port", "0"], "--port", "an integer from 1 to 65535"),
+        (["--port", "http"], "--port", "an integer from 1 to 65535"),
+    ],
+)
+def test_bad_flag_when_given_then_exit_2_with_one_line(
+    launched: list[dict[str, Any]], args: list[str], names: str, allowed: str
+) -> None:
+    result = invoke("chainlit", *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0] and allowed in lines[0] and repr(args[1]) in lines[0]
+    assert "Traceback" not in result.output
+    assert launched == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("SMART_AGENT_BATCH_SIZE", "-3", "an integer >= 1"),
+        ("SMART_AGENT_FLUSH_INTERVAL", "soon", "a number > 0"),
+        ("SMART_AGENT_STREAM_BATCHING", "maybe", "1/0, true/false"),
+        ("SMART_AGENT_DEBUG", "2", "1/0, true/false"),
+    ],
+)
+def test_bad_env_value_when_launched_then_exit_2_naming_variable(
+    launched: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    allowed: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = invoke("chainlit")
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert variable in line and allowed in line and repr(value) in line
+    assert launched == []
+
+
+def test_bad_dotenv_value_when_loaded_then_error_names_dotenv(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text("SMART_AGENT_BATCH_SIZE=zero\n")
+    with pytest.raises(ConfigError, match=r"SMART_AGENT_BATCH_SIZE \(from the \.env\)"):
+        load_settings(environ={}, dotenv_path=path)
+
+
+def test_embedded_model_when_no_key_or_url_then_used() -> None:
+    assert load_settings(environ={}, dotenv_path=None).uses_embedded_model
+    assert not load_settings(environ={"OPENAI_API_KEY": "k"}, dotenv_path=None).uses_embedded_model
+    assert not load_settings(environ={"OPENAI_BASE_URL": "http://x/v1"}, dotenv_path=None).uses_embedded_model
