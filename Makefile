@@ -29,3 +29,9 @@ lint: setup
 
 test: setup system-deps lint
 	$(PY) -m pytest
+
+# Browser benchmark (headless Chromium against the scripted model server); writes bench-results/.
+SCENARIOS ?= 500@100,5000@200,5000@2000
+VARIANTS ?= batched,plain,native
+bench: setup system-deps
+	$(PY) -m benchmarks.browser_bench --scenarios $(SCENARIOS) --variants $(VARIANTS)

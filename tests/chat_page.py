@@ -34,8 +34,11 @@ class ChatPage:
     base_task_ends: int = 0
 
     @classmethod
-    def open(cls, browser: Browser, url: str) -> ChatPage:
+    def open(cls, browser: Browser, url: str, init_script: str | None = None) -> ChatPage:
+        """Open a fresh browser context on the app and wait until the chat session is ready."""
         context = browser.new_context()
+        if init_script:
+            context.add_init_script(init_script)
         page = context.new_page()
         chat = cls(page)
         page.route("**/*", _loopback_only)

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from smart_agent.config import ENV_VARS
-from smart_agent.llm.local_server import free_port
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")
@@ -38,73 +19,19 @@ def scripted() -> Iterator[ScriptedServer]:
         yield server
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited with {process.returncode}:\n{log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"app did not answer within {timeout} s:\n{log.read_text()[-2000:]}")
-        time.sleep(0.2)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without smart-agent's variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(extra)
-    return env
-
-
 AppFactory = Callable[..., str]
 
 
 @pytest.fixture
 def start_app(tmp_path: Path) -> Iterator[AppFactory]:
     """Start `smart-agent chainlit --headless` as a subprocess; returns its URL; stops it after."""
-    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+    with ExitStack() as stack:
 
-    def start(*flags: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> str:
-        port = free_port()
-        log = tmp_path / f"app-{port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "smart_agent",
-            "chainlit",
-            "--headless",
-            "--port",
-            str(port),
-            *flags,
-        ]
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env if env is not None else clean_env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        processes.append((process, log))
-        url = f"http://127.0.0.1:{port}"
-        _wait_http(url, process, log, timeout)
-        return url
+        def start(*flags: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> str:
+            url, _ = stack.enter_context(running_app(*flags, env=env, log_dir=tmp_path, timeout=timeout))
+            return url
 
-    yield start
-    for process, _ in processes:
-        process.terminate()
-    for process, _ in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield start
 
 
 @pytest.fixture

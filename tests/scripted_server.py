@@ -108,6 +108,7 @@ class ScriptedServer:
 
     default: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stream_ends: list[float] = field(default_factory=list)  # wall-clock time of each last token
     url: str = ""
 
     def app(self) -> Starlette:
@@ -174,6 +175,7 @@ class ScriptedServer:
                 if delay > 0:
                     await asyncio.sleep(delay)
             yield _chunk(token)
+        self.stream_ends.append(time.time())
         yield _chunk(None, "stop")
         yield b"data: [DONE]\n\n"
 

@@ -66,3 +66,45 @@ def test_backend_fails_mid_reply_when_streaming_then_partial_kept_and_error_show
         assert words(chat.wait_text("w00069")) == _expected_words(70)
     finally:
         chat.close()
+
+
+def test_stop_button_when_clicked_mid_reply_then_stream_ends_and_prefix_stays(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    url = scripted_app()
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tokens=3000 rate=200")
+        chat.wait_text("w00040")
+        chat.page.locator("#stop-button").click()
+        chat.wait_turns()
+        chat.page.get_by_text("Task manually stopped.").first.wait_for(timeout=10_000)
+        finals = [p for p in chat.payloads("new_message") if p.get("type") == "assistant_message"]
+        reply_id = finals[-1]["id"]
+        final_text = finals[-1]["output"]
+        # the final message carries exactly what the page shows, a prefix of the model's text
+        full = "".join(script_tokens(3000))
+        assert full.startswith(final_text) and len(final_text) < len(full)
+        shown = chat.wait_text(final_text.split()[-1])
+        assert words(shown) == words(final_text)
+        # nothing streamed for this reply after its final message
+        frames_after = chat.count("stream_token")
+        chat.page.wait_for_timeout(1000)  # the window in which a live stream would keep emitting
+        assert chat.count("stream_token") == frames_after
+        assert all(p["id"] == reply_id for p in chat.payloads("stream_token"))
+    finally:
+        chat.close()
+
+
+def test_embedded_model_when_no_backend_configured_then_answers(
+    browser: Browser, start_app: Callable[..., str]
+) -> None:
+    url = start_app(timeout=180)  # no OPENAI_API_KEY / OPENAI_BASE_URL: SmolLM2 via llama.cpp
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("Say hello in one short sentence.")
+        chat.wait_turns(timeout=120)
+        replies = [text.strip() for text in chat.replies()]
+        assert replies and replies[0], replies
+    finally:
+        chat.close()

@@ -1,0 +1,76 @@
+"""Running the real app and the real browser: shared by the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from smart_agent.config import ENV_VARS
+from smart_agent.llm.local_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without smart-agent's variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(extra)
+    return env
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"app exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"app did not answer within {timeout} s:\n{log.read_text()[-2000:]}")
+        time.sleep(0.2)  # the app has no readiness signal but answering HTTP
+
+
+@contextmanager
+def running_app(
+    *flags: str, env: dict[str, str] | None = None, log_dir: Path, timeout: float = 60.0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `smart-agent chainlit --headless` on a free port; yield its URL and process; stop it."""
+    port = free_port()
+    log = log_dir / f"app-{port}.log"
+    command = [sys.executable, "-m", "smart_agent", "chainlit", "--headless", "--port", str(port), *flags]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env if env is not None else clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(url, process, log, timeout)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,55 @@
+"""The embedded llama.cpp server: the bundled GGUF, start, answer, stop — also on errors."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from smart_agent.errors import LocalModelError
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.local_server import bundled_model_path, local_model_server
+
+
+def _server_children() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "llama_cpp.server" in " ".join(child.cmdline())
+    ]
+
+
+def test_bundled_model_when_looked_up_then_smollm2_gguf_inside_the_wheel() -> None:
+    path = bundled_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size > 50_000_000
+
+
+def test_server_when_started_then_answers_on_loopback_and_stops_on_exit() -> None:
+    with local_model_server() as url:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{url}/models", timeout=10) as response:
+            models = json.load(response)
+        assert [m["id"] for m in models["data"]] == [EMBEDDED_MODEL_ALIAS]
+        children = _server_children()
+        assert len(children) == 1
+    psutil.wait_procs(children, timeout=15)
+    assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
+
+
+def test_server_when_body_raises_then_still_stopped() -> None:
+    with pytest.raises(RuntimeError, match="boom"), local_model_server():
+        children = _server_children()
+        raise RuntimeError("boom")
+    psutil.wait_procs(children, timeout=15)
+    assert _server_children() == []
+
+
+def test_server_when_model_file_is_bad_then_readable_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    with pytest.raises(LocalModelError, match=r"llama\.cpp server exited"), local_model_server(bogus):
+        pass
