@@ -15,6 +15,8 @@ DEFAULT_BATCH_SIZE = 20
 DEFAULT_FLUSH_INTERVAL = 0.1
 DEFAULT_MAX_EVENTS_PER_SECOND = 20.0
 DEFAULT_STREAM_TIMEOUT = 60.0
+DEFAULT_MAX_TOOL_ROUNDS = 8
+DEFAULT_TOOL_TIMEOUT = 30.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -96,6 +98,9 @@ _FIELDS: dict[str, _Field] = {
     "base_url": _Field("OPENAI_BASE_URL", "--base-url", _parse_optional_str),
     "model": _Field("SMART_AGENT_MODEL", "--model", _parse_optional_str),
     "system_prompt": _Field("SMART_AGENT_SYSTEM_PROMPT", "--system-prompt", _parse_optional_str),
+    "max_tool_rounds": _Field("SMART_AGENT_MAX_TOOL_ROUNDS", "--max-tool-rounds", _parse_int(1, 100)),
+    "tool_timeout": _Field("SMART_AGENT_TOOL_TIMEOUT", "--tool-timeout", _parse_float(0.0, inclusive=False)),
+    "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
 }
 
 
@@ -117,6 +122,9 @@ class Settings:
     base_url: str | None = None
     model: str | None = None
     system_prompt: str | None = None
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
+    tool_timeout: float = DEFAULT_TOOL_TIMEOUT
+    mcp_config: str | None = None
 
     @property
     def uses_embedded_model(self) -> bool:

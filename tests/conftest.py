@@ -45,9 +45,13 @@ def scripted_app(start_app: AppFactory, scripted: ScriptedServer) -> Callable[..
     return start
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright; a missing browser is an error, not a skip."""
+    """Debian's Chromium driven by Playwright; a missing browser is an error, not a skip.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread, which
+    would stop the async tests of other modules from running their own.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

@@ -42,6 +42,14 @@ class Script:
     stall_at: int = -1  # stop sending for `stall` seconds after this many tokens
     stall: float = 0.0
     no_stream: int = 0  # 1: refuse stream=true with HTTP 400
+    tool: str = ""  # call this tool before answering
+    expr: str = "2+3"  # the calculator expression (arguments {"expression": expr})
+    expr2: str = "10/4"  # the second call's expression when parallel=1
+    args_raw: str = ""  # send these raw arguments instead
+    shape: str = "split"  # split | null | whole
+    parallel: int = 0  # 1: two calls in one turn, told apart by index
+    rounds: int = 1  # how many tool rounds before answering in text
+    usage: int = 0  # 1: end with a usage-only chunk (empty choices)
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -81,6 +89,75 @@ def script_tokens(count: int, kind: str = "words") -> list[str]:
     return tokens[:count]
 
 
+def _tool_calls(script: Script) -> list[dict[str, Any]]:
+    calls = []
+    exprs = [script.expr, script.expr2] if script.parallel else [script.expr]
+    for index, expr in enumerate(exprs):
+        arguments = script.args_raw or json.dumps({"expression": expr})
+        calls.append({"index": index, "id": f"call_{index}_x", "name": script.tool, "arguments": arguments})
+    return calls
+
+
+def _tool_chunks(script: Script) -> list[dict[str, Any]]:
+    """The tool calls as the awkward chunk sequences real servers send."""
+    calls = _tool_calls(script)
+    if script.shape == "whole":
+        return [
+            {
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "index": c["index"],
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"]},
+                        }
+                    ],
+                }
+            }
+            for c in calls
+        ]
+    heads = [
+        {
+            "delta": {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": c["index"],
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": None if script.shape == "null" else ""},
+                    }
+                ],
+            }
+        }
+        for c in calls
+    ]
+    if script.shape == "null":
+        return heads
+    pieces = [[c["arguments"][i : i + 3] for i in range(0, len(c["arguments"]), 3)] for c in calls]
+    tails = []
+    for step in range(max(len(p) for p in pieces)):  # interleave the calls' fragments
+        for c, p in zip(calls, pieces, strict=True):
+            if step < len(p):
+                tails.append(
+                    {"delta": {"tool_calls": [{"index": c["index"], "function": {"arguments": p[step]}}]}}
+                )
+    return heads + tails
+
+
+def _raw_chunk(choice: dict[str, Any]) -> bytes:
+    payload = {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL_ID,
+        "choices": [{"index": 0, "finish_reason": None, **choice}],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
     payload = {
         "id": "chatcmpl-scripted",
@@ -94,6 +171,18 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
                 "finish_reason": finish,
             }
         ],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _usage_chunk() -> bytes:
+    payload = {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL_ID,
+        "choices": [],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
     }
     return f"data: {json.dumps(payload)}\n\n".encode()
 
@@ -126,8 +215,12 @@ class ScriptedServer:
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        script = Script.parse(str(users[-1]["content"]) if users else "", self.default)
+        messages = body.get("messages", [])
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        script = Script.parse(str(messages[last_user]["content"]) if last_user >= 0 else "", self.default)
+        since_user = messages[last_user + 1 :]
+        rounds_done = sum(1 for m in since_user if m.get("role") == "assistant" and m.get("tool_calls"))
+        tool_results = [str(m.get("content")) for m in since_user if m.get("role") == "tool"]
         if script.status != 200:
             return JSONResponse(
                 {"error": {"message": f"scripted failure {script.status}", "type": "scripted"}},
@@ -138,7 +231,40 @@ class ScriptedServer:
                 {"error": {"message": "stream is not supported", "param": "stream"}},
                 status_code=400,
             )
-        tokens = script_tokens(script.tokens, script.kind)
+        calling = bool(script.tool) and rounds_done < script.rounds
+        if tool_results and not calling:
+            tokens = ["Result:"] + [f" {r}" for r in tool_results]
+        else:
+            tokens = script_tokens(script.tokens, script.kind)
+        if not body.get("stream") and calling:
+            calls = _tool_calls(script)
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion",
+                    "model": MODEL_ID,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "tool_calls",
+                            "message": {
+                                "role": "assistant",
+                                "content": None,
+                                "tool_calls": [
+                                    {
+                                        "id": c["id"],
+                                        "type": "function",
+                                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                                    }
+                                    for c in calls
+                                ],
+                            },
+                        }
+                    ],
+                }
+            )
+        if calling:
+            return StreamingResponse(self._stream_tools(script), media_type="text/event-stream")
         if not body.get("stream"):
             return JSONResponse(
                 {
@@ -155,6 +281,14 @@ class ScriptedServer:
                 }
             )
         return StreamingResponse(self._stream(script, tokens), media_type="text/event-stream")
+
+    async def _stream_tools(self, script: Script) -> AsyncIterator[bytes]:
+        for choice in _tool_chunks(script):
+            yield _raw_chunk(choice)
+        yield _raw_chunk({"delta": {}, "finish_reason": "tool_calls"})
+        if script.usage:
+            yield _usage_chunk()
+        yield b"data: [DONE]\n\n"
 
     async def _stream(self, script: Script, tokens: list[str]) -> AsyncIterator[bytes]:
         if script.first_delay:
@@ -177,6 +311,8 @@ class ScriptedServer:
             yield _chunk(token)
         self.stream_ends.append(time.time())
         yield _chunk(None, "stop")
+        if script.usage:
+            yield _usage_chunk()
         yield b"data: [DONE]\n\n"
 
 

@@ -34,8 +34,14 @@ def test_no_other_module_when_scanned_then_reads_os_environ() -> None:
 
 def test_settings_when_round_tripped_through_env_then_equal() -> None:
     settings = Settings(
-        stream_batching=False, batch_size=3, flush_interval=0.5, debug=True, model="m",
-        base_url="http://127.0.0.1:1/v1", api_key="k", system_prompt="be brief",
+        stream_batching=False,
+        batch_size=3,
+        flush_interval=0.5,
+        debug=True,
+        model="m",
+        base_url="http://127.0.0.1:1/v1",
+        api_key="k",
+        system_prompt="be brief",
     )
     assert load_settings(environ=settings.to_env(), dotenv_path=None) == settings
 

@@ -108,3 +108,29 @@ def test_embedded_model_when_no_backend_configured_then_answers(
         assert replies and replies[0], replies
     finally:
         chat.close()
+
+
+def test_calculator_prompt_when_answered_then_tool_step_shows_arguments_and_result(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    url = scripted_app()
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tool=calculator expr=2+3*4")
+        chat.wait_turns()
+        assert chat.wait_text("Result: 14").strip() == "Result: 14"
+        step = chat.page.locator('[data-step-type="tool"]')
+        step.get_by_text("Used calculator").click()
+        step.get_by_text("2+3*4").first.wait_for(timeout=10_000)
+        step.get_by_text("14", exact=True).first.wait_for(timeout=10_000)
+        # the tool step comes before the reply, and no tool-call JSON reaches the reply text
+        order = chat.page.evaluate(
+            "() => Array.from(document.querySelectorAll('[data-step-type]'))"
+            ".map(e => e.getAttribute('data-step-type'))"
+        )
+        assert order == ["user_message", "tool", "assistant_message"]
+        streamed = "".join(p["token"] for p in chat.payloads("stream_token"))
+        started = "".join(p["output"] for p in chat.payloads("stream_start"))
+        assert "expression" not in streamed + started + "".join(chat.replies())
+    finally:
+        chat.close()

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from smart_agent.agent.events import AgentEvent
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.tools import builtin_tools
 from smart_agent.config import Settings
-from smart_agent.llm.chat import stream_text
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.local_server import free_port
 from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
@@ -37,9 +39,8 @@ async def ask(
     reply = SmoothStreamWrapper(message, policy or BatchPolicy())
     try:
         model = await resolve_model(client, settings)
-        outcome = await deliver(
-            stream_text(client, settings, model, [{"role": "user", "content": prompt}]), reply
-        )
+        agent = Agent(client, model, settings, builtin_tools())
+        outcome = await deliver(agent.stream([{"role": "user", "content": prompt}]), lambda: reply)
     finally:
         await client.close()
     return outcome, message
@@ -140,10 +141,10 @@ async def test_stop_when_cancelled_mid_reply_then_prefix_kept_and_nothing_after(
     reply = SmoothStreamWrapper(message, BatchPolicy())
     arrived = asyncio.Event()
     closed = asyncio.Event()
-    prompt = [{"role": "user", "content": "#script tokens=2000 rate=200"}]
+    prompt: list[dict[str, object]] = [{"role": "user", "content": "#script tokens=2000 rate=200"}]
 
-    async def counted() -> AsyncIterator[str]:
-        deltas = stream_text(client, settings, MODEL_ID, prompt)
+    async def counted() -> AsyncIterator[AgentEvent]:
+        deltas = Agent(client, MODEL_ID, settings, builtin_tools()).stream(prompt)
         try:
             count = 0
             async for delta in deltas:
@@ -155,7 +156,7 @@ async def test_stop_when_cancelled_mid_reply_then_prefix_kept_and_nothing_after(
             await deltas.aclose()
             closed.set()
 
-    task = asyncio.create_task(deliver(counted(), reply))
+    task = asyncio.create_task(deliver(counted(), lambda: reply))
     try:
         await asyncio.wait_for(arrived.wait(), timeout=10)
         task.cancel()

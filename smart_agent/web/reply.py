@@ -1,13 +1,31 @@
-"""Deliver one streamed reply into a message: stream, finalise, and keep the partial text on failure."""
+"""Present one agent turn: text into the batched reply, tool calls as steps, errors kept apart."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from smart_agent.errors import ModelError
+from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.streaming import SmoothStreamWrapper
+
+
+class ToolStep(Protocol):
+    """A tool call shown in the UI."""
+
+    async def finish(self, output: str, is_error: bool) -> None:
+        """Show the call's result (or error) and mark it done."""
+        ...
+
+
+class ToolSteps(Protocol):
+    """Creates the UI element for a tool call."""
+
+    async def start(self, name: str, arguments: str) -> ToolStep:
+        """Show that a tool call started, with its arguments."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -15,32 +33,55 @@ class ReplyOutcome:
     """What a reply ended with."""
 
     text: str
-    error: ModelError | None = None
-    stopped: bool = False
+    error: str | None = None
 
 
-async def deliver(deltas: AsyncIterator[str], reply: SmoothStreamWrapper) -> ReplyOutcome:
-    """Stream `deltas` into `reply` and finalise it, on success, model error and stop alike."""
-    error: ModelError | None = None
+async def deliver(
+    events: AsyncIterator[AgentEvent],
+    new_reply: Callable[[], SmoothStreamWrapper],
+    steps: ToolSteps | None = None,
+) -> ReplyOutcome:
+    """Consume an agent turn; finalise the reply on success, failure and stop alike.
+
+    The reply message is created when its first text arrives, so it follows the tool steps
+    that came before it.
+    """
+    error: str | None = None
+    open_steps: dict[str, ToolStep] = {}
+    reply: SmoothStreamWrapper | None = None
     try:
-        async for delta in deltas:
-            await reply.stream_token(delta)
-    except ModelError as exc:
-        error = exc
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if reply is None:
+                    reply = new_reply()
+                await reply.stream_token(event.text)
+            elif isinstance(event, ToolCallStarted) and steps is not None:
+                open_steps[event.call_id] = await steps.start(event.name, event.arguments)
+            elif isinstance(event, ToolCallFinished) and event.call_id in open_steps:
+                await open_steps.pop(event.call_id).finish(event.result, event.is_error)
+            elif isinstance(event, ReplyFailed):
+                error = event.message
     except asyncio.CancelledError:
         # The stop button cancels this task: emit nothing more, then finalise what was produced.
-        reply.stop()
-        await _finalise(reply)
+        if reply is not None:
+            reply.stop()
+        await _finalise(reply, open_steps)
         raise
     finally:
-        aclose = getattr(deltas, "aclose", None)
+        aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
-    await _finalise(reply)
-    return ReplyOutcome(text=reply.content, error=error)
+    await _finalise(reply, open_steps)
+    return ReplyOutcome(text=reply.content if reply is not None else "", error=error)
 
 
-async def _finalise(reply: SmoothStreamWrapper) -> None:
+async def _finalise(reply: SmoothStreamWrapper | None, open_steps: dict[str, ToolStep]) -> None:
+    for step in open_steps.values():
+        with contextlib.suppress(Exception):  # a step we cannot close must not hide the reply
+            await step.finish("Stopped before the tool returned.", True)
+    open_steps.clear()
+    if reply is None:
+        return
     await reply.close()
     # A message that never received a token was never shown; an empty bubble helps nobody.
     if reply.content:

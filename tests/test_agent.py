@@ -1,0 +1,205 @@
+"""The agent loop over real HTTP/SSE: the sequence of events for tool calls in awkward shapes,
+failures and fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from smart_agent.agent.events import (
+    AgentEvent,
+    ReplyDone,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
+from smart_agent.config import Settings
+from smart_agent.llm.client import make_client
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    with serve() as scripted:
+        yield scripted
+
+
+async def run(
+    server: ScriptedServer, prompt: str, tools: ToolRegistry | None = None, **settings: Any
+) -> tuple[list[AgentEvent], list[dict[str, Any]]]:
+    config = Settings(api_key="k", base_url=server.url, model=MODEL_ID, **settings)
+    client = make_client(config)
+    history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    try:
+        agent = Agent(client, MODEL_ID, config, tools or builtin_tools())
+        events = [event async for event in agent.stream(history)]
+    finally:
+        await client.close()
+    return events, history
+
+
+def kinds(events: list[AgentEvent]) -> list[str]:
+    return [type(event).__name__ for event in events]
+
+
+def text(events: list[AgentEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_tool_call_when_arguments_split_across_chunks_then_one_call_then_text(
+    server: ScriptedServer,
+) -> None:
+    events, history = await run(server, "#script tool=calculator expr=2+3*4")
+    assert kinds(events) == ["ToolCallStarted", "ToolCallFinished", "TextDelta", "TextDelta", "ReplyDone"]
+    started, finished = events[0], events[1]
+    assert isinstance(started, ToolCallStarted) and isinstance(finished, ToolCallFinished)
+    assert (started.name, started.arguments) == ("calculator", '{"expression": "2+3*4"}')
+    assert (finished.result, finished.is_error) == ("14", False)
+    assert text(events) == "Result: 14"
+    assert events[-1] == ReplyDone("Result: 14", 1)
+    roles = [m["role"] for m in history]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert history[1]["tool_calls"][0]["function"]["arguments"] == '{"expression": "2+3*4"}'
+    assert history[2] == {"role": "tool", "tool_call_id": "call_0_x", "content": "14"}
+
+
+async def test_tool_call_when_arguments_null_then_empty_object(server: ScriptedServer) -> None:
+    events, history = await run(server, "#script tool=current_time shape=null")
+    finished = events[1]
+    assert isinstance(finished, ToolCallFinished)
+    assert not finished.is_error
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \S+ \(UTC[+-]\d{4}\)", finished.result)
+    assert history[1]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+async def test_two_parallel_calls_when_fragments_interleaved_then_told_apart_by_index(
+    server: ScriptedServer,
+) -> None:
+    events, history = await run(server, "#script tool=calculator parallel=1 expr=2+3 expr2=10/4 usage=1")
+    started = [e for e in events if isinstance(e, ToolCallStarted)]
+    finished = {e.call_id: e.result for e in events if isinstance(e, ToolCallFinished)}
+    assert [(s.call_id, s.arguments) for s in started] == [
+        ("call_0_x", '{"expression": "2+3"}'),
+        ("call_1_x", '{"expression": "10/4"}'),
+    ]
+    assert finished == {"call_0_x": "5", "call_1_x": "2.5"}
+    assert text(events) == "Result: 5 2.5"
+    assert [m.get("tool_call_id") for m in history if m["role"] == "tool"] == ["call_0_x", "call_1_x"]
+
+
+async def test_tool_calls_run_concurrently(server: ScriptedServer) -> None:
+    both_running = asyncio.Event()
+    running = 0
+
+    async def wait_for_other(arguments: dict[str, Any]) -> str:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_running.set()
+        await asyncio.wait_for(both_running.wait(), timeout=5)
+        return "ok"
+
+    tools = ToolRegistry([Tool("calculator", "d", {"type": "object"}, wait_for_other)])
+    events, _ = await run(server, "#script tool=calculator parallel=1", tools)
+    assert [e.result for e in events if isinstance(e, ToolCallFinished)] == ["ok", "ok"]
+
+
+async def test_whole_message_chunks_when_streamed_then_understood(server: ScriptedServer) -> None:
+    events, _ = await run(server, "#script tool=calculator shape=whole expr=7*6")
+    assert [e.result for e in events if isinstance(e, ToolCallFinished)] == ["42"]
+    assert text(events) == "Result: 42"
+
+
+@pytest.mark.parametrize(
+    ("script", "phrase"),
+    [
+        ("tool=calculator args_raw={bad", "invalid JSON arguments"),
+        ("tool=calculator expr=1/0", "division by zero"),
+        ("tool=calculator expr=__import__('os')", "not allowed"),
+        ("tool=no_such_tool", "no tool named 'no_such_tool'"),
+    ],
+)
+async def test_tool_fails_when_called_then_error_result_and_turn_goes_on(
+    server: ScriptedServer, script: str, phrase: str
+) -> None:
+    events, _ = await run(server, f"#script {script}")
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert len(finished) == 1 and finished[0].is_error
+    assert phrase in finished[0].result
+    assert isinstance(events[-1], ReplyDone)
+    assert phrase in text(events)  # the model saw the error
+
+
+async def test_tool_slower_than_limit_when_called_then_timeout_error(server: ScriptedServer) -> None:
+    async def slow(arguments: dict[str, Any]) -> str:
+        await asyncio.Event().wait()  # never returns
+        return "unreachable"
+
+    tools = ToolRegistry([Tool("calculator", "d", {"type": "object"}, slow)], time_limit=0.2)
+    events, _ = await run(server, "#script tool=calculator", tools)
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert finished[0].is_error and "timed out after 0.2 s" in finished[0].result
+    assert isinstance(events[-1], ReplyDone)
+
+
+async def test_model_keeps_calling_tools_when_limit_reached_then_clear_message(
+    server: ScriptedServer,
+) -> None:
+    events, history = await run(server, "#script tool=calculator rounds=50", max_tool_rounds=3)
+    assert sum(isinstance(e, ToolCallFinished) for e in events) == 3
+    assert isinstance(events[-1], ReplyFailed)
+    assert "SMART_AGENT_MAX_TOOL_ROUNDS" in events[-1].message
+    # every assistant tool call in the history has its tool result
+    calls = [c["id"] for m in history if m.get("tool_calls") for c in m["tool_calls"]]
+    answered = [m["tool_call_id"] for m in history if m["role"] == "tool"]
+    assert calls == answered
+
+
+async def test_stream_refused_with_400_when_asked_then_non_streaming_answer_in_pieces(
+    server: ScriptedServer,
+) -> None:
+    events, _ = await run(server, "#script no_stream=1 tokens=40")
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert text(events) == "".join(script_tokens(40))
+    assert len(deltas) > 5  # delivered in pieces, so the user sees it appear
+    assert isinstance(events[-1], ReplyDone)
+
+
+async def test_stream_refused_when_tools_requested_then_fallback_runs_tools_too(
+    server: ScriptedServer,
+) -> None:
+    events, _ = await run(server, "#script no_stream=1 tool=calculator expr=9-2")
+    assert [e.result for e in events if isinstance(e, ToolCallFinished)] == ["7"]
+    assert text(events) == "Result: 7"
+
+
+@pytest.mark.parametrize("script", ["cut=0", "error_at=0", "malformed_at=0"])
+async def test_stream_fails_before_any_token_then_retried_without_streaming(
+    server: ScriptedServer, script: str
+) -> None:
+    events, _ = await run(server, f"#script tokens=30 {script}")
+    assert text(events) == "".join(script_tokens(30))
+    assert isinstance(events[-1], ReplyDone)
+
+
+async def test_stream_fails_after_tokens_then_partial_kept_and_error_event(server: ScriptedServer) -> None:
+    events, history = await run(server, "#script tokens=30 error_at=12")
+    assert text(events) == "".join(script_tokens(12))
+    assert isinstance(events[-1], ReplyFailed)
+    assert "scripted mid-stream failure" in events[-1].message
+    assert history[-1] == {"role": "assistant", "content": "".join(script_tokens(12))}
+
+
+async def test_http_error_when_not_about_streaming_then_no_retry(server: ScriptedServer) -> None:
+    before = len(server.requests)
+    events, _ = await run(server, "#script status=500")
+    assert kinds(events) == ["ReplyFailed"]
+    assert "HTTP 500" in events[0].message  # type: ignore[union-attr]
+    assert len(server.requests) == before + 1
