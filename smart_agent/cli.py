@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from smart_agent import __version__
+from smart_agent.agent.mcp import McpError, load_mcp_config
 from smart_agent.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
@@ -42,7 +43,7 @@ def main(
     """smart-agent command line."""
 
 
-def _fail(exc: ConfigError) -> typer.Exit:
+def _fail(exc: Exception) -> typer.Exit:
     typer.echo(f"Error: {exc}", err=True)
     return typer.Exit(code=2)
 
@@ -92,6 +93,10 @@ def chainlit(
             help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1. [env OPENAI_BASE_URL]"
         ),
     ] = None,
+    mcp_config: Annotated[
+        str | None,
+        typer.Option(metavar="FILE", help='MCP servers: {"mcpServers": {...}}. [env SMART_AGENT_MCP_CONFIG]'),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to serve the chat UI on.")] = DEFAULT_HOST,
     port: Annotated[str, typer.Option(metavar="PORT", help="Port to serve the chat UI on.")] = str(
         DEFAULT_PORT
@@ -109,10 +114,13 @@ def chainlit(
                 "debug": True if debug else None,
                 "model": model,
                 "base_url": base_url,
+                "mcp_config": mcp_config,
             }
         )
         port_number = parse_port(port)
-    except ConfigError as exc:
+        if settings.mcp_config:
+            load_mcp_config(settings.mcp_config)
+    except (ConfigError, McpError) as exc:
         raise _fail(exc) from None
     from smart_agent.web.launch import launch
 

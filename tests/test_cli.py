@@ -183,3 +183,14 @@ def test_embedded_model_when_no_key_or_url_then_used() -> None:
     assert load_settings(environ={}, dotenv_path=None).uses_embedded_model
     assert not load_settings(environ={"OPENAI_API_KEY": "k"}, dotenv_path=None).uses_embedded_model
     assert not load_settings(environ={"OPENAI_BASE_URL": "http://x/v1"}, dotenv_path=None).uses_embedded_model
+
+
+def test_mcp_config_when_invalid_then_exit_2_naming_file(
+    launched: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text("{oops")
+    result = invoke("chainlit", "--mcp-config", str(path))
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr and str(path) in result.stderr
+    assert launched == []

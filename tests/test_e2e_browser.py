@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
 from tests.chat_page import ChatPage, words
-from tests.scripted_server import script_tokens
+from tests.harness import clean_env
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -132,5 +136,32 @@ def test_calculator_prompt_when_answered_then_tool_step_shows_arguments_and_resu
         streamed = "".join(p["token"] for p in chat.payloads("stream_token"))
         started = "".join(p["output"] for p in chat.payloads("stream_start"))
         assert "expression" not in streamed + started + "".join(chat.replies())
+    finally:
+        chat.close()
+
+
+def test_mcp_config_when_one_server_broken_then_message_and_other_server_tools_work(
+    browser: Browser, start_app: Callable[..., str], scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.json"
+    echo = str(Path(__file__).with_name("mcp_echo_server.py"))
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "echo": {"command": sys.executable, "args": [echo]},
+                    "broken": {"command": sys.executable, "args": ["-c", "raise SystemExit(3)"]},
+                }
+            }
+        )
+    )
+    env = clean_env(OPENAI_API_KEY="k", SMART_AGENT_MCP_CONFIG=str(config))
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.page.get_by_text("MCP server 'broken' failed to start").first.wait_for(timeout=30_000)
+        chat.send('#script tool=shout args_raw={"text":"loud"}')
+        chat.wait_turns()
+        assert chat.wait_text("Result: LOUD!").strip() == "Result: LOUD!"
     finally:
         chat.close()

@@ -7,9 +7,11 @@ import logging
 from typing import Any
 
 import chainlit as cl
+from mcp import ClientSession
 
 from smart_agent.agent.loop import Agent
-from smart_agent.agent.tools import builtin_tools
+from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config, session_tools
+from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import Settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
@@ -65,13 +67,52 @@ class _Steps:
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
-    """Give the session its own client, tools and an empty history."""
+    """Give the session its own client, tools (built-in and MCP) and an empty history."""
     history: list[dict[str, Any]] = []
     if SETTINGS.system_prompt:
         history.append({"role": "system", "content": SETTINGS.system_prompt})
     cl.user_session.set("history", history)
     cl.user_session.set("client", make_client(SETTINGS))
-    cl.user_session.set("tools", builtin_tools(SETTINGS.tool_timeout))
+    tools = builtin_tools(SETTINGS.tool_timeout)
+    cl.user_session.set("tools", tools)
+    connections = McpConnections()
+    cl.user_session.set("mcp", connections)
+    if SETTINGS.mcp_config:
+        for server in load_mcp_config(SETTINGS.mcp_config):
+            try:
+                for tool in await connections.connect(server):
+                    tools.add(tool)
+            except McpError as exc:
+                await cl.ErrorMessage(content=f"{exc}. The chat goes on without it.").send()
+
+
+@cl.on_chat_end
+async def on_chat_end() -> None:
+    """Stop the session's MCP servers."""
+    connections: McpConnections | None = cl.user_session.get("mcp")
+    if connections is not None:
+        await connections.aclose()
+
+
+@cl.on_mcp_connect
+async def on_mcp_connect(connection: Any, session: ClientSession) -> None:
+    """A server added from the browser: offer its tools to the model."""
+    tools: ToolRegistry = cl.user_session.get("tools")
+    added = await session_tools(session)
+    for tool in added:
+        tools.add(tool)
+    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools") or {}
+    mcp_tools[connection.name] = [tool.name for tool in added]
+    cl.user_session.set("mcp_tools", mcp_tools)
+
+
+@cl.on_mcp_disconnect
+async def on_mcp_disconnect(name: str, session: ClientSession) -> None:
+    """A server removed in the browser: withdraw its tools."""
+    tools: ToolRegistry = cl.user_session.get("tools")
+    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools") or {}
+    for tool_name in mcp_tools.pop(name, []):
+        tools.remove(tool_name)
 
 
 @cl.on_message

@@ -1,0 +1,111 @@
+"""MCP: the config file, a real stdio server written with the `mcp` package, and the agent
+calling its tool end to end over HTTP."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smart_agent.agent.events import TextDelta, ToolCallFinished
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.mcp import McpConnections, McpError, McpServer, load_mcp_config
+from smart_agent.agent.tools import ToolRegistry, builtin_tools
+from smart_agent.config import Settings
+from smart_agent.llm.client import make_client
+from tests.scripted_server import MODEL_ID, ScriptedServer, serve
+
+ECHO = McpServer(
+    name="echo", command=sys.executable, args=(str(Path(__file__).with_name("mcp_echo_server.py")),)
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    with serve() as scripted:
+        yield scripted
+
+
+def test_config_when_valid_then_servers(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "local": {"command": "python", "args": ["-m", "x"], "env": {"A": "1"}},
+                    "remote": {"url": "http://127.0.0.1:9/mcp"},
+                }
+            }
+        )
+    )
+    assert load_mcp_config(path) == [
+        McpServer("local", "python", ("-m", "x"), {"A": "1"}),
+        McpServer("remote", url="http://127.0.0.1:9/mcp"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"servers": {}}', '"mcpServers"'),
+        ('{"mcpServers": {"x": {"args": []}}}', "needs a 'command' or a 'url'"),
+    ],
+)
+def test_config_when_invalid_then_readable_error(tmp_path: Path, content: str, phrase: str) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(content)
+    with pytest.raises(McpError, match=phrase):
+        load_mcp_config(path)
+
+
+def test_config_when_missing_then_readable_error(tmp_path: Path) -> None:
+    with pytest.raises(McpError, match="cannot read MCP config"):
+        load_mcp_config(tmp_path / "absent.json")
+
+
+async def test_stdio_server_when_connected_then_tools_listed_and_callable() -> None:
+    connections = McpConnections()
+    try:
+        tools = await connections.connect(ECHO)
+        registry = ToolRegistry(tools)
+        assert sorted(registry.names) == ["refuse", "shout"]
+        shout = next(t for t in tools if t.name == "shout")
+        assert shout.parameters["properties"]["text"]["type"] == "string"
+        ok = await registry.call("shout", '{"text": "hi"}')
+        assert (ok.content, ok.is_error) == ("HI!", False)
+        failed = await registry.call("refuse", '{"reason": "because"}')
+        assert failed.is_error and "refused: because" in failed.content
+    finally:
+        await connections.aclose()
+
+
+async def test_server_when_command_fails_then_readable_error() -> None:
+    connections = McpConnections(connect_seconds=20)
+    broken = McpServer(name="broken", command=sys.executable, args=("-c", "raise SystemExit(3)"))
+    with pytest.raises(McpError, match="MCP server 'broken'"):
+        await connections.connect(broken)
+    await connections.aclose()
+
+
+async def test_agent_when_model_calls_mcp_tool_then_result_reaches_reply(server: ScriptedServer) -> None:
+    connections = McpConnections()
+    settings = Settings(api_key="k", base_url=server.url, model=MODEL_ID)
+    client = make_client(settings)
+    try:
+        tools = builtin_tools()
+        for tool in await connections.connect(ECHO):
+            tools.add(tool)
+        agent = Agent(client, MODEL_ID, settings, tools)
+        history = [{"role": "user", "content": '#script tool=shout args_raw={"text":"mcp"}'}]
+        events = [event async for event in agent.stream(history)]
+        assert [e.result for e in events if isinstance(e, ToolCallFinished)] == ["MCP!"]
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Result: MCP!"
+        offered = [t["function"]["name"] for t in server.requests[-1]["tools"]]
+        assert {"calculator", "current_time", "shout", "refuse"} <= set(offered)
+    finally:
+        await client.close()
+        await connections.aclose()
