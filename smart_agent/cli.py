@@ -14,6 +14,7 @@ from smart_agent.config import (
     DEFAULT_HOST,
     DEFAULT_MAX_EVENTS_PER_SECOND,
     DEFAULT_PORT,
+    DEFAULT_SEGMENT_CHARS,
     ConfigError,
     load_settings,
     parse_port,
@@ -82,6 +83,14 @@ def chainlit(
             "env SMART_AGENT_MAX_EVENTS_PER_SECOND]",
         ),
     ] = None,
+    segment_chars: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHARS",
+            help=f"Continue a long reply in a new message after about this many characters; 0 turns "
+            f"it off. [default: {DEFAULT_SEGMENT_CHARS}; env SMART_AGENT_SEGMENT_CHARS]",
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Log batching statistics per reply. [env SMART_AGENT_DEBUG]"),
@@ -111,6 +120,7 @@ def chainlit(
                 "batch_size": batch_size,
                 "flush_interval": flush_interval,
                 "max_events_per_second": max_events_per_second,
+                "segment_chars": segment_chars,
                 "debug": True if debug else None,
                 "model": model,
                 "base_url": base_url,

@@ -14,6 +14,7 @@ from dotenv import dotenv_values
 DEFAULT_BATCH_SIZE = 20
 DEFAULT_FLUSH_INTERVAL = 0.1
 DEFAULT_MAX_EVENTS_PER_SECOND = 20.0
+DEFAULT_SEGMENT_CHARS = 6000
 DEFAULT_STREAM_TIMEOUT = 60.0
 DEFAULT_MAX_TOOL_ROUNDS = 8
 DEFAULT_TOOL_TIMEOUT = 30.0
@@ -90,6 +91,7 @@ _FIELDS: dict[str, _Field] = {
         "--max-events-per-second",
         _parse_float(0.0, inclusive=False),
     ),
+    "segment_chars": _Field("SMART_AGENT_SEGMENT_CHARS", "--segment-chars", _parse_int(0)),
     "debug": _Field("SMART_AGENT_DEBUG", "--debug", _parse_bool),
     "stream_timeout": _Field(
         "SMART_AGENT_STREAM_TIMEOUT", "--stream-timeout", _parse_float(0.0, inclusive=False)
@@ -116,6 +118,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     max_events_per_second: float = DEFAULT_MAX_EVENTS_PER_SECOND
+    segment_chars: int = DEFAULT_SEGMENT_CHARS
     debug: bool = False
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT
     api_key: str | None = None

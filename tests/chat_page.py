@@ -36,7 +36,7 @@ class ChatPage:
     @classmethod
     def open(cls, browser: Browser, url: str, init_script: str | None = None) -> ChatPage:
         """Open a fresh browser context on the app and wait until the chat session is ready."""
-        context = browser.new_context()
+        context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
         if init_script:
             context.add_init_script(init_script)
         page = context.new_page()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -163,5 +164,36 @@ def test_mcp_config_when_one_server_broken_then_message_and_other_server_tools_w
         chat.send('#script tool=shout args_raw={"text":"loud"}')
         chat.wait_turns()
         assert chat.wait_text("Result: LOUD!").strip() == "Result: LOUD!"
+    finally:
+        chat.close()
+
+
+def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_gives_all(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    url = scripted_app("--segment-chars", "2000")
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tokens=3000 rate=3000 kind=markdown")
+        chat.wait_turns()
+        expected = "".join(script_tokens(3000, "markdown"))
+        finals = [p["output"] for p in chat.payloads("new_message") if p.get("type") == "assistant_message"]
+        assert len(finals) > 3
+        assert "".join(finals) == expected
+        # what the page shows, segment by segment, is the model's text
+        chat.wait_text(expected.split()[-1])
+        shown = chat.replies()
+        assert len(shown) == len(finals)
+        # every block's marker word is on the page once, in order: nothing lost or duplicated
+        assert re.findall(r"m\d{5}", " ".join(shown)) == re.findall(r"m\d{5}", expected)
+        # one avatar for the whole reply: later segments hide theirs
+        visible_avatars = chat.page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                    '[data-step-type="assistant_message"] .ai-message > span.inline-block'))
+                .filter(e => getComputedStyle(e).visibility !== 'hidden').length"""
+        )
+        assert visible_avatars == 1
+        chat.page.locator("#copy-whole-reply").click()
+        assert chat.page.evaluate("() => navigator.clipboard.readText()") == expected
     finally:
         chat.close()

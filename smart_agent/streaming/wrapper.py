@@ -106,14 +106,21 @@ class SmoothStreamWrapper:
         self._message.content = self.content
         self._batcher.discard_pending()
 
-    async def close(self) -> None:
+    async def close(self, log_stats: bool = True) -> None:
         """End the stream: flush what is left, stop the timer, log stats once if debugging."""
         try:
             await self._batcher.aclose()
         finally:
             if not self._finished:
                 object.__setattr__(self, "_finished", True)
-                log.debug("%s %s", self._label, self.stats.summary())
+                if log_stats:
+                    log.debug("%s %s", self._label, self.stats.summary())
+
+    async def finish(self) -> None:
+        """End the stream and finalise the message, unless it never received any text."""
+        await self.close()
+        if self.content:
+            await self.send()
 
     async def __aenter__(self) -> SmoothStreamWrapper:
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 import chainlit as cl
 from mcp import ClientSession
@@ -15,7 +15,7 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import Settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
-from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
+from smart_agent.streaming import BatchPolicy, SegmentedReply
 from smart_agent.web.reply import ToolStep, deliver
 
 SETTINGS: Settings = load_settings()
@@ -129,8 +129,21 @@ async def on_message(message: cl.Message) -> None:
     cl.user_session.set("model", model)
     agent = Agent(client, model, SETTINGS, cl.user_session.get("tools"))
     policy = _policy(SETTINGS)
-    outcome = await deliver(
-        agent.stream(history), lambda: SmoothStreamWrapper(cl.Message(content=""), policy), _Steps()
-    )
+    replies: list[SegmentedReply] = []
+
+    def new_reply() -> SegmentedReply:
+        replies.append(SegmentedReply(lambda: cl.Message(content=""), policy, SETTINGS.segment_chars))
+        return replies[-1]
+
+    outcome = await deliver(agent.stream(history), new_reply, _Steps())
+    if replies and len(replies[0].segments) > 1:
+        await _offer_copy(replies[0])
     if outcome.error is not None:
         await cl.ErrorMessage(content=outcome.error).send()
+
+
+async def _offer_copy(reply: SegmentedReply) -> None:
+    """A reply split into segments gets one button that copies all of its markdown."""
+    last = cast(cl.Message, reply.segments[-1].wrapped)
+    element = cl.CustomElement(name="CopyReply", props={"text": reply.content}, display="inline")
+    await element.send(for_id=last.id)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
-from smart_agent.streaming import SmoothStreamWrapper
 
 
 class ToolStep(Protocol):
@@ -28,6 +27,27 @@ class ToolSteps(Protocol):
         ...
 
 
+class Reply(Protocol):
+    """Where the reply's text streams: SmoothStreamWrapper or SegmentedReply."""
+
+    @property
+    def content(self) -> str:
+        """The text so far."""
+        ...
+
+    async def stream_token(self, token: str) -> None:
+        """Add text."""
+        ...
+
+    def stop(self) -> None:
+        """Emit nothing more until finish()."""
+        ...
+
+    async def finish(self) -> None:
+        """Flush and finalise."""
+        ...
+
+
 @dataclass(frozen=True)
 class ReplyOutcome:
     """What a reply ended with."""
@@ -38,7 +58,7 @@ class ReplyOutcome:
 
 async def deliver(
     events: AsyncIterator[AgentEvent],
-    new_reply: Callable[[], SmoothStreamWrapper],
+    new_reply: Callable[[], Reply],
     steps: ToolSteps | None = None,
 ) -> ReplyOutcome:
     """Consume an agent turn; finalise the reply on success, failure and stop alike.
@@ -48,7 +68,7 @@ async def deliver(
     """
     error: str | None = None
     open_steps: dict[str, ToolStep] = {}
-    reply: SmoothStreamWrapper | None = None
+    reply: Reply | None = None
     try:
         async for event in events:
             if isinstance(event, TextDelta):
@@ -75,14 +95,10 @@ async def deliver(
     return ReplyOutcome(text=reply.content if reply is not None else "", error=error)
 
 
-async def _finalise(reply: SmoothStreamWrapper | None, open_steps: dict[str, ToolStep]) -> None:
+async def _finalise(reply: Reply | None, open_steps: dict[str, ToolStep]) -> None:
     for step in open_steps.values():
         with contextlib.suppress(Exception):  # a step we cannot close must not hide the reply
             await step.finish("Stopped before the tool returned.", True)
     open_steps.clear()
-    if reply is None:
-        return
-    await reply.close()
-    # A message that never received a token was never shown; an empty bubble helps nobody.
-    if reply.content:
-        await reply.send()
+    if reply is not None:
+        await reply.finish()

@@ -1,0 +1,100 @@
+"""A reply streamed as successive messages of about `segment_chars` characters, each batched.
+
+Chainlit re-renders a message's whole markdown on every update, so one growing message costs
+more per event the longer it gets; finished segments cost nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from smart_agent.streaming.batcher import BatchPolicy, BatchStats
+from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.segments import CutFinder
+from smart_agent.streaming.wrapper import SmoothStreamWrapper, StreamTarget
+
+log = logging.getLogger("smart_agent.streaming")
+
+
+class SegmentedReply:
+    """Streams one reply into as many messages as its length needs; `content` is the whole."""
+
+    def __init__(
+        self,
+        new_message: Callable[[], StreamTarget],
+        policy: BatchPolicy | None = None,
+        segment_chars: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._new_message = new_message
+        self._policy = policy
+        self._clock = clock
+        self._finder = CutFinder(segment_chars)
+        self.segments: list[SmoothStreamWrapper] = []
+        self._open = False
+        self.tokens_in = 0
+
+    @property
+    def content(self) -> str:
+        """The reply's text so far, across all segments."""
+        return "".join(segment.content for segment in self.segments)
+
+    @property
+    def stats(self) -> BatchStats:
+        """Counters summed over the segments."""
+        total = BatchStats(tokens_in=self.tokens_in)
+        for segment in self.segments:
+            s = segment.stats
+            total.events_out += s.events_out
+            total.bytes_out += s.bytes_out
+            total.emit_errors += s.emit_errors
+            total.max_delay = max(total.max_delay, s.max_delay)
+            if s.started_at is not None and (total.started_at is None or s.started_at < total.started_at):
+                total.started_at = s.started_at
+            if s.finished_at is not None and (total.finished_at is None or s.finished_at > total.finished_at):
+                total.finished_at = s.finished_at
+        return total
+
+    async def stream_token(self, token: str) -> None:
+        """Add text; when the current segment may end, finish it and go on in a new message."""
+        if not token:
+            return
+        self.tokens_in += 1
+        base = len(self._finder.text)
+        cut = self._finder.add(token)
+        while cut is not None:
+            split = max(cut, base) - base
+            if token[:split]:
+                await self._current().stream_token(token[:split])
+            await self._finish_current()
+            token = token[split:]
+            cut = self._finder.restart(base + split)
+            base = 0
+        if token:
+            await self._current().stream_token(token)
+
+    def stop(self) -> None:
+        """Stop at once: nothing more is emitted until `finish` finalises what was produced."""
+        if self._open:
+            self.segments[-1].stop()
+
+    async def finish(self) -> None:
+        """Flush and finalise the last segment; log the reply's stats once when debugging."""
+        await self._finish_current()
+        log.debug("reply segments=%d %s", len(self.segments), self.stats.summary())
+
+    def _current(self) -> SmoothStreamWrapper:
+        if not self._open:
+            self.segments.append(SmoothStreamWrapper(self._new_message(), self._policy, self._clock))
+            self._open = True
+        return self.segments[-1]
+
+    async def _finish_current(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        segment = self.segments[-1]
+        await segment.close(log_stats=False)
+        if segment.content:
+            await segment.send()

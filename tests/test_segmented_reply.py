@@ -1,0 +1,67 @@
+"""SegmentedReply: a long reply becomes several finalised messages whose texts join exactly."""
+
+from __future__ import annotations
+
+from smart_agent.streaming import BatchPolicy, SegmentedReply
+from tests.fakes import FakeClock, RecordingMessage
+from tests.scripted_server import script_tokens
+
+
+def make(segment_chars: int) -> tuple[SegmentedReply, list[RecordingMessage], FakeClock]:
+    messages: list[RecordingMessage] = []
+    clock = FakeClock()
+
+    def new_message() -> RecordingMessage:
+        messages.append(RecordingMessage(clock=clock))
+        return messages[-1]
+
+    return SegmentedReply(new_message, BatchPolicy(), segment_chars, clock), messages, clock
+
+
+async def test_long_markdown_reply_when_streamed_then_segments_join_exactly_and_all_final() -> None:
+    tokens = script_tokens(20_000, "markdown")
+    reply, messages, clock = make(6000)
+    for i, token in enumerate(tokens):
+        await reply.stream_token(token)
+        if i % 50 == 0:
+            await clock.advance(0.1)
+    await reply.finish()
+    expected = "".join(tokens)
+    assert len(messages) > 5
+    assert "".join(m.browser_text() for m in messages) == expected == reply.content
+    for message in messages:
+        assert message.events[-1][0] == "send"  # every segment finalised: no blinking cursor
+        assert len(message.content) < 6000 + 200
+    assert reply.stats.tokens_in >= len(tokens)
+
+
+async def test_segmenting_off_when_long_then_one_message() -> None:
+    tokens = script_tokens(3000, "markdown")
+    reply, messages, _ = make(0)
+    for token in tokens:
+        await reply.stream_token(token)
+    await reply.finish()
+    assert len(messages) == 1
+    assert messages[0].browser_text() == "".join(tokens)
+
+
+async def test_stop_when_in_second_segment_then_prefix_kept_and_nothing_more_emitted() -> None:
+    tokens = script_tokens(4000, "markdown")
+    reply, messages, clock = make(2000)
+    for token in tokens[:1500]:
+        await reply.stream_token(token)
+    reply.stop()
+    before = [len(m.events) for m in messages]
+    await clock.advance(1.0)
+    assert [len(m.events) for m in messages] == before
+    await reply.finish()
+    shown = "".join(m.browser_text() for m in messages)
+    assert shown == "".join(tokens[:1500]) == reply.content
+    assert all(m.events[-1][0] == "send" for m in messages)
+
+
+async def test_empty_reply_when_finished_then_no_message() -> None:
+    reply, messages, _ = make(100)
+    await reply.finish()
+    assert messages == []
+    assert reply.content == ""
