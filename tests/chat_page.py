@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from playwright.sync_api import Browser, Page, Route, WebSocket
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPLY = '[data-step-type="assistant_message"] .message-content'
 _EVENT = re.compile(r'^42(?:/[^,]*,)?\["([^"]+)"')
@@ -87,7 +88,11 @@ class ChatPage:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.sockets:
                 raise TimeoutError(f"{self.count(event)} of {count} {event} frames after {timeout} s")
-            self.sockets[-1].wait_for_event("framereceived", timeout=remaining * 1000)
+            # Wait on the newest socket in slices: after a reconnect the old one never fires again.
+            try:
+                self.sockets[-1].wait_for_event("framereceived", timeout=min(remaining, 1.0) * 1000)
+            except PlaywrightTimeoutError:
+                continue
 
     def wait_turns(self, turns: int = 1, timeout: float = 60.0) -> None:
         """Wait until the app has finished handling `turns` prompts."""

@@ -26,8 +26,10 @@ class SegmentedReply:
         policy: BatchPolicy | None = None,
         segment_chars: int = 0,
         clock: Clock | None = None,
+        on_segment: Callable[[SmoothStreamWrapper], None] | None = None,
     ) -> None:
         self._new_message = new_message
+        self._on_segment = on_segment
         self._policy = policy
         self._clock = clock
         self._finder = CutFinder(segment_chars)
@@ -88,6 +90,8 @@ class SegmentedReply:
         if not self._open:
             self.segments.append(SmoothStreamWrapper(self._new_message(), self._policy, self._clock))
             self._open = True
+            if self._on_segment is not None:
+                self._on_segment(self.segments[-1])
         return self.segments[-1]
 
     async def _finish_current(self) -> None:

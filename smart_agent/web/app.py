@@ -16,12 +16,17 @@ from smart_agent.config import Settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.streaming import BatchPolicy, SegmentedReply
+from smart_agent.web import resync
 from smart_agent.web.reply import ToolStep, deliver
+from smart_agent.web.resync import Turn, start_turn
 
 SETTINGS: Settings = load_settings()
 if SETTINGS.debug:
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("smart_agent").setLevel(logging.DEBUG)
+
+
+resync.install()
 
 
 def _policy(settings: Settings) -> BatchPolicy:
@@ -54,6 +59,9 @@ class _Step:
 class _Steps:
     """Each tool call becomes a Chainlit step of type tool."""
 
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+
     async def start(self, name: str, arguments: str) -> ToolStep:
         # A manual step does not pick up the on_message run as its parent (only `async with`
         # does); without it the step would float below the whole run, after the reply.
@@ -61,6 +69,7 @@ class _Steps:
         step = cl.Step(name=name, type="tool", show_input="json", parent_id=run.id if run else None)
         step.input = _pretty(arguments)
         step.start = cl.utils.utc_now()
+        self._turn.add(step)
         await step.send()
         return _Step(step)
 
@@ -130,16 +139,25 @@ async def on_message(message: cl.Message) -> None:
     agent = Agent(client, model, SETTINGS, cl.user_session.get("tools"))
     policy = _policy(SETTINGS)
     replies: list[SegmentedReply] = []
+    turn = start_turn()
 
     def new_reply() -> SegmentedReply:
-        replies.append(SegmentedReply(lambda: cl.Message(content=""), policy, SETTINGS.segment_chars))
-        return replies[-1]
+        reply = SegmentedReply(
+            lambda: cl.Message(content=""), policy, SETTINGS.segment_chars, on_segment=turn.add
+        )
+        replies.append(reply)
+        return reply
 
-    outcome = await deliver(agent.stream(history), new_reply, _Steps())
-    if replies and len(replies[0].segments) > 1:
-        await _offer_copy(replies[0])
-    if outcome.error is not None:
-        await cl.ErrorMessage(content=outcome.error).send()
+    try:
+        outcome = await deliver(agent.stream(history), new_reply, _Steps(turn))
+        if replies and len(replies[0].segments) > 1:
+            await _offer_copy(replies[0])
+        if outcome.error is not None:
+            error = cl.ErrorMessage(content=outcome.error)
+            turn.add(error)
+            await error.send()
+    finally:
+        turn.running = False
 
 
 async def _offer_copy(reply: SegmentedReply) -> None:
