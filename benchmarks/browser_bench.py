@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -47,14 +48,16 @@ PAGE_PROBE = """
   function tick(t) {
     b.raf += 1;
     if (b.needle !== null && b.done === null) {
+      // the reply may span several messages (segments): watch the newest one's markdown part
       const els = document.querySelectorAll(sel);
-      const el = els[0];
+      const el = els.length ? els[els.length - 1].firstElementChild : null;
       if (el) {
         const text = el.textContent;
         const now = performance.timeOrigin + t;
+        const size = els.length * 1e9 + text.length;
         if (b.first === null && text.length > 0) { b.first = now; b.rafFirst = b.raf; }
-        if (text.length !== b.lastLen) { b.lastLen = text.length; b.lastChange = now; }
-        if (text.endsWith(b.needle)) { b.done = now; b.rafLast = b.raf; }
+        if (size !== b.lastLen) { b.lastLen = size; b.lastChange = now; }
+        if (text.trimEnd().endsWith(b.needle)) { b.done = now; b.rafLast = b.raf; }
       }
     }
     requestAnimationFrame(tick);
@@ -86,6 +89,11 @@ class Result:
     wall_s: float
 
 
+def markers(text: str) -> list[str]:
+    """The block markers of a scripted markdown reply, in order."""
+    return re.findall(r"m\d{5}", text)
+
+
 def _tree_cpu(processes: list[psutil.Process]) -> float:
     total = 0.0
     for proc in processes:
@@ -107,7 +115,7 @@ def run_one(
     """Stream one reply of `tokens` tokens at `rate` tok/s and measure it."""
     env = clean_env(OPENAI_API_KEY="bench")
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
-    expected = "".join(script_tokens(tokens))
+    expected = "".join(script_tokens(tokens, "markdown"))
     with running_app(*flags, env=env, log_dir=log_dir) as (url, app):
         app_proc = psutil.Process(app.pid)
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE)
@@ -118,7 +126,7 @@ def run_one(
             cpu0 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
             ends_before = len(server.stream_ends)
             submitted = time.time()
-            chat.send(f"#script tokens={tokens} rate={rate:g}")
+            chat.send(f"#script tokens={tokens} rate={rate:g} kind=markdown")
             duration = tokens / rate
             deadline = time.monotonic() + duration + 60
             stalled_for = 0.0
@@ -136,7 +144,7 @@ def run_one(
             wall = time.time() - submitted
             cpu1 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
             state = chat.page.evaluate("() => window.__bench")
-            shown = chat.reply_text(0)
+            shown = " ".join(chat.replies())
             server_end = server.stream_ends[-1] if len(server.stream_ends) > ends_before else None
             first, done = state["first"], state["done"]
             fps = loaf = None
@@ -145,16 +153,14 @@ def run_one(
                 span = (window_end - first) / 1000
                 fps = ((state["rafLast"] or state["raf"]) - state["rafFirst"]) / span
                 origin = chat.page.evaluate("performance.timeOrigin")
-                busy = sum(
-                    d for start, d in state["loaf"] if first <= origin + start <= window_end
-                )
+                busy = sum(d for start, d in state["loaf"] if first <= origin + start <= window_end)
                 loaf = busy / span
             return Result(
                 variant=variant,
                 tokens=tokens,
                 rate=rate,
                 completed=done is not None,
-                exact=words(shown) == words(expected),
+                exact=markers(shown) == markers(expected) and words(shown)[-1:] == ["END."],
                 frames=chat.count("stream_token"),
                 frame_bytes=sum(len(raw) for _, name, raw in chat.frames if name == "stream_token"),
                 ttft_ms=None if first is None else first - submitted * 1000,
@@ -162,7 +168,7 @@ def run_one(
                 fps=fps,
                 loaf_ms_per_s=loaf,
                 long_tasks=state["longtasks"],
-                shown_fraction=len(words(shown)) / max(1, len(words(expected))),
+                shown_fraction=len(markers(shown)) / max(1, len(markers(expected))),
                 browser_cpu_s=cpu1[0] - cpu0[0],
                 app_cpu_s=cpu1[1] - cpu0[1],
                 wall_s=wall,

@@ -91,6 +91,14 @@ def chainlit(
             f"it off. [default: {DEFAULT_SEGMENT_CHARS}; env SMART_AGENT_SEGMENT_CHARS]",
         ),
     ] = None,
+    adaptive_batching: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive-batching",
+            help="Let the flush interval grow with the message's length (max 0.5 s). "
+            "[env SMART_AGENT_ADAPTIVE_BATCHING]",
+        ),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Log batching statistics per reply. [env SMART_AGENT_DEBUG]"),
@@ -121,6 +129,7 @@ def chainlit(
                 "flush_interval": flush_interval,
                 "max_events_per_second": max_events_per_second,
                 "segment_chars": segment_chars,
+                "adaptive_batching": True if adaptive_batching else None,
                 "debug": True if debug else None,
                 "model": model,
                 "base_url": base_url,

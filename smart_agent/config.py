@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,8 @@ _FIELDS: dict[str, _Field] = {
         _parse_float(0.0, inclusive=False),
     ),
     "segment_chars": _Field("SMART_AGENT_SEGMENT_CHARS", "--segment-chars", _parse_int(0)),
+    "adaptive_batching": _Field("SMART_AGENT_ADAPTIVE_BATCHING", "--adaptive-batching", _parse_bool),
+    "show_stats": _Field("SMART_AGENT_SHOW_STATS", "--show-stats", _parse_bool),
     "debug": _Field("SMART_AGENT_DEBUG", "--debug", _parse_bool),
     "stream_timeout": _Field(
         "SMART_AGENT_STREAM_TIMEOUT", "--stream-timeout", _parse_float(0.0, inclusive=False)
@@ -119,6 +121,8 @@ class Settings:
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     max_events_per_second: float = DEFAULT_MAX_EVENTS_PER_SECOND
     segment_chars: int = DEFAULT_SEGMENT_CHARS
+    adaptive_batching: bool = False
+    show_stats: bool = True
     debug: bool = False
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT
     api_key: str | None = None
@@ -183,6 +187,34 @@ def load_settings(
             origin = "" if source == "flag" else f" (from the {source})"
             raise ConfigError(f"invalid value {raw!r} for {where}{origin}: {exc}") from None
     return Settings(**values)
+
+
+# What the per-session settings panel may change, with the label it shows.
+SESSION_SETTINGS: dict[str, str] = {
+    "stream_batching": "Batching",
+    "batch_size": "Batch size",
+    "flush_interval": "Flush interval (s)",
+    "adaptive_batching": "Adaptive batching",
+    "segment_chars": "Segment size (characters, 0 = off)",
+}
+
+
+def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Settings:
+    """`base` with the panel's values applied; a bad value raises ConfigError naming its label."""
+    changes: dict[str, Any] = {}
+    for name, label in SESSION_SETTINGS.items():
+        if name not in values or values[name] is None:
+            continue
+        raw = values[name]
+        if isinstance(raw, bool):
+            raw = "1" if raw else "0"
+        elif isinstance(raw, float) and raw.is_integer() and name in {"batch_size", "segment_chars"}:
+            raw = str(int(raw))
+        try:
+            changes[name] = _FIELDS[name].parse(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{label}: {raw!r} is not allowed, it {exc}") from None
+    return replace(base, **changes)
 
 
 def parse_port(text: str) -> int:

@@ -13,6 +13,12 @@ from playwright.sync_api import Browser, Page, Route, WebSocket
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPLY = '[data-step-type="assistant_message"] .message-content'
+# A reply's own text, without the stats/copy footer that smart-agent attaches to it.
+REPLY_TEXT_JS = """(el) => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll('.smart-agent-footer').forEach((n) => n.remove());
+    return copy.textContent;
+}"""
 _EVENT = re.compile(r'^42(?:/[^,]*,)?\["([^"]+)"')
 
 
@@ -102,24 +108,39 @@ class ChatPage:
         """Wait (checked once per animation frame in the page) until a reply contains `needle`;
         return that reply's text."""
         handle = self.page.wait_for_function(
-            """([selector, needle]) => {
-                for (const el of document.querySelectorAll(selector)) {
-                    if (el.textContent.includes(needle)) return el.textContent;
-                }
+            f"""([selector, needle]) => {{
+                const text = {REPLY_TEXT_JS};
+                for (const el of document.querySelectorAll(selector)) {{
+                    const t = text(el);
+                    if (t.includes(needle)) return t;
+                }}
                 return false;
-            }""",
+            }}""",
             arg=[REPLY, needle],
             timeout=timeout * 1000,
         )
         return str(handle.json_value())
 
+    def change_settings(self, **values: str | bool) -> None:
+        """Open the chat settings panel, set values (text for inputs, bool for switches), confirm."""
+        page = self.page
+        page.locator("#chat-settings-open-modal").click()
+        for name, value in values.items():
+            control = page.locator(f"#{name}")
+            if isinstance(value, bool):
+                if (control.get_attribute("aria-checked") == "true") != value:
+                    control.click()
+            else:
+                control.fill(value)
+        page.locator("#confirm").click()
+
     def reply_text(self, index: int = 0) -> str:
         """The text content of reply `index` (0 is the first assistant message)."""
-        return str(self.page.locator(REPLY).nth(index).text_content() or "")
+        return str(self.page.locator(REPLY).nth(index).evaluate(REPLY_TEXT_JS) or "")
 
     def replies(self) -> list[str]:
         """Text of every assistant message on the page."""
-        return [str(t) for t in self.page.locator(REPLY).all_text_contents()]
+        return [str(t) for t in self.page.locator(REPLY).evaluate_all(f"els => els.map({REPLY_TEXT_JS})")]
 
     def close(self) -> None:
         self.page.context.close()

@@ -86,7 +86,10 @@ def script_tokens(count: int, kind: str = "words") -> list[str]:
         tokens.extend(re.findall(r"\s*\S+|\s+", block))
         tokens.append(f" m{i:05d}")
         i += 1
-    return tokens[:count]
+    tokens = tokens[:count]
+    if tokens:
+        tokens[-1] = " END."  # a unique last word, to see when the whole reply is on the page
+    return tokens
 
 
 def _tool_calls(script: Script) -> list[dict[str, Any]]:

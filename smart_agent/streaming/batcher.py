@@ -20,12 +20,19 @@ class BatchPolicy:
     `flush_interval` seconds old, but never sooner than `1 / max_events_per_second` after the
     previous flush, so the browser's event rate stays bounded however fast the model is.
     The first token of a reply is always sent at once.
+
+    With `adaptive`, both the interval and the spacing grow with the text already sent, as
+    `sent_chars / adaptive_chars_per_second`, capped at `adaptive_max_delay`: the browser
+    re-renders the whole message on every event, so this keeps its work per second bounded.
     """
 
     enabled: bool = True
     batch_size: int = 20
     flush_interval: float = 0.1
     max_events_per_second: float = 20.0
+    adaptive: bool = False
+    adaptive_chars_per_second: float = 60_000.0
+    adaptive_max_delay: float = 0.5
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -39,6 +46,13 @@ class BatchPolicy:
     def min_spacing(self) -> float:
         """Shortest time between two flushes, in seconds."""
         return 1.0 / self.max_events_per_second
+
+    def delays(self, sent_chars: int) -> tuple[float, float]:
+        """(flush interval, minimum spacing) for a message that already shows `sent_chars`."""
+        if not self.adaptive:
+            return self.flush_interval, self.min_spacing
+        grown = min(sent_chars / self.adaptive_chars_per_second, self.adaptive_max_delay)
+        return max(self.flush_interval, grown), max(self.min_spacing, grown)
 
 
 @dataclass
@@ -91,6 +105,7 @@ class TokenBatcher:
         self._last_flush: float | None = None
         self._error: BaseException | None = None
         self._closed = False
+        self._sent_chars = 0
         self.stats = BatchStats()
 
     @property
@@ -155,6 +170,7 @@ class TokenBatcher:
                 self._restore(text, buf)
                 raise
             self._error = None  # the text behind an earlier failure is delivered now
+            self._sent_chars = len(text) if buf.replace else self._sent_chars + len(text)
             stats = self.stats
             stats.events_out += 1
             stats.bytes_out += len(text.encode())
@@ -198,10 +214,11 @@ class TokenBatcher:
         buf = self._buf
         assert buf.oldest is not None
         now = self._clock.now()
-        trigger = now if buf.count >= self.policy.batch_size else buf.oldest + self.policy.flush_interval
+        interval, spacing = self.policy.delays(self._sent_chars)
+        trigger = now if buf.count >= self.policy.batch_size else buf.oldest + interval
         if self._last_flush is None:
             return trigger
-        return max(trigger, self._last_flush + self.policy.min_spacing)
+        return max(trigger, self._last_flush + spacing)
 
     def _schedule(self) -> None:
         due = self._due()

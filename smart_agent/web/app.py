@@ -7,19 +7,22 @@ import logging
 from typing import Any, cast
 
 import chainlit as cl
+from chainlit.input_widget import NumberInput, Switch
 from mcp import ClientSession
 
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config, session_tools
 from smart_agent.agent.tools import ToolRegistry, builtin_tools
-from smart_agent.config import Settings, load_settings
+from smart_agent.config import SESSION_SETTINGS, ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.streaming import BatchPolicy, SegmentedReply
+from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.web import resync
 from smart_agent.web.reply import ToolStep, deliver
 from smart_agent.web.resync import Turn, start_turn
 
+log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
 if SETTINGS.debug:
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
@@ -35,7 +38,60 @@ def _policy(settings: Settings) -> BatchPolicy:
         batch_size=settings.batch_size,
         flush_interval=settings.flush_interval,
         max_events_per_second=settings.max_events_per_second,
+        adaptive=settings.adaptive_batching,
     )
+
+
+def _settings_panel(settings: Settings) -> cl.ChatSettings:
+    labels = SESSION_SETTINGS
+    return cl.ChatSettings(
+        [
+            Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
+            NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
+            NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
+            Switch(
+                id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
+            ),
+            NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+        ]
+    )
+
+
+class _Footer:
+    """One small element under the reply's latest segment: progress, then summary and copy."""
+
+    def __init__(self, replies: list[SegmentedReply], show_stats: bool) -> None:
+        self._replies = replies
+        self._show_stats = show_stats
+        self._element: cl.CustomElement | None = None
+        self._for_id: str | None = None
+        self._props: dict[str, Any] = {}
+
+    async def progress(self, progress: ReplyProgress) -> None:
+        """Show live progress or the summary."""
+        if self._show_stats:
+            self._props.update(text=progress.text(), done=progress.done or progress.stopped)
+            await self._show()
+
+    async def offer_copy(self) -> None:
+        """A reply streamed as several messages gets a button that copies all of it."""
+        if self._replies and len(self._replies[0].segments) > 1:
+            self._props["copyText"] = self._replies[0].content
+            await self._show()
+
+    async def _show(self) -> None:
+        if not self._replies or not self._replies[0].segments:
+            return
+        target = cast(cl.Message, self._replies[0].segments[-1].wrapped).id
+        if self._element is not None and self._for_id == target:
+            self._element.props = dict(self._props)
+            await self._element.update()
+            return
+        if self._element is not None:  # the reply moved on to a new segment: follow it
+            await self._element.remove()
+        self._element = cl.CustomElement(name="ReplyFooter", props=dict(self._props), display="inline")
+        self._for_id = target
+        await self._element.send(for_id=target)
 
 
 def _pretty(arguments: str) -> str:
@@ -81,6 +137,8 @@ async def on_chat_start() -> None:
     if SETTINGS.system_prompt:
         history.append({"role": "system", "content": SETTINGS.system_prompt})
     cl.user_session.set("history", history)
+    cl.user_session.set("settings", SETTINGS)
+    await _settings_panel(SETTINGS).send()
     cl.user_session.set("client", make_client(SETTINGS))
     tools = builtin_tools(SETTINGS.tool_timeout)
     cl.user_session.set("tools", tools)
@@ -93,6 +151,18 @@ async def on_chat_start() -> None:
                     tools.add(tool)
             except McpError as exc:
                 await cl.ErrorMessage(content=f"{exc}. The chat goes on without it.").send()
+
+
+@cl.on_settings_update
+async def on_settings_update(values: dict[str, Any]) -> None:
+    """Validate the panel; good values apply to this session's next reply, bad ones are refused."""
+    current: Settings = cl.user_session.get("settings")
+    try:
+        cl.user_session.set("settings", apply_session_settings(current, values))
+        await cl.context.emitter.send_toast("Settings saved: they apply to your next reply.", "success")
+    except ConfigError as exc:
+        await cl.ErrorMessage(content=f"Setting refused. {exc}. The previous value stays.").send()
+        await _settings_panel(current).send()
 
 
 @cl.on_chat_end
@@ -136,32 +206,35 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(exc)).send()
         return
     cl.user_session.set("model", model)
-    agent = Agent(client, model, SETTINGS, cl.user_session.get("tools"))
-    policy = _policy(SETTINGS)
+    settings: Settings = cl.user_session.get("settings")
+    agent = Agent(client, model, settings, cl.user_session.get("tools"))
+    policy = _policy(settings)
     replies: list[SegmentedReply] = []
     turn = start_turn()
 
     def new_reply() -> SegmentedReply:
         reply = SegmentedReply(
-            lambda: cl.Message(content=""), policy, SETTINGS.segment_chars, on_segment=turn.add
+            lambda: cl.Message(content=""), policy, settings.segment_chars, on_segment=turn.add
         )
         replies.append(reply)
         return reply
 
+    footer = _Footer(replies, settings.show_stats)
+    meter = ReplyMeter()
     try:
-        outcome = await deliver(agent.stream(history), new_reply, _Steps(turn))
-        if replies and len(replies[0].segments) > 1:
-            await _offer_copy(replies[0])
+        outcome = await deliver(
+            agent.stream(history),
+            new_reply,
+            _Steps(turn),
+            meter=meter,
+            on_progress=footer.progress,
+        )
+        if settings.debug and replies:
+            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
+        await footer.offer_copy()
         if outcome.error is not None:
             error = cl.ErrorMessage(content=outcome.error)
             turn.add(error)
             await error.send()
     finally:
         turn.running = False
-
-
-async def _offer_copy(reply: SegmentedReply) -> None:
-    """A reply split into segments gets one button that copies all of its markdown."""
-    last = cast(cl.Message, reply.segments[-1].wrapped)
-    element = cl.CustomElement(name="CopyReply", props={"text": reply.content}, display="inline")
-    await element.send(for_id=last.id)

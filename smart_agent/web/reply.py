@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
+from smart_agent.streaming.batcher import BatchStats
+from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 
 
 class ToolStep(Protocol):
@@ -35,6 +37,11 @@ class Reply(Protocol):
         """The text so far."""
         ...
 
+    @property
+    def stats(self) -> BatchStats:
+        """UI events and bytes sent so far."""
+        ...
+
     async def stream_token(self, token: str) -> None:
         """Add text."""
         ...
@@ -56,25 +63,37 @@ class ReplyOutcome:
     error: str | None = None
 
 
+ProgressSink = Callable[[ReplyProgress], Awaitable[None]]
+
+
 async def deliver(
     events: AsyncIterator[AgentEvent],
     new_reply: Callable[[], Reply],
     steps: ToolSteps | None = None,
+    meter: ReplyMeter | None = None,
+    on_progress: ProgressSink | None = None,
 ) -> ReplyOutcome:
     """Consume an agent turn; finalise the reply on success, failure and stop alike.
 
     The reply message is created when its first text arrives, so it follows the tool steps
-    that came before it.
+    that came before it. With a meter, `on_progress` gets a few snapshots a second and a summary.
     """
     error: str | None = None
     open_steps: dict[str, ToolStep] = {}
     reply: Reply | None = None
+
+    async def report(**state: bool) -> None:
+        if meter is not None and on_progress is not None and reply is not None:
+            await on_progress(meter.snapshot(reply.stats.events_out, **state))
+
     try:
         async for event in events:
             if isinstance(event, TextDelta):
                 if reply is None:
                     reply = new_reply()
                 await reply.stream_token(event.text)
+                if meter is not None and meter.on_token():
+                    await report()
             elif isinstance(event, ToolCallStarted) and steps is not None:
                 open_steps[event.call_id] = await steps.start(event.name, event.arguments)
             elif isinstance(event, ToolCallFinished) and event.call_id in open_steps:
@@ -86,12 +105,14 @@ async def deliver(
         if reply is not None:
             reply.stop()
         await _finalise(reply, open_steps)
+        await report(stopped=True)
         raise
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
     await _finalise(reply, open_steps)
+    await report(done=True)
     return ReplyOutcome(text=reply.content if reply is not None else "", error=error)
 
 

@@ -1,0 +1,83 @@
+"""Per-session settings in a real browser, the live stats line, and the stop button's latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.chat_page import ChatPage, words
+from tests.scripted_server import script_tokens
+
+pytestmark = pytest.mark.e2e
+
+
+def test_settings_changed_in_one_session_when_both_chat_then_other_session_unaffected(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    url = scripted_app()
+    first, second = ChatPage.open(browser, url), ChatPage.open(browser, url)
+    try:
+        first.change_settings(stream_batching=False)
+        first.page.get_by_text("Settings saved").first.wait_for(timeout=10_000)
+        for chat in (first, second):
+            chat.send("#script tokens=200 rate=1000")
+        for chat in (first, second):
+            chat.wait_turns()
+            assert words(chat.wait_text("w00199")) == words("".join(script_tokens(200)))
+        assert first.count("stream_token") == 199  # batching off: one event per token
+        assert second.count("stream_token") < 40  # defaults kept
+        # an out-of-range value is refused, visibly, and the previous settings stay in force
+        first.change_settings(batch_size="0")
+        first.page.get_by_text("Batch size: '0' is not allowed").first.wait_for(timeout=10_000)
+        before = first.count("stream_token")
+        first.send("#script tokens=100 rate=1000")
+        first.wait_turns(2)
+        first.wait_text("w00099")
+        assert first.count("stream_token") - before == 99
+    finally:
+        first.close()
+        second.close()
+
+
+def test_stats_line_when_reply_streams_then_live_then_summary(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    chat = ChatPage.open(browser, scripted_app())
+    try:
+        chat.send("#script tokens=1000 rate=500")
+        chat.page.get_by_text("Streaming ·").first.wait_for(timeout=10_000)
+        chat.wait_turns()
+        summary = chat.page.locator('#reply-stats[data-done="yes"]')
+        summary.wait_for(timeout=10_000)
+        text = summary.text_content() or ""
+        assert "1,000 tokens" in text and "first token" in text and "saved by batching" in text
+        # updates are bounded: a few per second, not one per token
+        assert chat.count("update_element") <= 2 * 4 + 4
+    finally:
+        chat.close()
+
+
+def test_stop_button_when_clicked_then_tokens_end_within_100_ms_and_marker_shown(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    chat = ChatPage.open(browser, scripted_app())
+    try:
+        chat.send("#script tokens=5000 rate=500")
+        chat.wait_text("w00300")
+        clicked = time.monotonic()
+        chat.page.locator("#stop-button").click()
+        chat.page.get_by_text("Task manually stopped.").first.wait_for(timeout=10_000)
+        chat.page.locator('#reply-stats[data-done="yes"]').get_by_text("Stopped").wait_for(timeout=10_000)
+        chat.page.wait_for_timeout(500)  # any straggling token event would arrive in this window
+        last_token = max(t for t, name, _ in chat.frames if name == "stream_token")
+        latency_ms = (last_token - clicked) * 1000
+        print(f"stop latency: last token event {latency_ms:.0f} ms after the click")
+        assert latency_ms <= 100
+        full = "".join(script_tokens(5000))
+        shown = chat.replies()[0]
+        assert full.startswith(" " + shown.strip()) or words(full)[: len(words(shown))] == words(shown)
+    finally:
+        chat.close()
