@@ -18,6 +18,7 @@ DEFAULT_SEGMENT_CHARS = 6000
 DEFAULT_STREAM_TIMEOUT = 60.0
 DEFAULT_MAX_TOOL_ROUNDS = 8
 DEFAULT_TOOL_TIMEOUT = 30.0
+DEFAULT_MAX_INPUT_CHARS = 100_000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -105,6 +106,7 @@ _FIELDS: dict[str, _Field] = {
     "max_tool_rounds": _Field("SMART_AGENT_MAX_TOOL_ROUNDS", "--max-tool-rounds", _parse_int(1, 100)),
     "tool_timeout": _Field("SMART_AGENT_TOOL_TIMEOUT", "--tool-timeout", _parse_float(0.0, inclusive=False)),
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
+    "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
 }
 
 
@@ -132,6 +134,7 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     mcp_config: str | None = None
+    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
 
     @property
     def uses_embedded_model(self) -> bool:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from smart_agent.streaming import BatchPolicy, SegmentedReply
-from tests.fakes import FakeClock, RecordingMessage
+from tests.fakes import FakeClock, RecordingMessage, settle
 from tests.scripted_server import script_tokens
 
 
@@ -65,3 +69,29 @@ async def test_empty_reply_when_finished_then_no_message() -> None:
     await reply.finish()
     assert messages == []
     assert reply.content == ""
+
+
+async def test_stop_when_it_interrupts_a_segment_finalising_then_finish_finalises_it_again() -> None:
+    gate = asyncio.Event()
+    messages: list[RecordingMessage] = []
+
+    class SlowSend(RecordingMessage):
+        async def send(self) -> RecordingMessage:
+            await gate.wait()  # the stop lands while the final message is being sent
+            return await super().send()
+
+    def new_message() -> RecordingMessage:
+        messages.append(SlowSend())
+        return messages[-1]
+
+    reply = SegmentedReply(new_message, BatchPolicy(), 10, FakeClock())
+    task = asyncio.create_task(reply.stream_token("0123456789ab\n\ncd"))
+    await settle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    reply.stop()
+    gate.set()
+    await reply.finish()
+    assert messages[0].events[-1] == ("send", "0123456789ab\n\n", True)
+    assert reply.content == "0123456789ab\n\n"

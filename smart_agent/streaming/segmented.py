@@ -34,7 +34,7 @@ class SegmentedReply:
         self._clock = clock
         self._finder = CutFinder(segment_chars)
         self.segments: list[SmoothStreamWrapper] = []
-        self._open = False
+        self._unfinished: SmoothStreamWrapper | None = None  # the segment not yet finalised
         self.tokens_in = 0
 
     @property
@@ -78,8 +78,8 @@ class SegmentedReply:
 
     def stop(self) -> None:
         """Stop at once: nothing more is emitted until `finish` finalises what was produced."""
-        if self._open:
-            self.segments[-1].stop()
+        if self._unfinished is not None:
+            self._unfinished.stop()
 
     async def finish(self) -> None:
         """Flush and finalise the last segment; log the reply's stats once when debugging."""
@@ -87,18 +87,20 @@ class SegmentedReply:
         log.debug("reply segments=%d %s", len(self.segments), self.stats.summary())
 
     def _current(self) -> SmoothStreamWrapper:
-        if not self._open:
-            self.segments.append(SmoothStreamWrapper(self._new_message(), self._policy, self._clock))
-            self._open = True
+        if self._unfinished is None:
+            self._unfinished = SmoothStreamWrapper(self._new_message(), self._policy, self._clock)
+            self.segments.append(self._unfinished)
             if self._on_segment is not None:
-                self._on_segment(self.segments[-1])
-        return self.segments[-1]
+                self._on_segment(self._unfinished)
+        return self._unfinished
 
     async def _finish_current(self) -> None:
-        if not self._open:
+        # The segment counts as finished only once its final message went out: a stop that
+        # interrupts this leaves it unfinished, so finish() finalises it again.
+        segment = self._unfinished
+        if segment is None:
             return
-        self._open = False
-        segment = self.segments[-1]
         await segment.close(log_stats=False)
         if segment.content:
             await segment.send()
+        self._unfinished = None

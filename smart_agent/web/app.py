@@ -82,6 +82,12 @@ class _Footer:
     async def _show(self) -> None:
         if not self._replies or not self._replies[0].segments:
             return
+        try:
+            await self._send()
+        except Exception as exc:  # the footer is decoration: it must never cost the reply
+            log.warning("could not show the reply footer: %s", exc)
+
+    async def _send(self) -> None:
         target = cast(cl.Message, self._replies[0].segments[-1].wrapped).id
         if self._element is not None and self._for_id == target:
             self._element.props = dict(self._props)
@@ -199,6 +205,13 @@ async def on_message(message: cl.Message) -> None:
     """Answer the user's message; text streams through the batching wrapper."""
     history: list[dict[str, Any]] = cl.user_session.get("history")
     client = cl.user_session.get("client")
+    settings: Settings = cl.user_session.get("settings")
+    if len(message.content) > settings.max_input_chars:
+        await cl.ErrorMessage(
+            content=f"Your message has {len(message.content):,} characters; the limit is "
+            f"{settings.max_input_chars:,} (SMART_AGENT_MAX_INPUT_CHARS). It was not sent to the model."
+        ).send()
+        return
     history.append({"role": "user", "content": message.content})
     try:
         model = cl.user_session.get("model") or await resolve_model(client, SETTINGS)
@@ -206,7 +219,6 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(exc)).send()
         return
     cl.user_session.set("model", model)
-    settings: Settings = cl.user_session.get("settings")
     agent = Agent(client, model, settings, cl.user_session.get("tools"))
     policy = _policy(settings)
     replies: list[SegmentedReply] = []

@@ -1,0 +1,112 @@
+"""A chat session without a browser: a real Socket.IO client of the Chainlit server, speaking
+the same events as Chainlit's web page."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import socketio
+
+STOPPED_MARKER = "Task manually stopped."
+
+
+@dataclass
+class ChatClient:
+    """One session: connect, ask, stop; it rebuilds each assistant message from the events."""
+
+    url: str
+    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
+    messages: dict[str, str] = field(default_factory=dict)  # assistant message id -> text
+    order: list[str] = field(default_factory=list)
+    task_ends: int = 0
+    stream_tokens: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def connect(self, seconds: float = 30) -> None:
+        """Open the session and wait until on_chat_start has finished."""
+        sio = self.sio
+
+        @sio.on("stream_start")  # type: ignore[untyped-decorator]
+        async def stream_start(data: dict[str, Any]) -> None:
+            self._set(data)
+
+        @sio.on("new_message")  # type: ignore[untyped-decorator]
+        async def new_message(data: dict[str, Any]) -> None:
+            self._set(data)
+
+        @sio.on("update_message")  # type: ignore[untyped-decorator]
+        async def update_message(data: dict[str, Any]) -> None:
+            if data.get("id") in self.messages:
+                self._set(data)
+
+        @sio.on("stream_token")  # type: ignore[untyped-decorator]
+        async def stream_token(data: dict[str, Any]) -> None:
+            self.stream_tokens += 1
+            previous = self.messages.get(data["id"], "")
+            self.messages[data["id"]] = data["token"] if data.get("isSequence") else previous + data["token"]
+            self._changed.set()
+
+        @sio.on("task_end")  # type: ignore[untyped-decorator]
+        async def task_end(data: dict[str, Any]) -> None:
+            self.task_ends += 1
+            self._changed.set()
+
+        await sio.connect(
+            self.url,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            auth={"sessionId": str(uuid.uuid4()), "clientType": "webapp", "userEnv": "{}"},
+            wait_timeout=seconds,
+        )
+        await sio.emit("connection_successful")
+        await self.wait_task_ends(2, seconds)  # the handshake's and on_chat_start's
+
+    def _set(self, data: dict[str, Any]) -> None:
+        if data.get("type") != "assistant_message":
+            return
+        if data["id"] not in self.messages:
+            self.order.append(data["id"])
+        self.messages[data["id"]] = data.get("output") or ""
+        self._changed.set()
+
+    async def wait_task_ends(self, count: int, seconds: float = 60) -> None:
+        """Wait until `count` task_end events have arrived."""
+        async with asyncio.timeout(seconds):
+            while self.task_ends < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_text(self, predicate: Any, seconds: float = 60) -> None:
+        """Wait until `predicate(self.reply())` holds."""
+        async with asyncio.timeout(seconds):
+            while not predicate(self.reply()):
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def send(self, text: str) -> None:
+        """Submit a user message, as the composer does."""
+        message = {
+            "id": str(uuid.uuid4()),
+            "threadId": "",
+            "name": "User",
+            "type": "user_message",
+            "output": text,
+            "createdAt": datetime.now(UTC).isoformat(),
+        }
+        await self.sio.emit("client_message", {"message": message, "fileReferences": None})
+
+    async def stop(self) -> None:
+        """Press the stop button."""
+        await self.sio.emit("stop")
+
+    def reply(self) -> str:
+        """The assistant's text so far (all segments), without Chainlit's stop marker."""
+        return "".join(self.messages[i] for i in self.order if self.messages[i] != STOPPED_MARKER)
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await self.sio.disconnect()
