@@ -26,10 +26,16 @@ from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 
 VARIANTS: dict[str, list[str]] = {
-    "native": ["--no-stream-batching"],
-    # the seed's policy: flush every 20 tokens or 100 ms, no cap on the event rate
-    "plain": ["--batch-size", "20", "--flush-interval", "0.1", "--max-events-per-second", "1000000"],
-    "batched": [],  # the product's defaults
+    # native Chainlit: one event per token, one growing message
+    "native": ["--no-stream-batching", "--segment-chars", "0"],
+    # the seed's plain policy: flush every 20 tokens or 100 ms, no cap on the event rate
+    "plain": ["--max-events-per-second", "1000000", "--segment-chars", "0"],
+    # batching with the event-rate cap (20 events/s), one growing message
+    "capped": ["--segment-chars", "0"],
+    # capped + adaptive interval, one growing message
+    "adaptive": ["--adaptive-batching", "--segment-chars", "0"],
+    # the product's defaults: capped batching + segmented streaming
+    "default": [],
 }
 
 # Records animation frames, Long Animation Frames and when the reply's text first shows, last
@@ -206,8 +212,12 @@ def markdown_table(results: list[Result]) -> str:
 def main() -> None:
     """Run the scenarios by variants and write JSON and markdown into --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="5000@200", help="comma-separated TOKENS@RATE")
-    parser.add_argument("--variants", default="batched,plain,native")
+    parser.add_argument(
+        "--scenarios",
+        default="500@100,5000@200,5000@2000,20000@500,50000@1000",
+        help="comma-separated TOKENS@RATE",
+    )
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     out = Path(args.out)
@@ -227,7 +237,40 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results)
     (out / "results.md").write_text(table)
+    chart(results, out / "results.png")
     print(table)
+
+
+def chart(results: list[Result], path: Path) -> None:
+    """Frames per second and tail lag per scenario and variant, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(f"{r.tokens} @ {r.rate:g}/s" for r in results))
+    variants = list(dict.fromkeys(r.variant for r in results))
+    figure, (fps_axis, lag_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
+    width = 0.8 / len(variants)
+    for n, variant in enumerate(variants):
+        rows = {f"{r.tokens} @ {r.rate:g}/s": r for r in results if r.variant == variant}
+        xs = [i + n * width for i in range(len(scenarios))]
+        fps_axis.bar(xs, [(rows[s].fps or 0) if s in rows else 0 for s in scenarios], width, label=variant)
+        lag_axis.bar(
+            xs,
+            [max(1.0, rows[s].tail_lag_ms or 120_000.0) if s in rows else 0 for s in scenarios],
+            width,
+            label=variant,
+        )
+    for axis in (fps_axis, lag_axis):
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(scenarios))], scenarios, fontsize=8)
+    fps_axis.set_ylabel("frames per second while streaming (higher is better)")
+    lag_axis.set_ylabel("ms from last server token to full text (log; never = 120 s)")
+    lag_axis.set_yscale("log")
+    fps_axis.legend(fontsize=8)
+    figure.suptitle("smart-agent in headless Chromium (2 cores)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

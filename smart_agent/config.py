@@ -106,6 +106,7 @@ _FIELDS: dict[str, _Field] = {
     "max_tool_rounds": _Field("SMART_AGENT_MAX_TOOL_ROUNDS", "--max-tool-rounds", _parse_int(1, 100)),
     "tool_timeout": _Field("SMART_AGENT_TOOL_TIMEOUT", "--tool-timeout", _parse_float(0.0, inclusive=False)),
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
+    "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
     "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
 }
 
@@ -135,6 +136,7 @@ class Settings:
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     mcp_config: str | None = None
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
+    lag_probe: str | None = None
 
     @property
     def uses_embedded_model(self) -> bool:

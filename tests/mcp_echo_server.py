@@ -18,4 +18,11 @@ def refuse(reason: str = "no") -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    import sys
+
+    if len(sys.argv) > 1:  # a port: serve streamable HTTP on 127.0.0.1 instead of stdio
+        server.settings.host = "127.0.0.1"
+        server.settings.port = int(sys.argv[1])
+        server.run(transport="streamable-http")
+    else:
+        server.run()

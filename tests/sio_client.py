@@ -19,6 +19,7 @@ class ChatClient:
     """One session: connect, ask, stop; it rebuilds each assistant message from the events."""
 
     url: str
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
     messages: dict[str, str] = field(default_factory=dict)  # assistant message id -> text
     order: list[str] = field(default_factory=list)
@@ -59,7 +60,7 @@ class ChatClient:
             self.url,
             socketio_path="/ws/socket.io",
             transports=["websocket"],
-            auth={"sessionId": str(uuid.uuid4()), "clientType": "webapp", "userEnv": "{}"},
+            auth={"sessionId": self.session_id, "clientType": "webapp", "userEnv": "{}"},
             wait_timeout=seconds,
         )
         await sio.emit("connection_successful")

@@ -3,11 +3,14 @@ calling its tool end to end over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from smart_agent.agent.events import TextDelta, ToolCallFinished
@@ -17,6 +20,7 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
+from tests.sio_client import ChatClient
 
 ECHO = McpServer(
     name="echo", command=sys.executable, args=(str(Path(__file__).with_name("mcp_echo_server.py")),)
@@ -109,3 +113,38 @@ async def test_agent_when_model_calls_mcp_tool_then_result_reaches_reply(server:
     finally:
         await client.close()
         await connections.aclose()
+
+
+async def test_chainlit_mcp_connect_when_user_adds_http_server_then_its_tools_answer(
+    scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    port = 8931  # the loopback port .chainlit/config.toml allows users to add MCP servers on
+    echo = subprocess.Popen(  # noqa: ASYNC220 - a server process started once, not awaited
+        [sys.executable, str(Path(__file__).with_name("mcp_echo_server.py")), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = scripted_app()
+    client = ChatClient(url)
+    try:
+        await client.connect()
+        payload = {
+            "sessionId": client.session_id,
+            "name": "echo",
+            "clientType": "streamable-http",
+            "url": f"http://127.0.0.1:{port}/mcp",
+        }
+        async with httpx2.AsyncClient(timeout=30) as http:
+            for _ in range(100):  # the MCP server has no readiness signal but answering
+                response = await http.post(f"{url}/mcp", json=payload)
+                if response.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+        assert response.status_code == 200, response.text
+        await client.send('#script tool=shout args_raw={"text":"browser"}')
+        await client.wait_task_ends(3)
+        assert client.reply() == "Result: BROWSER!"
+    finally:
+        await client.close()
+        echo.terminate()
+        echo.wait(timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any, cast
 
 import chainlit as cl
@@ -18,7 +19,7 @@ from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.streaming import BatchPolicy, SegmentedReply
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
-from smart_agent.web import resync
+from smart_agent.web import lag_probe, resync
 from smart_agent.web.reply import ToolStep, deliver
 from smart_agent.web.resync import Turn, start_turn
 
@@ -139,6 +140,8 @@ class _Steps:
 @cl.on_chat_start
 async def on_chat_start() -> None:
     """Give the session its own client, tools (built-in and MCP) and an empty history."""
+    if SETTINGS.lag_probe:
+        lag_probe.start(Path(SETTINGS.lag_probe))
     history: list[dict[str, Any]] = []
     if SETTINGS.system_prompt:
         history.append({"role": "system", "content": SETTINGS.system_prompt})

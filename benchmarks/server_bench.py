@@ -1,0 +1,156 @@
+"""Server-side costs: the wrapper's CPU per token, many concurrent sessions, memory per reply.
+
+python -m benchmarks.server_bench [--sessions 100] [--out bench-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
+from tests.sio_client import ChatClient
+
+
+class _NullMessage:
+    """A message whose emit costs nothing, to isolate the wrapper's own cost."""
+
+    def __init__(self) -> None:
+        self.content = ""
+
+    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
+        self.content = token if is_sequence else self.content + token
+
+    async def send(self) -> None:
+        return None
+
+    async def update(self) -> None:
+        return None
+
+    async def remove(self) -> None:
+        return None
+
+
+async def wrapper_cost(tokens: int = 200_000) -> dict[str, float]:
+    """CPU microseconds per token: direct stream_token against the batching wrapper."""
+    pieces = [f" w{i}" for i in range(tokens)]
+    direct = _NullMessage()
+    start = time.process_time()
+    for piece in pieces:
+        await direct.stream_token(piece)
+    direct_us = (time.process_time() - start) / tokens * 1e6
+    wrapped = SmoothStreamWrapper(_NullMessage(), BatchPolicy())
+    start = time.process_time()
+    for piece in pieces:
+        await wrapped.stream_token(piece)
+    await wrapped.close()
+    wrapper_us = (time.process_time() - start) / tokens * 1e6
+    return {"direct_us_per_token": direct_us, "wrapper_us_per_token": wrapper_us}
+
+
+async def sessions(url: str, count: int, tokens: int, rate: float) -> dict[str, Any]:
+    """`count` Socket.IO sessions each receiving a `tokens`-token reply at `rate` tok/s."""
+    expected = "".join(script_tokens(tokens))
+    clients = [ChatClient(url) for _ in range(count)]
+    try:
+        await asyncio.gather(*(c.connect(seconds=120) for c in clients))
+        start = time.monotonic()
+        await asyncio.gather(*(c.send(f"#script tokens={tokens} rate={rate:g}") for c in clients))
+        await asyncio.gather(*(c.wait_task_ends(3, seconds=tokens / rate + 120) for c in clients))
+        wall = time.monotonic() - start
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    exact = sum(c.reply() == expected for c in clients)
+    return {
+        "sessions": count,
+        "exact": exact,
+        "wall_s": wall,
+        "events": sum(c.stream_tokens for c in clients),
+    }
+
+
+async def one_reply(url: str, tokens: int) -> None:
+    """One session, one reply of `tokens` tokens, as fast as the server sends."""
+    client = ChatClient(url)
+    try:
+        await client.connect()
+        await client.send(f"#script tokens={tokens}")
+        await client.wait_task_ends(3, seconds=120)
+    finally:
+        await client.close()
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def run(server: ScriptedServer, count: int, log_dir: Path) -> dict[str, Any]:
+    """All server-side figures."""
+    results: dict[str, Any] = {"wrapper": asyncio.run(wrapper_cost())}
+    lag_file = log_dir / "lag.txt"
+    env = clean_env(OPENAI_API_KEY="bench", SMART_AGENT_LAG_PROBE=str(lag_file))
+    with running_app("--base-url", server.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, app):
+        process = psutil.Process(app.pid)
+        asyncio.run(one_reply(url, 200))  # warm up imports and caches
+        rss_before = process.memory_info().rss
+        asyncio.run(one_reply(url, 10_000))
+        results["memory"] = {
+            "rss_growth_mb_10k_token_reply": (process.memory_info().rss - rss_before) / 2**20
+        }
+        lag_file.write_text("")
+        cpu_before = process.cpu_times()
+        results["sessions"] = asyncio.run(sessions(url, count, 1000, 50))
+        cpu_after = process.cpu_times()
+        lags = [float(line) for line in lag_file.read_text().split()]
+        results["sessions"] |= {
+            "app_cpu_s": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+            "loop_lag_p50_ms": _percentile(lags, 50),
+            "loop_lag_p99_ms": _percentile(lags, 99),
+            "loop_lag_max_ms": max(lags, default=float("nan")),
+        }
+    return results
+
+
+def main() -> None:
+    """Run and print the server-side benchmark; write JSON and markdown into --out."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with serve() as server, tempfile.TemporaryDirectory() as logs:
+        results = run(server, args.sessions, Path(logs))
+    (out / "server.json").write_text(json.dumps(results, indent=2))
+    w, s, m = results["wrapper"], results["sessions"], results["memory"]
+    table = (
+        "| measure | value |\n|---|---|\n"
+        f"| CPU per token, direct `stream_token` (no emit) | {w['direct_us_per_token']:.2f} µs |\n"
+        f"| CPU per token, through SmoothStreamWrapper | {w['wrapper_us_per_token']:.2f} µs |\n"
+        f"| {s['sessions']} sessions, 1,000 tokens @ 50 tok/s each: exact replies "
+        f"| {s['exact']} / {s['sessions']} |\n"
+        f"| … wall time | {s['wall_s']:.1f} s |\n"
+        f"| … stream_token events received (all sessions) | {s['events']:,} |\n"
+        f"| … app CPU | {s['app_cpu_s']:.1f} s |\n"
+        f"| … event-loop lag p50 / p99 / max | {s['loop_lag_p50_ms']:.1f} / {s['loop_lag_p99_ms']:.1f} / "
+        f"{s['loop_lag_max_ms']:.1f} ms |\n"
+        f"| RSS growth for one 10,000-token reply | {m['rss_growth_mb_10k_token_reply']:.1f} MiB |\n"
+    )
+    (out / "server.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
