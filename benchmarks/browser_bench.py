@@ -36,7 +36,10 @@ VARIANTS: dict[str, list[str]] = {
     "adaptive": ["--adaptive-batching", "--segment-chars", "0"],
     # the product's defaults: capped batching + segmented streaming
     "default": [],
+    # the default without the live stats line
+    "nostats": [],
 }
+EXTRA_ENV: dict[str, dict[str, str]] = {"nostats": {"SMART_AGENT_SHOW_STATS": "0"}}
 
 # Records animation frames, Long Animation Frames and when the reply's text first shows, last
 # changes and is complete; checked once per frame inside the page.
@@ -56,7 +59,9 @@ PAGE_PROBE = """
     if (b.needle !== null && b.done === null) {
       // the reply may span several messages (segments): watch the newest one's markdown part
       const els = document.querySelectorAll(sel);
-      const el = els.length ? els[els.length - 1].firstElementChild : null;
+      let el = els.length ? els[els.length - 1].firstElementChild : null;
+      // smart-agent's live stats line is a message of its own, above the reply: not reply text
+      if (el && /^(Streaming ·|Waiting for the model)/.test(el.textContent)) el = null;
       if (el) {
         const text = el.textContent;
         const now = performance.timeOrigin + t;
@@ -119,7 +124,7 @@ def run_one(
     browser: Browser, server: ScriptedServer, variant: str, tokens: int, rate: float, log_dir: Path
 ) -> Result:
     """Stream one reply of `tokens` tokens at `rate` tok/s and measure it."""
-    env = clean_env(OPENAI_API_KEY="bench")
+    env = clean_env(OPENAI_API_KEY="bench", **EXTRA_ENV.get(variant, {}))
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
     expected = "".join(script_tokens(tokens, "markdown"))
     with running_app(*flags, env=env, log_dir=log_dir) as (url, app):

@@ -67,11 +67,21 @@ class Script:
         return replace(script, **changes)
 
 
+_PROSE = (
+    "Streaming a long answer is mostly prose: sentences that explain an idea, give an example, "
+    "and move on to the next point, with the occasional **bold phrase** for emphasis and an "
+    "`inline_code()` reference to a function or a file name, so the renderer sees a realistic mix "
+    "of plain words and light formatting in every paragraph it parses."
+)
+# A reply of about 220 tokens per cycle: prose paragraphs, a list and one fenced code block.
 _MD_BLOCKS = [
-    " Here is **bold text** and `inline code` in a sentence.",
-    "\n\n- first item with *emphasis*\n- second item\n\n",
-    "\n\n```python\ndef f(x):\n    return x * 2\n```\n\n",
-    " Plain prose continues with several words to read.",
+    " " + _PROSE,
+    "\n\n" + _PROSE,
+    "\n\n- a first point with *emphasis*\n- a second point with `code`\n- a third point\n\n",
+    _PROSE,
+    "\n\n```python\ndef handler(event):\n    total = 0\n    for item in event.items:\n"
+    "        total += item.value\n    return total\n```\n\n",
+    _PROSE,
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 
 STOPPED_MARKER = "Task manually stopped."
+STATS_AUTHOR = "stats"  # the live progress line is a message of its own
 
 
 @dataclass
@@ -67,7 +68,7 @@ class ChatClient:
         await self.wait_task_ends(2, seconds)  # the handshake's and on_chat_start's
 
     def _set(self, data: dict[str, Any]) -> None:
-        if data.get("type") != "assistant_message":
+        if data.get("type") != "assistant_message" or data.get("name") == STATS_AUTHOR:
             return
         if data["id"] not in self.messages:
             self.order.append(data["id"])

@@ -84,7 +84,11 @@ def test_stop_button_when_clicked_mid_reply_then_stream_ends_and_prefix_stays(
         chat.page.locator("#stop-button").click()
         chat.wait_turns()
         chat.page.get_by_text("Task manually stopped.").first.wait_for(timeout=10_000)
-        finals = [p for p in chat.payloads("new_message") if p.get("type") == "assistant_message"]
+        finals = [
+            p
+            for p in chat.payloads("new_message")
+            if p.get("type") == "assistant_message" and p.get("name") != "stats"
+        ]
         reply_id = finals[-1]["id"]
         final_text = finals[-1]["output"]
         # the final message carries exactly what the page shows, a prefix of the model's text
@@ -177,7 +181,11 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
         chat.send("#script tokens=3000 rate=3000 kind=markdown")
         chat.wait_turns()
         expected = "".join(script_tokens(3000, "markdown"))
-        finals = [p["output"] for p in chat.payloads("new_message") if p.get("type") == "assistant_message"]
+        finals = [
+            p["output"]
+            for p in chat.payloads("new_message")
+            if p.get("type") == "assistant_message" and p.get("name") != "stats"
+        ]
         assert len(finals) > 3
         assert "".join(finals) == expected
         # what the page shows, segment by segment, is the model's text

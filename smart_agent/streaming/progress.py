@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
-REPORT_EVERY = 0.25  # seconds: the display must not become a per-token event stream
+REPORT_EVERY = 0.5  # seconds: the display must not become a per-token event stream
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,19 @@ TURN_KEY = "smart_agent_turn"
 class Turn:
     """Every UI element of the latest turn, in the order it was created."""
 
-    elements: list[Any] = field(default_factory=list)  # cl.Step, cl.Message or SmoothStreamWrapper
+    elements: list[Any] = field(default_factory=list)  # cl.Step, cl.Message, cl.Element or a segment
+    removed: list[Any] = field(default_factory=list)  # messages taken off the page
     running: bool = True
 
     def add(self, element: Any) -> None:
         """Record an element (a segment is recorded when it opens)."""
         self.elements.append(element)
+
+    def remove(self, element: Any) -> None:
+        """Record that an element was taken off the page."""
+        if element in self.elements:
+            self.elements.remove(element)
+        self.removed.append(element)
 
 
 def start_turn() -> Turn:
@@ -49,6 +56,8 @@ async def resend_turn(session: WebsocketSession) -> None:
     if turn is None:
         return
     emitter = context.emitter
+    for gone in list(turn.removed):
+        await emitter.delete_step(gone.to_dict())
     for element in list(turn.elements):
         if isinstance(element, SmoothStreamWrapper):
             message = element.wrapped
@@ -57,6 +66,8 @@ async def resend_turn(session: WebsocketSession) -> None:
                 await element.replay(lambda m: emitter.stream_start(m.to_dict()))  # type: ignore[attr-defined]
             else:
                 await element.replay(lambda m: emitter.send_step(m.to_dict()))  # type: ignore[attr-defined]
+        elif isinstance(element, cl.Element):
+            await emitter.send_element(element.to_dict())
         else:
             await emitter.send_step(element.to_dict())
     if turn.running:
