@@ -35,7 +35,7 @@ async def test_long_markdown_reply_when_streamed_then_segments_join_exactly_and_
     assert "".join(m.browser_text() for m in messages) == expected == reply.content
     for message in messages:
         assert message.events[-1][0] == "send"  # every segment finalised: no blinking cursor
-        assert len(message.content) < 6000 + 200
+        assert len(message.content) < 6000 + 1000  # cut at the first safe blank line after 6,000
     assert reply.stats.tokens_in >= len(tokens)
 
 
