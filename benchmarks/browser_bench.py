@@ -36,6 +36,8 @@ VARIANTS: dict[str, list[str]] = {
     "adaptive": ["--adaptive-batching", "--segment-chars", "0"],
     # the product's defaults: capped batching + segmented streaming
     "default": [],
+    # the defaults plus adaptive batching, per segment
+    "default+adaptive": ["--adaptive-batching"],
     # the default without the live stats line
     "nostats": [],
 }
