@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian's Chromium for the browser tests (never `playwright install`).
+# Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -34,7 +34,7 @@ def test_prompt_when_batched_then_complete_reply_in_few_frames(
         assert words(text) == _expected_words(400)
         frames = chat.count("stream_token")
         # 400 tokens over ~1 s with at most 20 events/s: about 20 events, never one per token
-        assert 1 <= frames <= 40, frames
+        assert 0 < frames <= 40, frames
     finally:
         chat.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -56,31 +55,56 @@ def test_stats_line_when_reply_streams_then_live_then_summary(
         assert "1,000 tokens" in text and "first token" in text and "saved by batching" in text
         # live updates are bounded: a few per second, not one per token (1,000 tokens in 2 s)
         live = [p for p in chat.payloads("update_message") if p.get("name") == "stats"]
-        assert 1 <= len(live) <= 2 * 2 + 2
+        assert 0 < len(live) <= 2 * 2 + 2
         # and the live line is gone once the summary is shown
         assert "Streaming ·" not in " ".join(chat.replies())
     finally:
         chat.close()
 
 
+# Timestamps taken inside the page: when each stream_token frame arrives and when the stop
+# button is clicked, so the latency excludes Playwright's own round trips.
+STOP_PROBE = """
+(() => {
+  window.__tokenTimes = [];
+  window.__stopClick = null;
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (event) => {
+        if (typeof event.data === 'string' && event.data.startsWith('42["stream_token"')) {
+          window.__tokenTimes.push(performance.now());
+        }
+      });
+    }
+  };
+  document.addEventListener('click', (event) => {
+    if (event.target.closest && event.target.closest('#stop-button')) window.__stopClick = performance.now();
+  }, true);
+})();
+"""
+
+
 def test_stop_button_when_clicked_then_tokens_end_within_100_ms_and_marker_shown(
     browser: Browser, scripted_app: Callable[..., str]
 ) -> None:
-    chat = ChatPage.open(browser, scripted_app())
+    chat = ChatPage.open(browser, scripted_app(), init_script=STOP_PROBE)
     try:
         chat.send("#script tokens=5000 rate=500")
         chat.wait_text("w00300")
-        clicked = time.monotonic()
         chat.page.locator("#stop-button").click()
         chat.page.get_by_text("Task manually stopped.").first.wait_for(timeout=10_000)
         chat.page.locator('#reply-stats[data-done="yes"]').get_by_text("Stopped").wait_for(timeout=10_000)
         chat.page.wait_for_timeout(500)  # any straggling token event would arrive in this window
-        last_token = max(t for t, name, _ in chat.frames if name == "stream_token")
-        latency_ms = (last_token - clicked) * 1000
-        print(f"stop latency: last token event {latency_ms:.0f} ms after the click")
+        clicked, last_token = chat.page.evaluate(
+            "() => [window.__stopClick, Math.max(...window.__tokenTimes)]"
+        )
+        latency_ms = last_token - clicked
+        print(f"stop latency: last token event at {latency_ms:+.0f} ms from the click (page clock)")
         assert latency_ms <= 100
         full = "".join(script_tokens(5000))
         shown = chat.replies()[0]
-        assert full.startswith(" " + shown.strip()) or words(full)[: len(words(shown))] == words(shown)
+        assert words(full)[: len(words(shown))] == words(shown)
     finally:
         chat.close()
