@@ -26,6 +26,7 @@ class ChatClient:
     order: list[str] = field(default_factory=list)
     task_ends: int = 0
     stream_tokens: int = 0
+    authors: set[str] = field(default_factory=set)  # every assistant-side author seen
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self, seconds: float = 30) -> None:
@@ -68,6 +69,8 @@ class ChatClient:
         await self.wait_task_ends(2, seconds)  # the handshake's and on_chat_start's
 
     def _set(self, data: dict[str, Any]) -> None:
+        if data.get("type") == "assistant_message":
+            self.authors.add(str(data.get("name")))
         if data.get("type") != "assistant_message" or data.get("name") == STATS_AUTHOR:
             return
         if data["id"] not in self.messages:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.scripted_server import script_tokens
+from tests.harness import clean_env
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 from tests.sio_client import ChatClient
 
 SESSIONS = 50
@@ -62,5 +63,21 @@ async def test_oversized_message_when_sent_then_refused_and_session_still_works(
         await client.send("#script tokens=10")
         await client.wait_task_ends(4)
         assert client.reply().endswith("".join(script_tokens(10)))
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(("show", "expected_stats"), [("1", True), ("0", False)])
+async def test_show_stats_setting_when_reply_streams_then_live_line_only_if_on(
+    start_app: Callable[..., str], scripted: ScriptedServer, show: str, expected_stats: bool
+) -> None:
+    env = clean_env(OPENAI_API_KEY="k", SMART_AGENT_SHOW_STATS=show)
+    client = ChatClient(start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env))
+    try:
+        await client.connect()
+        await client.send("#script tokens=300 rate=300")
+        await client.wait_task_ends(3)
+        assert client.reply() == "".join(script_tokens(300))
+        assert ("stats" in client.authors) is expected_stats
     finally:
         await client.close()
