@@ -1,0 +1,146 @@
+"""Chainlit UI pieces for a turn: the settings panel, tool steps and the progress line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Any, cast
+
+import chainlit as cl
+from chainlit.input_widget import NumberInput, Switch
+
+from smart_agent.config import SESSION_SETTINGS, Settings
+from smart_agent.streaming import BatchPolicy, SegmentedReply
+from smart_agent.streaming.progress import ReplyProgress
+from smart_agent.web.reply import ToolStep
+from smart_agent.web.resync import Turn
+
+log = logging.getLogger("smart_agent.ui")
+
+
+def policy_for(settings: Settings) -> BatchPolicy:
+    """The batching policy these settings ask for."""
+    return BatchPolicy(
+        enabled=settings.stream_batching,
+        batch_size=settings.batch_size,
+        flush_interval=settings.flush_interval,
+        max_events_per_second=settings.max_events_per_second,
+        adaptive=settings.adaptive_batching,
+    )
+
+
+def settings_panel(settings: Settings) -> cl.ChatSettings:
+    """The chat settings panel, initialised from `settings`."""
+    labels = SESSION_SETTINGS
+    return cl.ChatSettings(
+        [
+            Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
+            NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
+            NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
+            Switch(
+                id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
+            ),
+            NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+        ]
+    )
+
+
+WAITING = "Waiting for the model…"
+STATS_AUTHOR = "stats"
+
+
+class Footer:
+    """Live progress while the reply streams, then a summary and a copy button under it.
+
+    The live line is a small message of its own, updated in place: Chainlit re-renders only
+    that message. (An element update re-renders every message of the chat — measured ~30 ms at
+    5,000 tokens and ~170 ms at 20,000 in Chromium — so elements are used once, at the end.)
+    """
+
+    def __init__(self, replies: list[SegmentedReply], show_stats: bool, turn: Turn) -> None:
+        self._replies = replies
+        self._show_stats = show_stats
+        self._turn = turn
+        self._live: cl.Message | None = None
+        self._props: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        """Put the live line in place before anything else of the turn, so it sits above it."""
+        if self._show_stats:
+            await self._guarded(self._show_live(WAITING))
+
+    async def _guarded(self, action: Awaitable[None]) -> None:
+        try:
+            await action
+        except Exception as exc:  # the stats are decoration: they must never cost the reply
+            log.warning("could not show the reply stats: %s", exc)
+
+    async def progress(self, progress: ReplyProgress) -> None:
+        """Show live progress, or the summary once the reply is over."""
+        if not self._show_stats:
+            return
+        if progress.done or progress.stopped:
+            self._props.update(text=progress.text(), done=True)
+        else:
+            await self._guarded(self._show_live(progress.text()))
+
+    async def _show_live(self, text: str) -> None:
+        if self._live is None:
+            self._live = cl.Message(content=text, author=STATS_AUTHOR)
+            self._turn.add(self._live)
+            await self._live.send()
+        else:
+            self._live.content = text
+            await self._live.update()
+
+    async def finish(self) -> None:
+        """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""
+        if self._live is not None:
+            self._turn.remove(self._live)
+            await self._guarded(self._live.remove())
+            self._live = None
+        if len(self._replies[0].segments if self._replies else []) > 1:
+            self._props["copyText"] = self._replies[0].content
+        if not self._props or not self._replies or not self._replies[0].segments:
+            return
+        target = cast(cl.Message, self._replies[0].segments[-1].wrapped).id
+        element = cl.CustomElement(name="ReplyFooter", props=self._props, display="inline")
+        self._turn.add(element)
+        await self._guarded(element.send(for_id=target))
+
+
+def _pretty(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), indent=2, ensure_ascii=False)
+    except ValueError:
+        return arguments
+
+
+class _Step:
+    def __init__(self, step: cl.Step) -> None:
+        self._step = step
+
+    async def finish(self, output: str, is_error: bool) -> None:
+        self._step.output = output
+        self._step.is_error = is_error
+        self._step.end = cl.utils.utc_now()
+        await self._step.update()
+
+
+class ToolSteps:
+    """Each tool call becomes a Chainlit step of type tool."""
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+
+    async def start(self, name: str, arguments: str) -> ToolStep:
+        # A manual step does not pick up the on_message run as its parent (only `async with`
+        # does); without it the step would float below the whole run, after the reply.
+        run = cl.context.current_step
+        step = cl.Step(name=name, type="tool", show_input="json", parent_id=run.id if run else None)
+        step.input = _pretty(arguments)
+        step.start = cl.utils.utc_now()
+        self._turn.add(step)
+        await step.send()
+        return _Step(step)
