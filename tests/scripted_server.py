@@ -160,44 +160,30 @@ def _tool_chunks(script: Script) -> list[dict[str, Any]]:
     return heads + tails
 
 
-def _raw_chunk(choice: dict[str, Any]) -> bytes:
+def _event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+    """One SSE `data:` line holding a chat.completion.chunk."""
     payload = {
         "id": "chatcmpl-scripted",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": MODEL_ID,
-        "choices": [{"index": 0, "finish_reason": None, **choice}],
+        "choices": choices,
+        **extra,
     }
     return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _raw_chunk(choice: dict[str, Any]) -> bytes:
+    return _event([{"index": 0, "finish_reason": None, **choice}])
 
 
 def _chunk(content: str | None, finish: str | None = None) -> bytes:
-    payload = {
-        "id": "chatcmpl-scripted",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": MODEL_ID,
-        "choices": [
-            {
-                "index": 0,
-                "delta": {} if content is None else {"role": "assistant", "content": content},
-                "finish_reason": finish,
-            }
-        ],
-    }
-    return f"data: {json.dumps(payload)}\n\n".encode()
+    delta = {} if content is None else {"role": "assistant", "content": content}
+    return _event([{"index": 0, "delta": delta, "finish_reason": finish}])
 
 
 def _usage_chunk() -> bytes:
-    payload = {
-        "id": "chatcmpl-scripted",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": MODEL_ID,
-        "choices": [],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
-    }
-    return f"data: {json.dumps(payload)}\n\n".encode()
+    return _event([], usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10})
 
 
 class _Cut(Exception):

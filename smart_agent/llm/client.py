@@ -54,9 +54,7 @@ def describe_error(
             f"The model server at {where} stopped responding "
             f"(no data for {settings.stream_timeout:g} s; SMART_AGENT_STREAM_TIMEOUT sets the limit)."
         )
-    if mid_stream and isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
-    if isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
+    if not mid_stream and isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
         return ModelError(f"Could not connect to the model server at {where}. Is it running?")
     if isinstance(exc, openai.AuthenticationError):
         return ModelError(
@@ -75,12 +73,12 @@ def describe_error(
         return ModelError(
             f"The model server at {where} failed (HTTP {exc.status_code}): {_short(exc.message)}"
         )
+    if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
+        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
     if isinstance(exc, openai.APIError):
         return ModelError(f"The model server reported an error mid-reply: {_short(exc.message)}")
     if isinstance(exc, json.JSONDecodeError):
         return ModelError(f"The model server sent a malformed event mid-reply ({_short(str(exc))}).")
-    if isinstance(exc, httpx2.HTTPError):
-        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
     return ModelError(f"The model failed: {_short(str(exc)) or type(exc).__name__}")
 
 

@@ -63,6 +63,9 @@ class SegmentedReply:
         if not token:
             return
         self.tokens_in += 1
+        if self._finder.threshold <= 0:  # segmenting off: no need to keep a copy of the text
+            await self._current().stream_token(token)
+            return
         base = len(self._finder.text)
         cut = self._finder.add(token)
         while cut is not None:
@@ -100,7 +103,5 @@ class SegmentedReply:
         segment = self._unfinished
         if segment is None:
             return
-        await segment.close(log_stats=False)
-        if segment.content:
-            await segment.send()
+        await segment.finish(log_stats=False)
         self._unfinished = None

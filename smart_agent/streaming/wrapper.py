@@ -127,9 +127,9 @@ class SmoothStreamWrapper:
                 if log_stats:
                     log.debug("%s %s", self._label, self.stats.summary())
 
-    async def finish(self) -> None:
+    async def finish(self, log_stats: bool = True) -> None:
         """End the stream and finalise the message, unless it never received any text."""
-        await self.close()
+        await self.close(log_stats)
         if self.content:
             await self.send()
 
