@@ -201,6 +201,28 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
                 .filter(e => getComputedStyle(e).visibility !== 'hidden').length"""
         )
         assert visible_avatars == 1
+        # segments follow each other with at most a paragraph break between them
+        gaps = chat.page.evaluate(
+            """() => {
+                const rects = Array.from(document.querySelectorAll(
+                    '[data-step-type="assistant_message"] .message-content'))
+                    .map(e => e.getBoundingClientRect());
+                return rects.slice(1).map((r, i) => r.top - rects[i].bottom);
+            }"""
+        )
+        assert gaps and all(0 <= gap <= 24 for gap in gaps), gaps
+        # the view followed the reply: its last line is in view
+        assert chat.page.evaluate(
+            """() => {
+                const texts = document.querySelectorAll(
+                    '[data-step-type="assistant_message"] .message-content');
+                const last = texts[texts.length - 1];
+                let box = last.parentElement;
+                while (getComputedStyle(box).overflowY !== 'auto') box = box.parentElement;
+                const end = last.getBoundingClientRect().bottom, view = box.getBoundingClientRect();
+                return end > view.top && end <= view.bottom;
+            }"""
+        )
         chat.page.locator("#copy-whole-reply").click()
         assert chat.page.evaluate("() => navigator.clipboard.readText()") == expected
     finally:
