@@ -225,22 +225,25 @@ def main() -> None:
         help="comma-separated TOKENS@RATE",
     )
     parser.add_argument("--variants", default="native,plain,capped,adaptive,default")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario and variant")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
     with serve() as server, sync_playwright() as playwright, tempfile.TemporaryDirectory() as logs:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            for scenario in args.scenarios.split(","):
-                tokens, rate = scenario.split("@")
-                for variant in args.variants.split(","):
-                    result = run_one(browser, server, variant, int(tokens), float(rate), Path(logs))
+        for scenario in args.scenarios.split(","):
+            tokens, rate = scenario.split("@")
+            for variant in args.variants.split(","):
+                for _ in range(args.repeat):
+                    # a fresh browser per run: no run inherits another's memory or processes
+                    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    try:
+                        result = run_one(browser, server, variant, int(tokens), float(rate), Path(logs))
+                    finally:
+                        browser.close()
                     results.append(result)
                     print(json.dumps(asdict(result)), flush=True)
-        finally:
-            browser.close()
     (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results)
     (out / "results.md").write_text(table)

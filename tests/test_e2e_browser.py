@@ -8,11 +8,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.sync_api import Browser
 
 from tests.chat_page import ChatPage, words
-from tests.harness import clean_env
+from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = pytest.mark.e2e
@@ -105,18 +106,29 @@ def test_stop_button_when_clicked_mid_reply_then_stream_ends_and_prefix_stays(
         chat.close()
 
 
-def test_embedded_model_when_no_backend_configured_then_answers(
-    browser: Browser, start_app: Callable[..., str]
+def test_embedded_model_when_no_backend_configured_then_answers_and_stops_with_the_app(
+    browser: Browser, tmp_path: Path
 ) -> None:
-    url = start_app(timeout=180)  # no OPENAI_API_KEY / OPENAI_BASE_URL: SmolLM2 via llama.cpp
-    chat = ChatPage.open(browser, url)
-    try:
-        chat.send("Say hello in one short sentence.")
-        chat.wait_turns(timeout=120)
-        replies = [text.strip() for text in chat.replies()]
-        assert replies and replies[0], replies
-    finally:
-        chat.close()
+    # no OPENAI_API_KEY / OPENAI_BASE_URL: SmolLM2 via llama.cpp
+    with running_app(log_dir=tmp_path, timeout=180) as (url, app):
+        llama = [
+            child
+            for child in psutil.Process(app.pid).children(recursive=True)
+            if "llama_cpp.server" in " ".join(child.cmdline())
+        ]
+        assert len(llama) == 1
+        chat = ChatPage.open(browser, url)
+        try:
+            chat.send("Say hello in one short sentence.")
+            chat.wait_turns(timeout=120)
+            replies = [text.strip() for text in chat.replies()]
+            assert replies and replies[0], replies
+        finally:
+            chat.close()
+        app.terminate()  # SIGTERM, as Ctrl+C or a service manager would stop it
+        app.wait(timeout=30)
+    _, alive = psutil.wait_procs(llama, timeout=15)
+    assert alive == []
 
 
 def test_calculator_prompt_when_answered_then_tool_step_shows_arguments_and_result(
@@ -219,10 +231,19 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
                 const last = texts[texts.length - 1];
                 let box = last.parentElement;
                 while (getComputedStyle(box).overflowY !== 'auto') box = box.parentElement;
-                const end = last.getBoundingClientRect().bottom, view = box.getBoundingClientRect();
+                // the reply's markdown, not the footer that arrives after the last scroll
+                const end = last.firstElementChild.getBoundingClientRect().bottom;
+                const view = box.getBoundingClientRect();
                 return end > view.top && end <= view.bottom;
             }"""
         )
+        # the only copy button is the whole reply's: Chainlit's own would copy the last segment
+        native_copies = chat.page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                    '[data-step-type="assistant_message"] .message-content + div button'))
+                .filter(e => e.checkVisibility()).length"""
+        )
+        assert native_copies == 0
         chat.page.locator("#copy-whole-reply").click()
         assert chat.page.evaluate("() => navigator.clipboard.readText()") == expected
     finally:

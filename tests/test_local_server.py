@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -53,3 +55,30 @@ def test_server_when_model_file_is_bad_then_readable_error(tmp_path: Path) -> No
     bogus.write_bytes(b"not a gguf file")
     with pytest.raises(LocalModelError, match=r"llama\.cpp server exited"), local_model_server(bogus):
         pass
+
+
+def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from smart_agent.llm.local_server import local_model_server\n"
+            "with local_model_server() as url:\n    print(url, flush=True)\n    input()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        # returns once the server answers, or empty when the owner gave up (bounded there)
+        assert owner.stdout.readline().startswith("http://127.0.0.1:")
+        llama = _server_children()  # the owner's child
+        assert len(llama) == 1
+        owner.kill()  # no cleanup code of the owner runs
+        owner.wait(timeout=10)
+        _, alive = psutil.wait_procs(llama, timeout=15)
+        assert alive == []
+    finally:
+        owner.kill()
+        owner.wait(timeout=10)

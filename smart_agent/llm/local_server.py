@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +21,14 @@ from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux SIGTERMs it when the thread that started it ends."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def bundled_model_path() -> Path:
@@ -74,7 +84,13 @@ def local_model_server(
     ]
     # Its log goes to a file: a pipe nobody reads would fill up and stall the server.
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if _LIBC is not None else None,  # even a killed app leaves none
+    )
     try:
         deadline = time.monotonic() + timeout
         # The server offers no readiness signal but answering HTTP; poll it, bounded.

@@ -37,11 +37,16 @@ def _backend(settings: Settings) -> Iterator[Settings]:
 def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     """Serve the chat UI until interrupted; the embedded model server stops with it."""
     try:
-        with _backend(settings) as effective:
+        with contextlib.ExitStack() as resources:
+            effective = resources.enter_context(_backend(settings))
             export(effective, {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port)})
+            import chainlit as cl
             from chainlit.cli import run_chainlit
             from chainlit.config import config
 
+            # Chainlit ends its process with os._exit() right after this hook, so this `with`
+            # never unwinds on Ctrl+C or SIGTERM: release the backend here.
+            cl.on_app_shutdown(resources.close)
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
             run_chainlit(str(APP_PATH))
