@@ -32,7 +32,7 @@ test: setup system-deps lint
 
 # Browser benchmark (headless Chromium against the scripted model server); writes bench-results/.
 SCENARIOS ?= 500@100,5000@200,5000@2000,20000@500,50000@1000
-VARIANTS ?= native,plain,capped,adaptive,default
+VARIANTS ?= native,plain,capped,adaptive,default,default+adaptive
 bench: setup system-deps
 	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) -m benchmarks.browser_bench --scenarios $(SCENARIOS) --variants $(VARIANTS)
