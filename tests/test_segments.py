@@ -52,6 +52,12 @@ def test_blank_line_after_threshold_when_next_line_arrives_then_cut_there() -> N
     assert split_segments(tokens, 3) == ["aaaa\n\n", "bbbb\n\n", "cccc"]
 
 
+def test_blank_lines_when_nothing_before_them_then_no_cut() -> None:
+    # found by the property test: cutting there would leave a message that shows nothing
+    assert split_segments(["   \n", "Some prose.\n\n"], 1) == ["   \nSome prose.\n\n"]
+    assert split_segments(["\n\n\n", "abc\n\n", "def"], 1) == ["\n\n\nabc\n\n", "def"]
+
+
 def test_cut_when_decided_then_only_once_next_line_first_char_seen() -> None:
     finder = CutFinder(3)
     assert finder.add("abcd\n\n") is None

@@ -23,6 +23,7 @@ class CutFinder:
         self._line_start = 0  # start of the first line not yet complete
         self._fence: str | None = None  # the open fence's marker, e.g. "```"
         self._candidate: int | None = None  # offset just after a safe blank line
+        self._shown = False  # a non-blank line is complete: a cut would not leave an empty message
 
     def add(self, token: str) -> int | None:
         """Append `token`; return the offset in `text` where the segment should end, if any."""
@@ -46,6 +47,7 @@ class CutFinder:
         where that text may already be cut."""
         rest = self.text[offset:]
         self.text, self._line_start, self._fence, self._candidate = "", 0, None, None
+        self._shown = False
         return self.add(rest) if rest else None
 
     def _complete_line(self, line: str, start: int) -> int | None:
@@ -59,9 +61,10 @@ class CutFinder:
         if cut is not None:
             return cut
         if not line.strip():
-            if start + len(line) >= self.threshold:
+            if self._shown and start + len(line) >= self.threshold:
                 self._candidate = self._line_start
             return None
+        self._shown = True
         match = _FENCE.match(line)
         if match and not (match.group(1)[0] == "`" and "`" in match.group(2)):
             self._fence = match.group(1)
