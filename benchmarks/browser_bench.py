@@ -224,7 +224,7 @@ def main() -> None:
         default="500@100,5000@200,5000@2000,20000@500,50000@1000",
         help="comma-separated TOKENS@RATE",
     )
-    parser.add_argument("--variants", default="native,plain,capped,adaptive,default")
+    parser.add_argument("--variants", default="native,plain,capped,adaptive,default,default+adaptive")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario and variant")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from smart_agent.config import ENV_VARS
 from smart_agent.llm.local_server import free_port
 
@@ -27,6 +29,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def llama_servers() -> list[psutil.Process]:
+    """The llama.cpp servers below this process, however deep."""
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "llama_cpp.server" in " ".join(child.cmdline())
+    ]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

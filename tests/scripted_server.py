@@ -173,6 +173,14 @@ def _event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
+def _completion(message: dict[str, Any], finish: str) -> JSONResponse:
+    """A whole (non-streaming) chat.completion answer."""
+    choice = {"index": 0, "message": message, "finish_reason": finish}
+    return JSONResponse(
+        {"id": "chatcmpl-scripted", "object": "chat.completion", "model": MODEL_ID, "choices": [choice]}
+    )
+
+
 def _raw_chunk(choice: dict[str, Any]) -> bytes:
     return _event([{"index": 0, "finish_reason": None, **choice}])
 
@@ -236,49 +244,15 @@ class ScriptedServer:
         else:
             tokens = script_tokens(script.tokens, script.kind)
         if not body.get("stream") and calling:
-            calls = _tool_calls(script)
-            return JSONResponse(
-                {
-                    "id": "chatcmpl-scripted",
-                    "object": "chat.completion",
-                    "model": MODEL_ID,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "tool_calls",
-                            "message": {
-                                "role": "assistant",
-                                "content": None,
-                                "tool_calls": [
-                                    {
-                                        "id": c["id"],
-                                        "type": "function",
-                                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                                    }
-                                    for c in calls
-                                ],
-                            },
-                        }
-                    ],
-                }
-            )
+            calls = [
+                {"id": c["id"], "type": "function", "function": {k: c[k] for k in ("name", "arguments")}}
+                for c in _tool_calls(script)
+            ]
+            return _completion({"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls")
         if calling:
             return StreamingResponse(self._stream_tools(script), media_type="text/event-stream")
         if not body.get("stream"):
-            return JSONResponse(
-                {
-                    "id": "chatcmpl-scripted",
-                    "object": "chat.completion",
-                    "model": MODEL_ID,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "".join(tokens)},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                }
-            )
+            return _completion({"role": "assistant", "content": "".join(tokens)}, "stop")
         return StreamingResponse(self._stream(script, tokens), media_type="text/event-stream")
 
     async def _stream_tools(self, script: Script) -> AsyncIterator[bytes]:

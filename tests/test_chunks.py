@@ -2,63 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from smart_agent.llm.chunks import ChunkDelta, ToolCallAccumulator, ToolCallFragment, normalize_chunk
 
 
+def _openai_chunk(choices: list[dict[str, Any]], **extra: Any) -> ChatCompletionChunk:
+    """An openai ChatCompletionChunk with these choices, as the client parses it off the wire."""
+    envelope = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    return ChatCompletionChunk.model_validate({**envelope, "choices": choices, **extra})
+
+
 def test_openai_chunk_object_when_text_then_text() -> None:
-    chunk = ChatCompletionChunk.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}],
-        }
-    )
+    chunk = _openai_chunk([{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}])
     assert normalize_chunk(chunk) == ChunkDelta(text="Hi")
 
 
 def test_openai_chunk_object_when_tool_call_then_fragment() -> None:
-    chunk = ChatCompletionChunk.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": None,
-                    "delta": {
-                        "tool_calls": [
-                            {
-                                "index": 1,
-                                "id": "call_9",
-                                "type": "function",
-                                "function": {"name": "calc", "arguments": ""},
-                            }
-                        ]
-                    },
-                }
-            ],
-        }
-    )
+    fragment = {"index": 1, "id": "call_9", "type": "function", "function": {"name": "calc", "arguments": ""}}
+    chunk = _openai_chunk([{"index": 0, "finish_reason": None, "delta": {"tool_calls": [fragment]}}])
     assert normalize_chunk(chunk).tool_calls == (ToolCallFragment(1, "call_9", "calc", ""),)
 
 
 def test_usage_only_chunk_when_choices_empty_then_nothing() -> None:
-    chunk = ChatCompletionChunk.model_validate(
-        {
-            "id": "c",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": "m",
-            "choices": [],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-    )
+    chunk = _openai_chunk([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})
     assert normalize_chunk(chunk) == ChunkDelta()
 
 

@@ -12,8 +12,8 @@ import psutil
 import pytest
 from playwright.sync_api import Browser
 
-from tests.chat_page import ChatPage, words
-from tests.harness import clean_env, running_app
+from tests.chat_page import REPLY, ChatPage, words
+from tests.harness import clean_env, llama_servers, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = pytest.mark.e2e
@@ -111,11 +111,7 @@ def test_embedded_model_when_no_backend_configured_then_answers_and_stops_with_t
 ) -> None:
     # no OPENAI_API_KEY / OPENAI_BASE_URL: SmolLM2 via llama.cpp
     with running_app(log_dir=tmp_path, timeout=180) as (url, app):
-        llama = [
-            child
-            for child in psutil.Process(app.pid).children(recursive=True)
-            if "llama_cpp.server" in " ".join(child.cmdline())
-        ]
+        llama = llama_servers()
         assert len(llama) == 1
         chat = ChatPage.open(browser, url)
         try:
@@ -214,21 +210,16 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
         )
         assert visible_avatars == 1
         # segments follow each other with at most a paragraph break between them
-        gaps = chat.page.evaluate(
-            """() => {
-                const rects = Array.from(document.querySelectorAll(
-                    '[data-step-type="assistant_message"] .message-content'))
-                    .map(e => e.getBoundingClientRect());
+        gaps = chat.page.locator(REPLY).evaluate_all(
+            """els => {
+                const rects = els.map(e => e.getBoundingClientRect());
                 return rects.slice(1).map((r, i) => r.top - rects[i].bottom);
             }"""
         )
         assert gaps and all(0 <= gap <= 24 for gap in gaps), gaps
         # the view followed the reply: its last line is in view
-        assert chat.page.evaluate(
-            """() => {
-                const texts = document.querySelectorAll(
-                    '[data-step-type="assistant_message"] .message-content');
-                const last = texts[texts.length - 1];
+        assert chat.page.locator(REPLY).last.evaluate(
+            """last => {
                 let box = last.parentElement;
                 while (getComputedStyle(box).overflowY !== 'auto') box = box.parentElement;
                 // the reply's markdown, not the footer that arrives after the last scroll
@@ -238,10 +229,8 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
             }"""
         )
         # the only copy button is the whole reply's: Chainlit's own would copy the last segment
-        native_copies = chat.page.evaluate(
-            """() => Array.from(document.querySelectorAll(
-                    '[data-step-type="assistant_message"] .message-content + div button'))
-                .filter(e => e.checkVisibility()).length"""
+        native_copies = chat.page.locator(f"{REPLY} + div button").evaluate_all(
+            "els => els.filter(e => e.checkVisibility()).length"
         )
         assert native_copies == 0
         chat.page.locator("#copy-whole-reply").click()

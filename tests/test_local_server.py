@@ -14,14 +14,7 @@ import pytest
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 from smart_agent.llm.local_server import bundled_model_path, local_model_server
-
-
-def _server_children() -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if "llama_cpp.server" in " ".join(child.cmdline())
-    ]
+from tests.harness import llama_servers
 
 
 def test_bundled_model_when_looked_up_then_smollm2_gguf_inside_the_wheel() -> None:
@@ -36,7 +29,7 @@ def test_server_when_started_then_answers_on_loopback_and_stops_on_exit() -> Non
         with urllib.request.urlopen(f"{url}/models", timeout=10) as response:
             models = json.load(response)
         assert [m["id"] for m in models["data"]] == [EMBEDDED_MODEL_ALIAS]
-        children = _server_children()
+        children = llama_servers()
         assert len(children) == 1
     psutil.wait_procs(children, timeout=15)
     assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
@@ -44,10 +37,10 @@ def test_server_when_started_then_answers_on_loopback_and_stops_on_exit() -> Non
 
 def test_server_when_body_raises_then_still_stopped() -> None:
     with pytest.raises(RuntimeError, match="boom"), local_model_server():
-        children = _server_children()
+        children = llama_servers()
         raise RuntimeError("boom")
     psutil.wait_procs(children, timeout=15)
-    assert _server_children() == []
+    assert llama_servers() == []
 
 
 def test_server_when_model_file_is_bad_then_readable_error(tmp_path: Path) -> None:
@@ -73,7 +66,7 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
         assert owner.stdout is not None
         # returns once the server answers, or empty when the owner gave up (bounded there)
         assert owner.stdout.readline().startswith("http://127.0.0.1:")
-        llama = _server_children()  # the owner's child
+        llama = llama_servers()  # the owner's child
         assert len(llama) == 1
         owner.kill()  # no cleanup code of the owner runs
         owner.wait(timeout=10)

@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,13 +22,14 @@ from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 _PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: Linux SIGTERMs it when the thread that started it ends."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent() -> Callable[[], object] | None:
+    """On Linux, a pre-exec hook: the child gets SIGTERM when the thread that started it ends."""
+    if sys.platform != "linux":
+        return None
+    libc = ctypes.CDLL(None)  # loaded here, so only the C call itself runs in the child
+    return lambda: libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def bundled_model_path() -> Path:
@@ -89,7 +90,7 @@ def local_model_server(
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if _LIBC is not None else None,  # even a killed app leaves none
+        preexec_fn=_die_with_parent(),  # even a killed app leaves no server behind
     )
     try:
         deadline = time.monotonic() + timeout
