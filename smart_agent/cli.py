@@ -19,6 +19,7 @@ from smart_agent.config import (
     load_settings,
     parse_port,
 )
+from smart_agent.web.origins import check_exposure
 
 app = typer.Typer(
     help="Stream LLM replies smoothly into a Chainlit chat UI.",
@@ -119,6 +120,30 @@ def chainlit(
         DEFAULT_PORT
     ),
     headless: Annotated[bool, typer.Option("--headless", help="Do not open a browser window.")] = False,
+    allowed_origins: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ORIGINS",
+            help="Comma-separated origins a reverse proxy serves the app at, e.g. "
+            "https://chat.example.com. [env SMART_AGENT_ALLOWED_ORIGINS]",
+        ),
+    ] = None,
+    expose_without_login: Annotated[
+        bool,
+        typer.Option(
+            "--expose-without-login",
+            help="Allow a non-loopback --host although there is no login: anyone who reaches the "
+            "port can chat on your key. [env SMART_AGENT_EXPOSE_WITHOUT_LOGIN]",
+        ),
+    ] = False,
+    mcp_user_servers: Annotated[
+        bool,
+        typer.Option(
+            "--mcp-user-servers",
+            help="Let chat users add HTTP MCP servers from the browser, on the URLs the Chainlit "
+            "config's allow-list admits. [env SMART_AGENT_MCP_USER_SERVERS]",
+        ),
+    ] = False,
 ) -> None:
     """Launch the Chainlit chat app."""
     try:
@@ -134,13 +159,19 @@ def chainlit(
                 "model": model,
                 "base_url": base_url,
                 "mcp_config": mcp_config,
+                "allowed_origins": allowed_origins,
+                "expose_without_login": True if expose_without_login else None,
+                "mcp_user_servers": True if mcp_user_servers else None,
             }
         )
         port_number = parse_port(port)
+        warning = check_exposure(host, settings)
         if settings.mcp_config:
             load_mcp_config(settings.mcp_config)
     except (ConfigError, McpError) as exc:
         raise _fail(exc) from None
+    if warning:
+        typer.echo(warning, err=True)
     from smart_agent.web.launch import launch
 
     launch(settings, host=host, port=port_number, headless=headless)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -73,6 +75,44 @@ def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOSTNAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]*:[0-9a-f:.]*")  # a name, an IPv4 or an IPv6 address
+
+
+def parse_origin(text: str) -> str:
+    """`text` as a browser writes an origin (`https://chat.example.com`); ValueError if it is not one."""
+    value = text.strip()
+    if value.endswith("/"):
+        value = value[:-1]
+    allowed = "must be an origin like https://chat.example.com (scheme, host and optional port only)"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError(allowed) from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc or parts.path or value.endswith(("?", "#")):
+        raise ValueError(allowed)
+    if parts.query or parts.fragment or not _HOSTNAME.fullmatch(host):
+        raise ValueError(allowed)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}"
+
+
+def _parse_origins(text: str) -> tuple[str, ...]:
+    origins = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            origins.append(parse_origin(item))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} {exc}") from None
+    return tuple(dict.fromkeys(origins))
+
+
 @dataclass(frozen=True)
 class _Field:
     env: str
@@ -108,6 +148,9 @@ _FIELDS: dict[str, _Field] = {
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
     "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
     "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
+    "allowed_origins": _Field("SMART_AGENT_ALLOWED_ORIGINS", "--allowed-origins", _parse_origins),
+    "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
+    "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
 }
 
 
@@ -137,6 +180,9 @@ class Settings:
     mcp_config: str | None = None
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
     lag_probe: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    expose_without_login: bool = False
+    mcp_user_servers: bool = False
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -152,6 +198,8 @@ class Settings:
                 continue
             if isinstance(value, bool):
                 value = "1" if value else "0"
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             env[_FIELDS[f.name].env] = str(value)
         return env
 

@@ -50,6 +50,7 @@ class Script:
     parallel: int = 0  # 1: two calls in one turn, told apart by index
     rounds: int = 1  # how many tool rounds before answering in text
     usage: int = 0  # 1: end with a usage-only chunk (empty choices)
+    text: str = ""  # answer with this text, a word per token, instead of generated words
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -241,6 +242,8 @@ class ScriptedServer:
         calling = bool(script.tool) and rounds_done < script.rounds
         if tool_results and not calling:
             tokens = ["Result:"] + [f" {r}" for r in tool_results]
+        elif script.text:
+            tokens = re.findall(r"\s*\S+|\s+", script.text)
         else:
             tokens = script_tokens(script.tokens, script.kind)
         if not body.get("stream") and calling:

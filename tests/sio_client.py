@@ -29,8 +29,9 @@ class ChatClient:
     authors: set[str] = field(default_factory=set)  # every assistant-side author seen
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def connect(self, seconds: float = 30) -> None:
-        """Open the session and wait until on_chat_start has finished."""
+    async def connect(self, seconds: float = 30, headers: dict[str, str] | None = None) -> None:
+        """Open the session (sending `headers` with the handshake) and wait until on_chat_start has
+        finished."""
         sio = self.sio
 
         @sio.on("stream_start")  # type: ignore[untyped-decorator]
@@ -63,6 +64,7 @@ class ChatClient:
             socketio_path="/ws/socket.io",
             transports=["websocket"],
             auth={"sessionId": self.session_id, "clientType": "webapp", "userEnv": "{}"},
+            headers=headers or {},
             wait_timeout=seconds,
         )
         await sio.emit("connection_successful")

@@ -52,6 +52,9 @@ def test_help_when_asked_then_lists_every_flag() -> None:
         "--headless",
         "--model",
         "--base-url",
+        "--allowed-origins",
+        "--expose-without-login",
+        "--mcp-user-servers",
     ]:
         assert flag in result.stdout
 
@@ -87,10 +90,16 @@ def test_flags_when_given_then_reach_settings_and_env(launched: list[dict[str, A
         "m",
         "--base-url",
         "http://127.0.0.1:9/v1",
+        "--expose-without-login",
+        "--allowed-origins",
+        "https://Chat.example.com/,http://10.0.0.5:8123",
+        "--mcp-user-servers",
     )
     assert result.exit_code == 0, result.output
     call = launched[0]
     settings = call["settings"]
+    assert settings.allowed_origins == ("https://chat.example.com", "http://10.0.0.5:8123")
+    assert settings.expose_without_login and settings.mcp_user_servers
     assert (settings.stream_batching, settings.batch_size, settings.flush_interval) == (
         False,
         5,
@@ -154,6 +163,10 @@ def test_bad_flag_when_given_then_exit_2_with_one_line(
         ("SMART_AGENT_FLUSH_INTERVAL", "soon", "a number > 0"),
         ("SMART_AGENT_STREAM_BATCHING", "maybe", "1/0, true/false"),
         ("SMART_AGENT_DEBUG", "2", "1/0, true/false"),
+        ("SMART_AGENT_ALLOWED_ORIGINS", "https://ok.example,chat.example.com", "an origin like https://"),
+        ("SMART_AGENT_ALLOWED_ORIGINS", "https://chat.example.com/app", "an origin like https://"),
+        ("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "sure", "1/0, true/false"),
+        ("SMART_AGENT_MCP_USER_SERVERS", "all", "1/0, true/false"),
     ],
 )
 def test_bad_env_value_when_launched_then_exit_2_naming_variable(
@@ -194,3 +207,40 @@ def test_mcp_config_when_invalid_then_exit_2_naming_file(
     assert result.exit_code == 2
     assert "not valid JSON" in result.stderr and str(path) in result.stderr
     assert launched == []
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "chat.example.com"])
+def test_host_when_not_loopback_then_exit_2_saying_how_to_expose_it(
+    launched: list[dict[str, Any]], host: str
+) -> None:
+    result = invoke("chainlit", "--host", host)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"--host {host}" in lines[0] and "no login" in lines[0]
+    assert "--expose-without-login" in lines[0] and "SMART_AGENT_EXPOSE_WITHOUT_LOGIN=1" in lines[0]
+    assert launched == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_host_when_loopback_then_launches_without_warning(launched: list[dict[str, Any]], host: str) -> None:
+    result = invoke("chainlit", "--host", host)
+    assert result.exit_code == 0, result.output
+    assert launched[0]["host"] == host
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_host_when_not_loopback_and_opted_out_then_launches_with_one_warning(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    args = ["chainlit", "--host", "0.0.0.0"]
+    if how == "flag":
+        args.append("--expose-without-login")
+    else:
+        monkeypatch.setenv("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "1")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert launched[0]["host"] == "0.0.0.0"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WITHOUT authentication" in lines[0], result.stderr

@@ -115,36 +115,69 @@ async def test_agent_when_model_calls_mcp_tool_then_result_reaches_reply(server:
         await connections.aclose()
 
 
-async def test_chainlit_mcp_connect_when_user_adds_http_server_then_its_tools_answer(
-    scripted_app: Callable[..., str], tmp_path: Path
-) -> None:
-    port = 8931  # the loopback port .chainlit/config.toml allows users to add MCP servers on
-    echo = subprocess.Popen(  # noqa: ASYNC220 - a server process started once, not awaited
-        [sys.executable, str(Path(__file__).with_name("mcp_echo_server.py")), str(port)],
+MCP_PORT = 8931  # the loopback port .chainlit/config.toml allows users to add MCP servers on
+
+
+@pytest.fixture
+def http_echo() -> Iterator[str]:
+    """The echo MCP server over streamable HTTP on MCP_PORT; yields its URL."""
+    echo = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("mcp_echo_server.py")), str(MCP_PORT)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = scripted_app()
+    try:
+        yield f"http://127.0.0.1:{MCP_PORT}/mcp"
+    finally:
+        echo.terminate()
+        echo.wait(timeout=10)
+
+
+async def _add_from_browser(url: str, client: ChatClient, server_url: str) -> httpx2.Response:
+    """POST /mcp as Chainlit's MCP dialog does; retried until the MCP server answers."""
+    payload = {
+        "sessionId": client.session_id,
+        "name": "echo",
+        "clientType": "streamable-http",
+        "url": server_url,
+    }
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for _ in range(100):  # the MCP server has no readiness signal but answering
+            response = await http.post(f"{url}/mcp", json=payload)
+            if response.status_code == 200 or "not enabled" in response.text:
+                return response
+            await asyncio.sleep(0.2)
+    return response
+
+
+async def test_chainlit_mcp_connect_when_user_servers_on_and_user_adds_http_server_then_its_tools_answer(
+    scripted_app: Callable[..., str], http_echo: str
+) -> None:
+    url = scripted_app("--mcp-user-servers")
     client = ChatClient(url)
     try:
         await client.connect()
-        payload = {
-            "sessionId": client.session_id,
-            "name": "echo",
-            "clientType": "streamable-http",
-            "url": f"http://127.0.0.1:{port}/mcp",
-        }
-        async with httpx2.AsyncClient(timeout=30) as http:
-            for _ in range(100):  # the MCP server has no readiness signal but answering
-                response = await http.post(f"{url}/mcp", json=payload)
-                if response.status_code == 200:
-                    break
-                await asyncio.sleep(0.2)
+        response = await _add_from_browser(url, client, http_echo)
         assert response.status_code == 200, response.text
         await client.send('#script tool=shout args_raw={"text":"browser"}')
         await client.wait_task_ends(3)
         assert client.reply() == "Result: BROWSER!"
     finally:
         await client.close()
-        echo.terminate()
-        echo.wait(timeout=10)
+
+
+async def test_chainlit_mcp_connect_when_user_servers_not_turned_on_then_refused(
+    scripted_app: Callable[..., str], http_echo: str
+) -> None:
+    url = scripted_app()
+    client = ChatClient(url)
+    try:
+        await client.connect()
+        response = await _add_from_browser(url, client, http_echo)
+        assert response.status_code == 400, response.text
+        assert "User-provided MCP servers are not enabled" in response.text
+        await client.send('#script tool=shout args_raw={"text":"browser"}')
+        await client.wait_task_ends(3)
+        assert "BROWSER!" not in client.reply()
+    finally:
+        await client.close()

@@ -12,6 +12,8 @@ import typer
 from smart_agent.config import Settings, export
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.web import security
+from smart_agent.web.origins import app_origins
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -44,6 +46,13 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             from chainlit.cli import run_chainlit
             from chainlit.config import config
 
+            origins = app_origins(host, port, settings.allowed_origins)
+            # Set before chainlit.server is imported: its CORS middleware reads the list then.
+            config.project.allow_origins = list(origins)
+            config.features.mcp.user_servers.enabled = settings.mcp_user_servers
+            from chainlit.server import app, sio
+
+            security.install(app, sio, origins)
             # Chainlit ends its process with os._exit() right after this hook, so this `with`
             # never unwinds on Ctrl+C or SIGTERM: release the backend here.
             cl.on_app_shutdown(resources.close)
