@@ -31,8 +31,11 @@ def app_url(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) 
 
 async def test_socketio_when_origin_is_foreign_then_refused_while_own_origin_chats(app_url: str) -> None:
     evil = ChatClient(app_url)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await evil.connect(seconds=10, headers={"Origin": EVIL})
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await evil.connect(seconds=10, headers={"Origin": EVIL})
+    finally:
+        await evil.close()  # releases the client's HTTP session
     own = ChatClient(app_url)
     try:
         await own.connect(headers={"Origin": app_url.replace("127.0.0.1", "localhost")})
