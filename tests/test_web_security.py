@@ -18,13 +18,14 @@ from tests.scripted_server import MODEL_ID, ScriptedServer
 from tests.sio_client import ChatClient
 
 EVIL = "https://evil.example"
+PROXY = "https://chat.example.com"  # as if a reverse proxy served the app there
 
 
 @pytest.fixture(scope="module")
 def app_url(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One app for the module, against the scripted model server."""
     env = clean_env(OPENAI_API_KEY="test-key")
-    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--allowed-origins", PROXY)
     with running_app(*flags, env=env, log_dir=tmp_path_factory.mktemp("app")) as (url, _):
         yield url
 
@@ -120,3 +121,10 @@ def test_upload_when_streamed_past_cap_then_413_before_the_end(app_url: str) -> 
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < limit, f"the app read {sent:,} bytes before answering"
+
+
+def test_request_when_through_the_configured_proxy_origin_then_served(app_url: str) -> None:
+    with httpx.Client(timeout=10) as http:
+        response = http.get(f"{app_url}/auth/config", headers={"Host": "chat.example.com", "Origin": PROXY})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == PROXY
