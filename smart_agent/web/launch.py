@@ -13,7 +13,7 @@ from smart_agent.config import Settings, export
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 from smart_agent.web import security
-from smart_agent.web.origins import app_origins
+from smart_agent.web.origins import app_origins, is_loopback
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -58,6 +58,11 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             cl.on_app_shutdown(resources.close)
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
+            if not is_loopback(host):
+                typer.echo(
+                    f"smart-agent: answering only at {', '.join(origins)} "
+                    "(add others with SMART_AGENT_ALLOWED_ORIGINS)"
+                )
             run_chainlit(str(APP_PATH))
     except LocalModelError as exc:
         typer.echo(f"Error: {exc}", err=True)
