@@ -50,6 +50,7 @@ class Script:
     parallel: int = 0  # 1: two calls in one turn, told apart by index
     rounds: int = 1  # how many tool rounds before answering in text
     usage: int = 0  # 1: end with a usage-only chunk (empty choices)
+    no_finish: int = 0  # after the tokens, no finish_reason: 1 closes at once, 2 sends only [DONE]
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -283,6 +284,10 @@ class ScriptedServer:
                     await asyncio.sleep(delay)
             yield _chunk(token)
         self.stream_ends.append(time.time())
+        if script.no_finish:  # cut off: 2 is how llama-cpp-python ends an interrupted reply
+            if script.no_finish == 2:
+                yield b"data: [DONE]\n\n"
+            return
         yield _chunk(None, "stop")
         if script.usage:
             yield _usage_chunk()
