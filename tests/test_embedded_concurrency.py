@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,30 @@ from smart_agent.agent.tools import builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
 from smart_agent.llm.local_server import EmbeddedServer, local_model_server
+from tests.harness import clean_env, running_app
+from tests.sio_client import ChatClient
+
+
+async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replies_complete(
+    tmp_path: Path,
+) -> None:
+    # no OPENAI_API_KEY / OPENAI_BASE_URL: the app starts the embedded model, whatever the
+    # environment tells llama-cpp-python
+    env = clean_env(HOST="0.0.0.0", PORT="1", CONFIG_FILE="/nonexistent/llama.json", API_KEY="x")
+    with running_app(env=env, log_dir=tmp_path, timeout=180) as (url, _):
+        first, second = ChatClient(url), ChatClient(url)
+        try:
+            await asyncio.gather(first.connect(), second.connect())
+            await first.send("Name five colours, one per line.")
+            await first.wait_text(bool, seconds=60)
+            await second.send("Name five animals, one per line.")
+            await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
+        finally:
+            await asyncio.gather(first.close(), second.close(), return_exceptions=True)
+    for client in (first, second):
+        texts = [client.messages[i] for i in client.order]
+        assert client.reply().strip(), texts
+        assert not any("ended the reply early" in text or "failed" in text for text in texts), texts
 
 
 @pytest.fixture(scope="module")
