@@ -16,8 +16,13 @@ from smart_agent.agent.tools import builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
 from smart_agent.llm.local_server import EmbeddedServer, local_model_server
-from tests.harness import clean_env, running_app
+from tests.harness import clean_env, llama_servers, running_app
 from tests.sio_client import ChatClient
+
+
+def logs(folder: Path) -> str:
+    """Everything the app wrote to its terminal."""
+    return "".join(log.read_text() for log in folder.glob("*.log"))
 
 
 async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replies_complete(
@@ -27,6 +32,11 @@ async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replie
     # environment tells llama-cpp-python
     env = clean_env(HOST="0.0.0.0", PORT="1", CONFIG_FILE="/nonexistent/llama.json", API_KEY="x")
     with running_app(env=env, log_dir=tmp_path, timeout=180) as (url, _):
+        (llama,) = llama_servers()
+        llama_env = llama.environ()
+        assert not {"HOST", "PORT", "CONFIG_FILE"} & set(llama_env)
+        key = llama_env["API_KEY"]
+        assert key != "x"
         first, second = ChatClient(url), ChatClient(url)
         try:
             await asyncio.gather(first.connect(), second.connect())
@@ -36,6 +46,7 @@ async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replie
             await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
         finally:
             await asyncio.gather(first.close(), second.close(), return_exceptions=True)
+    assert key not in logs(tmp_path)  # the app never shows the key
     for client in (first, second):
         texts = [client.messages[i] for i in client.order]
         assert client.reply().strip(), texts
