@@ -1,6 +1,6 @@
 """Server-side costs: the wrapper's CPU per token, many concurrent sessions, memory per reply.
 
-python -m benchmarks.server_bench [--sessions 100] [--out bench-results]
+python -m benchmarks.server_bench [--sessions 100] [--out bench-results] [--segments-only]
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 import psutil
 
-from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
+from smart_agent.config import DEFAULT_SEGMENT_CHARS
+from smart_agent.streaming import BatchPolicy, SegmentedReply, SmoothStreamWrapper
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 from tests.sio_client import ChatClient
@@ -56,6 +57,67 @@ async def wrapper_cost(tokens: int = 200_000) -> dict[str, float]:
     await wrapped.close()
     wrapper_us = (time.process_time() - start) / tokens * 1e6
     return {"direct_us_per_token": direct_us, "wrapper_us_per_token": wrapper_us}
+
+
+class _NoOpMessage:
+    """A message sink that keeps nothing: only the segmenting and batching code costs CPU."""
+
+    content = ""
+
+    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
+        return None
+
+    async def send(self) -> None:
+        return None
+
+    async def update(self) -> None:
+        return None
+
+    async def remove(self) -> None:
+        return None
+
+
+SEGMENT_SIZES = (10_000, 100_000, 1_000_000)
+SEGMENT_SHAPES = {
+    # one code fence opened at the start and never closed: no cut anywhere, lines of 16 chars
+    "fence": ("```python\n", ("x = 1", " + 2", "  # w", "\n")),
+    # no newline at all: one line as long as the reply
+    "one_line": ("", (" w", "ord", "s")),
+}
+
+
+async def segment_cost(chars: int, shape: str) -> float:
+    """CPU microseconds per token for a `chars`-character reply through SegmentedReply."""
+    head, cycle = SEGMENT_SHAPES[shape]
+    tokens = [head]
+    length = len(head)
+    while length < chars:
+        token = cycle[len(tokens) % len(cycle)]
+        tokens.append(token)
+        length += len(token)
+    reply = SegmentedReply(_NoOpMessage, BatchPolicy(), DEFAULT_SEGMENT_CHARS)
+    start = time.process_time()
+    for token in tokens:
+        await reply.stream_token(token)
+    await reply.finish()
+    return (time.process_time() - start) / len(tokens) * 1e6
+
+
+async def segment_costs() -> dict[str, dict[str, float]]:
+    """CPU per token at each reply size, for each shape: flat when the cost is per token."""
+    return {
+        shape: {str(chars): await segment_cost(chars, shape) for chars in SEGMENT_SIZES}
+        for shape in SEGMENT_SHAPES
+    }
+
+
+def segment_table(costs: dict[str, dict[str, float]]) -> str:
+    """The per-token CPU of segmenting, as markdown rows."""
+    rows = ""
+    for shape, label in (("fence", "inside one code fence"), ("one_line", "one line, no newline")):
+        figures = " / ".join(f"{costs[shape][str(chars)]:.2f}" for chars in SEGMENT_SIZES)
+        rows += f"| CPU per token through SegmentedReply, {label}, 10k / 100k / 1M chars | {figures} µs |\n"
+    return rows
 
 
 async def sessions(url: str, count: int, tokens: int, rate: float) -> dict[str, Any]:
@@ -98,7 +160,10 @@ def _percentile(samples: list[float], q: float) -> float:
 
 def run(server: ScriptedServer, count: int, log_dir: Path) -> dict[str, Any]:
     """All server-side figures."""
-    results: dict[str, Any] = {"wrapper": asyncio.run(wrapper_cost())}
+    results: dict[str, Any] = {
+        "wrapper": asyncio.run(wrapper_cost()),
+        "segments": asyncio.run(segment_costs()),
+    }
     lag_file = log_dir / "lag.txt"
     env = clean_env(OPENAI_API_KEY="bench", SMART_AGENT_LAG_PROBE=str(lag_file))
     with running_app("--base-url", server.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, app):
@@ -128,7 +193,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--segments-only", action="store_true", help="only the segmenting cost")
     args = parser.parse_args()
+    if args.segments_only:
+        print("| measure | value |\n|---|---|\n" + segment_table(asyncio.run(segment_costs())))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with serve() as server, tempfile.TemporaryDirectory() as logs:
@@ -139,7 +208,8 @@ def main() -> None:
         "| measure | value |\n|---|---|\n"
         f"| CPU per token, direct `stream_token` (no emit) | {w['direct_us_per_token']:.2f} µs |\n"
         f"| CPU per token, through SmoothStreamWrapper | {w['wrapper_us_per_token']:.2f} µs |\n"
-        f"| {s['sessions']} sessions, 1,000 tokens @ 50 tok/s each: exact replies "
+        + segment_table(results["segments"])
+        + f"| {s['sessions']} sessions, 1,000 tokens @ 50 tok/s each: exact replies "
         f"| {s['exact']} / {s['sessions']} |\n"
         f"| … wall time | {s['wall_s']:.1f} s |\n"
         f"| … stream_token events received (all sessions) | {s['events']:,} |\n"

@@ -278,6 +278,18 @@ def parse_port(text: str) -> int:
         raise ConfigError(f"invalid value {text!r} for --port: {exc}") from None
 
 
+# What a child process may inherit from this environment: what a program needs to run, nothing
+# it could read as a setting of its own (llama-cpp-python reads HOST, PORT, MODEL, API_KEY, ...).
+CHILD_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT")
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A clean environment for a child process: CHILD_ENV_VARS from this one, plus `extra`."""
+    env = {name: os.environ[name] for name in CHILD_ENV_VARS if name in os.environ}
+    env.update(extra or {})
+    return env
+
+
 def export(settings: Settings, extra: Mapping[str, str] | None = None) -> None:
     """Publish settings to this process's environment so the Chainlit app reads the same values."""
     os.environ.update(settings.to_env())

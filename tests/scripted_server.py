@@ -51,6 +51,7 @@ class Script:
     rounds: int = 1  # how many tool rounds before answering in text
     usage: int = 0  # 1: end with a usage-only chunk (empty choices)
     text: str = ""  # answer with this text, a word per token, instead of generated words
+    no_finish: int = 0  # after the tokens, no finish_reason: 1 closes at once, 2 sends only [DONE]
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -286,6 +287,10 @@ class ScriptedServer:
                     await asyncio.sleep(delay)
             yield _chunk(token)
         self.stream_ends.append(time.time())
+        if script.no_finish:  # cut off: 2 is how llama-cpp-python ends an interrupted reply
+            if script.no_finish == 2:
+                yield b"data: [DONE]\n\n"
+            return
         yield _chunk(None, "stop")
         if script.usage:
             yield _usage_chunk()

@@ -122,6 +122,25 @@ async def test_stream_fails_mid_reply_when_streaming_then_partial_kept(
     assert outcome.text == message.browser_text() == text_of(40)
 
 
+@pytest.mark.parametrize("ending", [1, 2], ids=["closed", "only [DONE]"])
+async def test_stream_ends_without_finish_reason_when_streaming_then_partial_kept_and_ended_early_shown(
+    server: ScriptedServer, ending: int
+) -> None:
+    outcome, message = await ask(settings_for(server), f"#script tokens=40 rate=400 no_finish={ending}")
+    assert outcome.error is not None
+    assert "ended the reply early" in str(outcome.error)
+    assert outcome.text == message.browser_text() == text_of(40)
+    assert message.events[-1][0] == "send"
+
+
+async def test_stream_ends_without_finish_reason_when_nothing_arrived_then_answer_asked_again(
+    server: ScriptedServer,
+) -> None:
+    outcome, _ = await ask(settings_for(server), "#script tokens=0 no_finish=1")
+    assert outcome.error is None
+    assert [r.get("stream") for r in server.requests[-2:]] == [True, False]
+
+
 async def test_stream_stalls_when_longer_than_timeout_then_timeout_message(
     server: ScriptedServer,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
-from smart_agent.llm.local_server import bundled_model_path, local_model_server
+from smart_agent.llm.local_server import EmbeddedServer, bundled_model_path, local_model_server
 from tests.harness import llama_servers
 
 
@@ -23,10 +24,24 @@ def test_bundled_model_when_looked_up_then_smollm2_gguf_inside_the_wheel() -> No
     assert path.stat().st_size > 50_000_000
 
 
+def get_models(server: EmbeddedServer, key: str | None) -> int:
+    """The HTTP status of GET /models with `key` as the bearer token (none when None)."""
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    request = urllib.request.Request(f"{server.url}/models", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_server_when_started_then_answers_on_loopback_and_stops_on_exit() -> None:
-    with local_model_server() as url:
-        assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(f"{url}/models", timeout=10) as response:
+    with local_model_server() as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        request = urllib.request.Request(
+            f"{server.url}/models", headers={"Authorization": f"Bearer {server.api_key}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             models = json.load(response)
         assert [m["id"] for m in models["data"]] == [EMBEDDED_MODEL_ALIAS]
         children = llama_servers()
@@ -56,7 +71,7 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
             sys.executable,
             "-c",
             "from smart_agent.llm.local_server import local_model_server\n"
-            "with local_model_server() as url:\n    print(url, flush=True)\n    input()\n",
+            "with local_model_server() as server:\n    print(server.url, flush=True)\n    input()\n",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -75,3 +90,29 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
     finally:
         owner.kill()
         owner.wait(timeout=10)
+
+
+def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_key_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # llama-cpp-python reads these over or beside its flags (HOST=0.0.0.0 is common in containers)
+    for name, value in {
+        "HOST": "0.0.0.0",
+        "PORT": "1",
+        "CONFIG_FILE": "/nonexistent/llama.json",
+        "API_KEY": "x",
+        "MODEL": "/nonexistent/model.gguf",
+        "N_CTX": "64",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with local_model_server() as server:
+        (llama,) = llama_servers()
+        listening = [c.laddr for c in llama.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        assert [address.ip for address in listening] == ["127.0.0.1"]
+        assert f":{listening[0].port}/" in server.url
+        assert get_models(server, None) == 401
+        assert get_models(server, "x") == 401
+        assert get_models(server, server.api_key) == 200
+        assert len(server.api_key) >= 32
+        assert server.api_key not in " ".join(llama.cmdline())  # any local user can read that
+        assert server.api_key not in repr(server)

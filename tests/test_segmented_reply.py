@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -95,3 +96,41 @@ async def test_stop_when_it_interrupts_a_segment_finalising_then_finish_finalise
     await reply.finish()
     assert messages[0].events[-1] == ("send", "0123456789ab\n\n", True)
     assert reply.content == "0123456789ab\n\n"
+
+
+class NoOpMessage:
+    """A message sink that keeps nothing, so only the reply's own work is measured."""
+
+    content = ""
+
+    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
+        return None
+
+    async def send(self) -> None:
+        return None
+
+    async def update(self) -> None:
+        return None
+
+    async def remove(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("piece", ["x = 1 + 2  # w\n", "word "], ids=["one code fence", "no newline at all"])
+async def test_huge_reply_when_one_more_token_arrives_then_it_allocates_per_token_only(piece: str) -> None:
+    reply = SegmentedReply(NoOpMessage, BatchPolicy(), 6000, FakeClock())
+    if piece.endswith("\n"):
+        await reply.stream_token("```python\n")
+    block = piece * (1000 // len(piece))
+    for _ in range(1000):  # 1,000,000 characters that offer no cut
+        await reply.stream_token(block)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for token in (" w", "ord", "s"):
+            await reply.stream_token(token)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - before < 20_000  # a copy of the reply or of its line would be ~1 MB
+    assert len(reply.segments) == 1

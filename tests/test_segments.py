@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -119,6 +121,37 @@ def test_one_huge_token_when_many_boundaries_then_many_segments() -> None:
     segments = split_segments([text], 50)
     check(segments, text)
     assert len(segments) > 10
+
+
+# A reply of 1,000,000 characters that never offers a cut: inside one code fence, or one line.
+HUGE_REPLIES = {
+    "one code fence": "```python\n" + "x = 1 + 2  # w\n" * 66_666,
+    "no newline at all": "word " * 200_000,
+}
+
+
+def allocated_by(action: Callable[[], object]) -> int:
+    """The most memory `action` held at once beyond what was allocated before it, in bytes."""
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+@pytest.mark.parametrize("shape", list(HUGE_REPLIES))
+def test_huge_reply_when_one_more_token_arrives_then_work_independent_of_its_length(shape: str) -> None:
+    # A copy or slice of the reply (or of its current line) per token is what made 800,000
+    # characters inside a fence cost 26 s of CPU: one more token must allocate per token only.
+    text = HUGE_REPLIES[shape]
+    finder = CutFinder(6000)
+    for i in range(0, len(text), 1000):
+        assert finder.add(text[i : i + 1000]) is None
+    assert allocated_by(lambda: finder.add(" w") or finder.add("ord")) < 20_000
+    assert finder.length == len(text) + 5
 
 
 markdown_block = st.sampled_from(

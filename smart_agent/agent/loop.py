@@ -25,7 +25,7 @@ from smart_agent.agent.tools import ToolRegistry, ToolResult
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.chunks import ChunkDelta, ToolCall, ToolCallAccumulator, normalize_chunk
-from smart_agent.llm.client import describe_error
+from smart_agent.llm.client import describe_error, ended_early
 
 Message = dict[str, Any]
 _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError)
@@ -122,12 +122,13 @@ class Agent:
             return
         except _STREAM_ERRORS as exc:
             raise describe_error(exc, self.settings, self.model) from exc
-        produced = False
+        produced = finished = False
         failed: BaseException | None = None
         try:
             async for chunk in stream:
                 delta = normalize_chunk(chunk)
                 produced = produced or bool(delta.text or delta.tool_calls)
+                finished = finished or delta.finish_reason is not None
                 yield delta
         except _STREAM_ERRORS as exc:
             if produced:
@@ -135,6 +136,13 @@ class Agent:
             failed = exc
         finally:
             await stream.close()
+        # A complete stream names why it ended (stop, length, tool_calls, ...) in its last choice;
+        # without one it was cut off. `[DONE]` proves nothing: the SDK swallows it, and
+        # llama-cpp-python sends it when it interrupts a reply for another request.
+        if failed is None and not finished:
+            if produced:
+                raise ended_early(self.settings)
+            failed = ModelError("empty stream")
         if failed is not None:
             async for delta in self._fallback(messages):
                 yield delta

@@ -82,6 +82,15 @@ def describe_error(
     return ModelError(f"The model failed: {_short(str(exc)) or type(exc).__name__}")
 
 
+def ended_early(settings: Settings) -> ModelError:
+    """The error for a stream that stopped without a finish reason: the reply is incomplete."""
+    where = settings.base_url or "the OpenAI API"
+    return ModelError(
+        f"The model server at {where} ended the reply early (its stream stopped without a finish "
+        "reason); what arrived is kept."
+    )
+
+
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

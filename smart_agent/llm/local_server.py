@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,8 +15,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from smart_agent.config import child_environment
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 
@@ -52,9 +55,20 @@ def free_port() -> int:
         return port
 
 
-def _answers(url: str) -> bool:
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """Where the embedded model answers, and the API key it requires."""
+
+    url: str
+    api_key: str = field(repr=False)
+
+
+def _answers(server: EmbeddedServer) -> bool:
+    request = urllib.request.Request(
+        f"{server.url}/models", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
     try:
-        with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -63,11 +77,12 @@ def _answers(url: str) -> bool:
 @contextmanager
 def local_model_server(
     model_path: Path | None = None, *, n_ctx: int = 4096, timeout: float = STARTUP_TIMEOUT
-) -> Iterator[str]:
-    """Run `python -m llama_cpp.server` on a free loopback port; yield its /v1 URL; stop it."""
+) -> Iterator[EmbeddedServer]:
+    """Run `python -m llama_cpp.server` on a free loopback port with a fresh API key; yield where
+    it answers and the key; stop it."""
     path = model_path or bundled_model_path()
     port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
+    server = EmbeddedServer(f"http://127.0.0.1:{port}/v1", secrets.token_urlsafe(32))
     command = [
         sys.executable,
         "-m",
@@ -82,6 +97,9 @@ def local_model_server(
         str(port),
         "--n_ctx",
         str(n_ctx),
+        # A second chat waits for the first reply to end instead of cutting it off.
+        "--interrupt_requests",
+        "False",
     ]
     # Its log goes to a file: a pipe nobody reads would fill up and stall the server.
     log = tempfile.TemporaryFile()
@@ -90,12 +108,16 @@ def local_model_server(
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        # Its settings also come from the environment (HOST, PORT, CONFIG_FILE, API_KEY, MODEL,
+        # ...), over or beside the flags: give it none of ours. The key goes in its environment
+        # rather than on its command line, which any local user can read.
+        env=child_environment({"API_KEY": server.api_key}),
         preexec_fn=_die_with_parent(),  # even a killed app leaves no server behind
     )
     try:
         deadline = time.monotonic() + timeout
         # The server offers no readiness signal but answering HTTP; poll it, bounded.
-        while not _answers(url):
+        while not _answers(server):
             if process.poll() is not None:
                 log.seek(0)
                 tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
@@ -105,7 +127,7 @@ def local_model_server(
             if time.monotonic() > deadline:
                 raise LocalModelError(f"llama.cpp server did not answer within {timeout:g} s")
             time.sleep(0.2)
-        yield url
+        yield server
     finally:
         if process.poll() is None:
             process.terminate()

@@ -66,7 +66,7 @@ class SegmentedReply:
         if self._finder.threshold <= 0:  # segmenting off: no need to keep a copy of the text
             await self._current().stream_token(token)
             return
-        base = len(self._finder.text)
+        base = self._finder.length
         cut = self._finder.add(token)
         while cut is not None:
             split = max(cut, base) - base

@@ -31,9 +31,12 @@ def _backend(settings: Settings) -> Iterator[Settings]:
 
     path = bundled_model_path()
     typer.echo(f"smart-agent: no OPENAI_API_KEY or OPENAI_BASE_URL set; starting {path.name} ...")
-    with local_model_server(path) as url:
-        typer.echo(f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp) at {url}")
-        yield dataclasses.replace(settings, base_url=url, model=EMBEDDED_MODEL_ALIAS)
+    with local_model_server(path) as server:
+        typer.echo(f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp) at {server.url}")
+        # Only this process knows the key: the server refuses every other local client.
+        yield dataclasses.replace(
+            settings, base_url=server.url, api_key=server.api_key, model=EMBEDDED_MODEL_ALIAS
+        )
 
 
 def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:

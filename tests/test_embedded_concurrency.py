@@ -1,0 +1,129 @@
+"""Several chats at once on the real embedded model: a second request waits its turn, it never
+cuts off the reply in progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smart_agent.agent.events import AgentEvent, ReplyDone, TextDelta
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.tools import builtin_tools
+from smart_agent.config import Settings
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
+from smart_agent.llm.local_server import EmbeddedServer, local_model_server
+from tests.harness import clean_env, llama_servers, running_app
+from tests.sio_client import ChatClient
+
+
+def logs(folder: Path) -> str:
+    """Everything the app wrote to its terminal."""
+    return "".join(log.read_text() for log in folder.glob("*.log"))
+
+
+async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replies_complete(
+    tmp_path: Path,
+) -> None:
+    # no OPENAI_API_KEY / OPENAI_BASE_URL: the app starts the embedded model, whatever the
+    # environment tells llama-cpp-python
+    env = clean_env(HOST="0.0.0.0", PORT="1", CONFIG_FILE="/nonexistent/llama.json", API_KEY="x")
+    with running_app(env=env, log_dir=tmp_path, timeout=180) as (url, _):
+        (llama,) = llama_servers()
+        llama_env = llama.environ()
+        assert not {"HOST", "PORT", "CONFIG_FILE"} & set(llama_env)
+        key = llama_env["API_KEY"]
+        assert key != "x"
+        first, second = ChatClient(url), ChatClient(url)
+        try:
+            await asyncio.gather(first.connect(), second.connect())
+            await first.send("Name five colours, one per line.")
+            await first.wait_text(bool, seconds=60)
+            await second.send("Name five animals, one per line.")
+            await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
+        finally:
+            await asyncio.gather(first.close(), second.close(), return_exceptions=True)
+    assert key not in logs(tmp_path)  # the app never shows the key
+    for client in (first, second):
+        texts = [client.messages[i] for i in client.order]
+        assert client.reply().strip(), texts
+        assert not any("ended the reply early" in text or "failed" in text for text in texts), texts
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedServer]:
+    with local_model_server() as server:
+        yield server
+
+
+def settings_for(server: EmbeddedServer) -> Settings:
+    """What the launcher hands the app for the embedded model."""
+    return Settings(api_key=server.api_key, base_url=server.url, model=EMBEDDED_MODEL_ALIAS)
+
+
+async def test_two_streams_when_the_second_starts_mid_reply_then_both_end_with_a_finish_reason(
+    embedded: EmbeddedServer,
+) -> None:
+    client = make_client(settings_for(embedded))
+    first_token = asyncio.Event()
+
+    async def chat(prompt: str, arrived: asyncio.Event) -> tuple[int, str | None]:
+        stream = await client.chat.completions.create(
+            model=EMBEDDED_MODEL_ALIAS,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            max_tokens=60,
+        )
+        tokens, finish = 0, None
+        async for chunk in stream:
+            for choice in chunk.choices:
+                tokens += bool(choice.delta.content)
+                finish = choice.finish_reason or finish
+            if tokens:
+                arrived.set()
+        return tokens, finish
+
+    try:
+        first = asyncio.create_task(chat("Write a long story about a cat.", first_token))
+        await asyncio.wait_for(first_token.wait(), timeout=60)
+        second = asyncio.create_task(chat("Write a long story about a dog.", asyncio.Event()))
+        results = await asyncio.wait_for(asyncio.gather(first, second), timeout=120)
+    finally:
+        await client.close()
+    # interrupted, the first reply ended after a token or two with no finish_reason
+    for tokens, finish in results:
+        assert finish in {"stop", "length"}, results
+        assert tokens >= 1, results
+
+
+async def test_two_chats_when_the_second_starts_mid_reply_then_both_replies_done(
+    embedded: EmbeddedServer,
+) -> None:
+    settings = settings_for(embedded)
+    client = make_client(settings)
+    first_text = asyncio.Event()
+
+    async def chat(prompt: str, arrived: asyncio.Event) -> list[AgentEvent]:
+        agent = Agent(client, EMBEDDED_MODEL_ALIAS, settings, builtin_tools())
+        history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        events: list[AgentEvent] = []
+        stream: AsyncIterator[AgentEvent] = agent.stream(history)
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, TextDelta):
+                arrived.set()
+        return events
+
+    try:
+        first = asyncio.create_task(chat("Name five colours, one per line.", first_text))
+        await asyncio.wait_for(first_text.wait(), timeout=60)
+        second = asyncio.create_task(chat("Name five animals, one per line.", asyncio.Event()))
+        results = await asyncio.wait_for(asyncio.gather(first, second), timeout=180)
+    finally:
+        await client.close()
+    for events in results:
+        assert isinstance(events[-1], ReplyDone), events[-1]
+        assert events[-1].text.strip()
