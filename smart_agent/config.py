@@ -73,6 +73,18 @@ def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
 
+def _parse_optional_dir(text: str) -> Path | None:
+    value = text.strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    # A relative folder would depend on where the command is started, the very thing the data
+    # folder exists to avoid.
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (or start with ~)")
+    return path
+
+
 @dataclass(frozen=True)
 class _Field:
     env: str
@@ -108,6 +120,7 @@ _FIELDS: dict[str, _Field] = {
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
     "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
     "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
+    "data_dir": _Field("SMART_AGENT_DATA_DIR", "--data-dir", _parse_optional_dir),
 }
 
 
@@ -137,6 +150,8 @@ class Settings:
     mcp_config: str | None = None
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
     lag_probe: str | None = None
+    data_dir: Path | None = None
+    """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -228,6 +243,36 @@ def parse_port(text: str) -> int:
         return _parse_int(1, 65535)(text)
     except ValueError as exc:
         raise ConfigError(f"invalid value {text!r} for --port: {exc}") from None
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/smart-agent`, else `~/.local/share/smart-agent` (XDG Base Directory spec)."""
+    env = os.environ if environ is None else environ
+    xdg = Path(env.get("XDG_DATA_HOME") or ".")
+    # The spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    if not xdg.is_absolute():
+        xdg = Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return xdg / "smart-agent"
+
+
+def resolve_data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user folder smart-agent writes to: SMART_AGENT_DATA_DIR, else the XDG default."""
+    return settings.data_dir or default_data_dir(environ)
+
+
+def ensure_data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """Create the data folder if needed and return it; one that cannot be created is a ConfigError."""
+    path = resolve_data_dir(settings, environ)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {str(path)!r} as the data folder (SMART_AGENT_DATA_DIR or --data-dir): "
+            f"{exc.strerror or exc}; it must be a folder smart-agent can create and write to"
+        ) from None
+    return path
 
 
 def export(settings: Settings, extra: Mapping[str, str] | None = None) -> None:

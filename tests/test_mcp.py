@@ -118,7 +118,7 @@ async def test_agent_when_model_calls_mcp_tool_then_result_reaches_reply(server:
 async def test_chainlit_mcp_connect_when_user_adds_http_server_then_its_tools_answer(
     scripted_app: Callable[..., str], tmp_path: Path
 ) -> None:
-    port = 8931  # the loopback port .chainlit/config.toml allows users to add MCP servers on
+    port = 8931  # the loopback port the app's .chainlit/config.toml allows users to add MCP servers on
     echo = subprocess.Popen(  # noqa: ASYNC220 - a server process started once, not awaited
         [sys.executable, str(Path(__file__).with_name("mcp_echo_server.py")), str(port)],
         stdout=subprocess.DEVNULL,
