@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from smart_agent.web.chainlit_root import SHIPPED_ROOT, run_root
-from tests.harness import ROOT, clean_env
+from tests.harness import ROOT, clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer
 
 
 def _files(folder: Path) -> dict[str, int]:
@@ -65,3 +67,21 @@ def test_chainlit_when_started_on_a_run_root_then_writes_only_there(tmp_path: Pa
         assert (root / ".chainlit" / "translations").is_dir()
     assert os.listdir(cwd) == []
     assert _files(SHIPPED_ROOT) == shipped
+
+
+def test_two_apps_when_one_stops_then_the_other_keeps_its_files_folder(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    # Chainlit deletes its files folder when it stops; a shared one would vanish under the other.
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(tmp_path / "data"))
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    runs = tmp_path / "data" / "runs"
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, staying):
+        with running_app(*flags, env=env, log_dir=tmp_path):
+            assert len(list(runs.iterdir())) == 2
+        (root,) = runs.iterdir()
+        assert root.name.startswith(f"{staying.pid}-")
+        assert (root / ".files").is_dir()
+        with urllib.request.urlopen(f"{url}/public/elements/ReplyFooter.jsx", timeout=10) as response:
+            assert response.status == 200
+    assert list(runs.iterdir()) == []
