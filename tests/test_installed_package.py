@@ -74,9 +74,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     workdir = tmp_path_factory.mktemp("installed")
     wheel = _build_wheel(workdir)
     venv = workdir / "venv"
-    # A real install from the package registry, the way users get it (measured here: about 35 s
-    # for the venv and every dependency, llama-cpp-python coming from pip's cache of the wheel
-    # `make setup` built). The versions are held to those of the development environment so the
+    # A real install from the package registry, the way users get it: measured here 34-44 s for
+    # the venv and every dependency (llama-cpp-python comes from pip's cache of the wheel that
+    # `make setup` built), short enough that no shortcut (such as a .pth onto the development
+    # venv) is needed. The versions are held to those of the development environment, so the
     # test does not change under our feet when a dependency of a dependency is released.
     constraints = workdir / "constraints.txt"
     constraints.write_text(_run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], timeout=120))
