@@ -16,6 +16,7 @@ from smart_agent.config import (
     DEFAULT_PORT,
     DEFAULT_SEGMENT_CHARS,
     ConfigError,
+    ensure_data_dir,
     load_settings,
     parse_port,
 )
@@ -115,6 +116,14 @@ def chainlit(
         str | None,
         typer.Option(metavar="FILE", help='MCP servers: {"mcpServers": {...}}. [env SMART_AGENT_MCP_CONFIG]'),
     ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Where smart-agent writes its files. [default: $XDG_DATA_HOME/smart-agent or "
+            "~/.local/share/smart-agent; env SMART_AGENT_DATA_DIR]",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to serve the chat UI on.")] = DEFAULT_HOST,
     port: Annotated[str, typer.Option(metavar="PORT", help="Port to serve the chat UI on.")] = str(
         DEFAULT_PORT
@@ -162,9 +171,11 @@ def chainlit(
                 "allowed_origins": allowed_origins,
                 "expose_without_login": True if expose_without_login else None,
                 "mcp_user_servers": True if mcp_user_servers else None,
+                "data_dir": data_dir,
             }
         )
         port_number = parse_port(port)
+        ensure_data_dir(settings)
         warning = check_exposure(host, settings)
         if settings.mcp_config:
             load_mcp_config(settings.mcp_config)

@@ -113,6 +113,18 @@ def _parse_origins(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+def _parse_optional_dir(text: str) -> Path | None:
+    value = text.strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    # A relative folder would depend on where the command is started, the very thing the data
+    # folder exists to avoid.
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (or start with ~)")
+    return path
+
+
 @dataclass(frozen=True)
 class _Field:
     env: str
@@ -151,6 +163,7 @@ _FIELDS: dict[str, _Field] = {
     "allowed_origins": _Field("SMART_AGENT_ALLOWED_ORIGINS", "--allowed-origins", _parse_origins),
     "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
     "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
+    "data_dir": _Field("SMART_AGENT_DATA_DIR", "--data-dir", _parse_optional_dir),
 }
 
 
@@ -183,6 +196,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     expose_without_login: bool = False
     mcp_user_servers: bool = False
+    data_dir: Path | None = None
+    """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -288,6 +303,36 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {name: os.environ[name] for name in CHILD_ENV_VARS if name in os.environ}
     env.update(extra or {})
     return env
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_DATA_HOME/smart-agent`, else `~/.local/share/smart-agent` (XDG Base Directory spec)."""
+    env = os.environ if environ is None else environ
+    xdg = Path(env.get("XDG_DATA_HOME") or ".")
+    # The spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    if not xdg.is_absolute():
+        xdg = Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return xdg / "smart-agent"
+
+
+def resolve_data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user folder smart-agent writes to: SMART_AGENT_DATA_DIR, else the XDG default."""
+    return settings.data_dir or default_data_dir(environ)
+
+
+def ensure_data_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """Create the data folder if needed and return it; one that cannot be created is a ConfigError."""
+    path = resolve_data_dir(settings, environ)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {str(path)!r} as the data folder (SMART_AGENT_DATA_DIR or --data-dir): "
+            f"{exc.strerror or exc}; it must be a folder smart-agent can create and write to"
+        ) from None
+    return path
 
 
 def export(settings: Settings, extra: Mapping[str, str] | None = None) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,17 +65,27 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
 
 @contextmanager
 def running_app(
-    *flags: str, env: dict[str, str] | None = None, log_dir: Path, timeout: float = 60.0
+    *flags: str,
+    env: dict[str, str] | None = None,
+    log_dir: Path,
+    timeout: float = 60.0,
+    program: Sequence[str] = (sys.executable, "-m", "smart_agent"),
+    cwd: Path = ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `smart-agent chainlit --headless` on a free port; yield its URL and process; stop it."""
+    """Run `smart-agent chainlit --headless` on a free port; yield its URL and process; stop it.
+
+    Unless `env` names one, the app's data folder is `log_dir/data`, not the user's.
+    """
     port = free_port()
     log = log_dir / f"app-{port}.log"
-    command = [sys.executable, "-m", "smart_agent", "chainlit", "--headless", "--port", str(port), *flags]
+    command = [*program, "chainlit", "--headless", "--port", str(port), *flags]
+    app_env = dict(env if env is not None else clean_env())
+    app_env.setdefault("SMART_AGENT_DATA_DIR", str(log_dir / "data"))
     with log.open("wb") as out:
         process = subprocess.Popen(
             command,
-            cwd=ROOT,
-            env=env if env is not None else clean_env(),
+            cwd=cwd,
+            env=app_env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -26,6 +26,7 @@ def launched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, 
     monkeypatch.chdir(tmp_path)
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the data folder is created
     return calls
 
 
@@ -55,6 +56,7 @@ def test_help_when_asked_then_lists_every_flag() -> None:
         "--allowed-origins",
         "--expose-without-login",
         "--mcp-user-servers",
+        "--data-dir",
     ]:
         assert flag in result.stdout
 
@@ -241,3 +243,39 @@ def test_host_when_not_loopback_and_opted_out_then_launches_with_one_warning(
     assert launched[0]["host"] == "0.0.0.0"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "WITHOUT authentication" in lines[0], result.stderr
+
+
+def test_data_dir_when_launched_then_created_before_the_app_starts(
+    launched: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    result = invoke("chainlit")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "xdg" / "smart-agent").is_dir()
+    result = invoke("chainlit", "--data-dir", str(tmp_path / "mine"))
+    assert result.exit_code == 0, result.output
+    assert launched[1]["settings"].data_dir == tmp_path / "mine"
+    assert (tmp_path / "mine").is_dir()
+
+
+def test_data_dir_when_relative_then_exit_2_with_one_line(launched: list[dict[str, Any]]) -> None:
+    result = invoke("chainlit", "--data-dir", "state")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "--data-dir" in lines[0] and "'state'" in lines[0] and "absolute path" in lines[0]
+    assert launched == []
+
+
+def test_data_dir_when_a_file_then_exit_2_naming_it(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("SMART_AGENT_DATA_DIR", str(blocker))
+    result = invoke("chainlit")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert repr(str(blocker)) in lines[0] and "SMART_AGENT_DATA_DIR" in lines[0]
+    assert "Traceback" not in result.output
+    assert launched == []

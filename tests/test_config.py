@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from smart_agent.config import ENV_VARS, ConfigError, Settings, load_settings
+from smart_agent.config import (
+    ENV_VARS,
+    ConfigError,
+    Settings,
+    default_data_dir,
+    ensure_data_dir,
+    load_settings,
+    resolve_data_dir,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +58,49 @@ def test_settings_when_round_tripped_through_env_then_equal() -> None:
 def test_batch_size_when_invalid_in_env_then_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="SMART_AGENT_BATCH_SIZE"):
         load_settings(environ={"SMART_AGENT_BATCH_SIZE": value}, dotenv_path=None)
+
+
+def test_data_dir_when_xdg_data_home_set_then_below_it() -> None:
+    environ = {"XDG_DATA_HOME": "/srv/xdg", "HOME": "/home/u"}
+    assert default_data_dir(environ) == Path("/srv/xdg/smart-agent")
+    assert resolve_data_dir(load_settings(environ=environ, dotenv_path=None), environ) == Path(
+        "/srv/xdg/smart-agent"
+    )
+
+
+@pytest.mark.parametrize("xdg", [None, "", "relative/share"])
+def test_data_dir_when_xdg_data_home_unset_empty_or_relative_then_local_share(xdg: str | None) -> None:
+    environ = {"HOME": "/home/u"} if xdg is None else {"HOME": "/home/u", "XDG_DATA_HOME": xdg}
+    assert default_data_dir(environ) == Path("/home/u/.local/share/smart-agent")
+
+
+def test_data_dir_when_set_then_beats_xdg(tmp_path: Path) -> None:
+    environ = {"SMART_AGENT_DATA_DIR": str(tmp_path / "d"), "XDG_DATA_HOME": "/srv/xdg"}
+    settings = load_settings(environ=environ, dotenv_path=None)
+    assert resolve_data_dir(settings, environ) == tmp_path / "d"
+
+
+def test_data_dir_when_given_with_tilde_then_expanded() -> None:
+    settings = load_settings(environ={"SMART_AGENT_DATA_DIR": "~/sa"}, dotenv_path=None)
+    assert settings.data_dir == Path.home() / "sa"
+
+
+@pytest.mark.parametrize("value", ["data", "./data", "../x/y"])
+def test_data_dir_when_relative_then_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"SMART_AGENT_DATA_DIR.*must be an absolute path"):
+        load_settings(environ={"SMART_AGENT_DATA_DIR": value}, dotenv_path=None)
+
+
+def test_ensure_data_dir_when_missing_then_created_with_parents(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "a" / "b")
+    assert ensure_data_dir(settings) == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_ensure_data_dir_when_a_file_is_in_the_way_then_config_error(tmp_path: Path, below: bool) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "sub" if below else blocker
+    with pytest.raises(ConfigError, match=r"cannot use .* as the data folder \(SMART_AGENT_DATA_DIR"):
+        ensure_data_dir(Settings(data_dir=target))

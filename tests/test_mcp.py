@@ -115,7 +115,7 @@ async def test_agent_when_model_calls_mcp_tool_then_result_reaches_reply(server:
         await connections.aclose()
 
 
-MCP_PORT = 8931  # the loopback port .chainlit/config.toml allows users to add MCP servers on
+MCP_PORT = 8931  # the loopback port the app's .chainlit/config.toml allows users to add MCP servers on
 
 
 @pytest.fixture

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from smart_agent.config import Settings, export
+from smart_agent.config import Settings, export, resolve_data_dir
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 from smart_agent.web import security
+from smart_agent.web.chainlit_root import run_root
 from smart_agent.web.origins import app_origins, is_loopback
 
 APP_PATH = Path(__file__).with_name("app.py")
@@ -41,10 +43,18 @@ def _backend(settings: Settings) -> Iterator[Settings]:
 
 def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     """Serve the chat UI until interrupted; the embedded model server stops with it."""
+    # Chainlit reads CHAINLIT_APP_ROOT once, when chainlit.config is first imported.
+    if "chainlit.config" in sys.modules:
+        raise RuntimeError("chainlit was imported before smart-agent could set its app root")
     try:
         with contextlib.ExitStack() as resources:
             effective = resources.enter_context(_backend(settings))
-            export(effective, {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port)})
+            data_dir = resolve_data_dir(settings)
+            app_root = resources.enter_context(run_root(data_dir))
+            export(
+                dataclasses.replace(effective, data_dir=data_dir),
+                {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port), "CHAINLIT_APP_ROOT": str(app_root)},
+            )
             import chainlit as cl
             from chainlit.cli import run_chainlit
             from chainlit.config import config
@@ -57,7 +67,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
 
             security.install(app, sio, origins)
             # Chainlit ends its process with os._exit() right after this hook, so this `with`
-            # never unwinds on Ctrl+C or SIGTERM: release the backend here.
+            # never unwinds on Ctrl+C or SIGTERM: release the backend and the app root here.
             cl.on_app_shutdown(resources.close)
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
