@@ -18,7 +18,9 @@ DEFAULT_SEGMENT_CHARS = 6000
 DEFAULT_STREAM_TIMEOUT = 60.0
 DEFAULT_MAX_TOOL_ROUNDS = 8
 DEFAULT_TOOL_TIMEOUT = 30.0
-DEFAULT_MAX_INPUT_CHARS = 100_000
+# The context sizes a request may be fitted to: below 512 tokens nothing useful fits.
+MIN_CONTEXT_TOKENS = 512
+MAX_CONTEXT_TOKENS = 10_000_000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -108,6 +110,9 @@ _FIELDS: dict[str, _Field] = {
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
     "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
     "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
+    "context_tokens": _Field(
+        "SMART_AGENT_CONTEXT_TOKENS", "--context-tokens", _parse_int(MIN_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS)
+    ),
 }
 
 
@@ -135,8 +140,9 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     mcp_config: str | None = None
-    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
+    max_input_chars: int | None = None  # None: what fits in the context (smart_agent.llm.context)
     lag_probe: str | None = None
+    context_tokens: int | None = None  # None: the embedded server's n_ctx, else DEFAULT_CONTEXT_TOKENS
 
     @property
     def uses_embedded_model(self) -> bool:
