@@ -56,6 +56,15 @@ def _parse_int(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _parse_optional_int(low: int, high: int | None = None) -> Callable[[str], int | None]:
+    parse_int = _parse_int(low, high)
+
+    def parse(text: str) -> int | None:
+        return parse_int(text) if text.strip() else None
+
+    return parse
+
+
 def _parse_float(low: float, *, inclusive: bool) -> Callable[[str], float]:
     allowed = f"a number {'>=' if inclusive else '>'} {low:g}"
 
@@ -109,9 +118,11 @@ _FIELDS: dict[str, _Field] = {
     "tool_timeout": _Field("SMART_AGENT_TOOL_TIMEOUT", "--tool-timeout", _parse_float(0.0, inclusive=False)),
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
     "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
-    "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
+    "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_optional_int(1)),
     "context_tokens": _Field(
-        "SMART_AGENT_CONTEXT_TOKENS", "--context-tokens", _parse_int(MIN_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS)
+        "SMART_AGENT_CONTEXT_TOKENS",
+        "--context-tokens",
+        _parse_optional_int(MIN_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS),
     ),
 }
 

@@ -52,6 +52,7 @@ class Script:
     usage: int = 0  # 1: end with a usage-only chunk (empty choices)
     args_preset: str = ""  # send hostile raw arguments instead: one of ARG_PRESETS
     ctx: int = 0  # context limit in tokens (CHARS_PER_TOKEN); longer requests get HTTP 400
+    ctx_empty: int = 0  # 1: refuse a long streamed request with an empty 200 stream, as llama.cpp does
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -107,7 +108,7 @@ def script_tokens(count: int, kind: str = "words") -> list[str]:
 # Arguments no model should send, but one may (or a prompt injection may make it).
 ARG_PRESETS = {
     "deep": '{"a":' * 1000 + "1" + "}" * 1000,  # 6 KB, beyond json's recursion limit
-    "huge": json.dumps({"expression": "1+" * 300_000 + "1"}),  # 600 KB
+    "huge": json.dumps({"expression": "1+" * 75_000 + "1"}),  # 150 KB (send it with shape=whole)
     "junk": '{"expression": "\ud800\udfff\ud800"}\x00\xff\u0000{{{',  # lone surrogates, NULs, trailing junk
     "surrogate": '{"expression": "\\ud800"}',  # valid JSON, a lone surrogate inside
     "list": "[1, 2, 3]",  # JSON, but not an object
@@ -287,6 +288,8 @@ class ScriptedServer:
         if unanswered:
             return _bad_request(unanswered)
         if script.ctx and request_tokens(messages) > script.ctx:
+            if script.ctx_empty and body.get("stream"):
+                return StreamingResponse(iter([b""]), media_type="text/event-stream")
             return _bad_request(
                 f"This model's maximum context length is {script.ctx} tokens. However, your messages "
                 f"resulted in {request_tokens(messages)} tokens. Please reduce the length of the messages.",
