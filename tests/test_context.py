@@ -125,7 +125,7 @@ def test_input_limit_when_unset_then_follows_context_and_setting_wins() -> None:
 
 @pytest.mark.parametrize("value", ["0", "511", "abc", "1.5", "10000001"])
 def test_context_tokens_when_invalid_then_config_error_naming_it(value: str) -> None:
-    with pytest.raises(ConfigError, match="SMART_AGENT_CONTEXT_TOKENS.*512 to 10000000"):
+    with pytest.raises(ConfigError, match=r"SMART_AGENT_CONTEXT_TOKENS.*512 to 10000000"):
         load_settings(environ={"SMART_AGENT_CONTEXT_TOKENS": value}, dotenv_path=None)
 
 
