@@ -75,3 +75,30 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
     finally:
         owner.kill()
         owner.wait(timeout=10)
+
+
+async def test_request_beyond_real_context_when_context_overstated_then_refused_and_retried() -> None:
+    from smart_agent.agent.events import HistoryTrimmed, ReplyDone
+    from smart_agent.agent.loop import Agent
+    from smart_agent.agent.tools import ToolRegistry
+    from smart_agent.config import Settings
+    from smart_agent.llm.client import make_client
+
+    prose = ("Plain words of an earlier answer. " * 60)[:1800]
+    history: list[dict[str, object]] = []
+    for number in range(4):  # about 3,000 real tokens, beyond the server's 2,048
+        history.append({"role": "user", "content": f"{number}: {prose}"})
+        history.append({"role": "assistant", "content": prose})
+    history.append({"role": "user", "content": "What is 2+2? Answer in one short sentence."})
+    with local_model_server(n_ctx=2048) as url:
+        # told 100,000 tokens, smart-agent sends everything; llama.cpp's streamed refusal is an
+        # empty 200 response, its non-streamed one HTTP 400 context_length_exceeded
+        settings = Settings(base_url=url, model=EMBEDDED_MODEL_ALIAS, context_tokens=100_000)
+        client = make_client(settings)
+        try:
+            agent = Agent(client, EMBEDDED_MODEL_ALIAS, settings, ToolRegistry())
+            events = [event async for event in agent.stream(history)]  # type: ignore[arg-type]
+        finally:
+            await client.close()
+    assert any(isinstance(event, HistoryTrimmed) for event in events), events
+    assert isinstance(events[-1], ReplyDone) and events[-1].text.strip(), events[-1]

@@ -219,10 +219,17 @@ class Agent:
 
     async def _fallback(self, messages: list[Message]) -> AsyncIterator[ChunkDelta]:
         """Ask once without streaming and hand the answer over in small pieces."""
-        try:
-            response = await self._create(messages, stream=False)
-        except _STREAM_ERRORS as exc:
-            raise self._refusal(exc) from exc
+        for attempt in range(2):
+            try:
+                response = await self._create(messages, stream=False)
+                break
+            except openai.APIConnectionError as exc:
+                # A server may close the connection its failed stream used (llama.cpp's does after
+                # a length refusal) while the client pools it for reuse: one fresh try.
+                if attempt or isinstance(exc, openai.APITimeoutError):
+                    raise self._refusal(exc) from exc
+            except _STREAM_ERRORS as exc:
+                raise self._refusal(exc) from exc
         whole = normalize_chunk(response)
         pieces = re.findall(rf".{{1,{FALLBACK_PIECE_CHARS}}}", whole.text, flags=re.DOTALL)
         pause = min(0.02, FALLBACK_SPREAD_SECONDS / max(1, len(pieces)))

@@ -1,0 +1,36 @@
+"""Hostile tool-call arguments through the real app over Socket.IO: the turn ends with an error
+result, and the next message is answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.scripted_server import script_tokens
+from tests.sio_client import ChatClient
+
+
+async def test_hostile_tool_arguments_when_sent_by_model_then_turn_ends_and_next_message_answered(
+    scripted_app: Callable[..., str],
+) -> None:
+    client = ChatClient(scripted_app())
+    try:
+        await client.connect()
+        turns = 2
+        for preset, error in [
+            ("deep", "nested too deeply"),
+            ("junk", "not valid Unicode"),
+            ("list", "must be a JSON object"),
+        ]:
+            shown = len(client.order)
+            await client.send(f"#script tool=calculator args_preset={preset}")
+            await client.wait_task_ends(turns := turns + 1)
+            reply = "".join(client.messages[i] for i in client.order[shown:])
+            # the scripted model answers with the tool's result: the error reached it
+            assert reply.startswith("Result: Error: invalid JSON arguments for calculator:"), reply
+            assert error in reply
+            shown = len(client.order)
+            await client.send("#script tokens=10")
+            await client.wait_task_ends(turns := turns + 1)
+            assert "".join(client.messages[i] for i in client.order[shown:]) == "".join(script_tokens(10))
+    finally:
+        await client.close()
