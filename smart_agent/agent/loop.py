@@ -163,14 +163,15 @@ class Agent:
         """One model turn on the latest messages that fit the context; if the server still finds
         the request too long, once more on half as much."""
         tools = self.tools.specs() if self.tools.names else []
-        budget = prompt_budget(context_size(self.settings)) - estimate_tokens(json.dumps(tools))
+        context = context_size(self.settings)
+        budget = prompt_budget(context) - estimate_tokens(json.dumps(tools))
         for attempt in range(2):
             try:
                 fitted = fit(messages, budget)
             except TurnTooLongError as exc:
-                if attempt == 0:
-                    raise
-                raise TurnTooLongError(exc.needed, exc.budget, refused=True) from exc
+                raise TurnTooLongError(
+                    exc.needed, exc.budget, context_tokens=context, refused=attempt == 1
+                ) from exc
             if fitted.dropped:
                 yield HistoryTrimmed(fitted.dropped)
             try:

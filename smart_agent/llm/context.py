@@ -91,14 +91,19 @@ def input_limit(settings: Settings, tool_specs: Sequence[Message] = ()) -> int:
 class TurnTooLongError(ModelError):
     """The current turn does not fit the context even with every earlier message left out."""
 
-    def __init__(self, needed: int, budget: int, *, refused: bool = False) -> None:
+    def __init__(
+        self, needed: int, budget: int, *, context_tokens: int | None = None, refused: bool = False
+    ) -> None:
+        model = (
+            f"the model's context ({context_tokens:,} tokens)" if context_tokens else "the model's context"
+        )
         why = (
             "the model server refused it as too long"
             if refused
             else f"about {needed:,} tokens by smart-agent's estimate, and {budget:,} fit in a request"
         )
         super().__init__(
-            f"This message is too long for the model's context: {why}, even with all earlier "
+            f"This message is too long for {model}: {why}, even with all earlier "
             "messages left out. It was not kept in the conversation; send a shorter message "
             "(SMART_AGENT_CONTEXT_TOKENS sets the context size)."
         )
