@@ -110,7 +110,6 @@ ARG_PRESETS = {
     "deep": '{"a":' * 1000 + "1" + "}" * 1000,  # 6 KB, beyond json's recursion limit
     "huge": json.dumps({"expression": "1+" * 75_000 + "1"}),  # 150 KB (send it with shape=whole)
     "junk": '{"expression": "\ud800\udfff\ud800"}\x00\xff\u0000{{{',  # lone surrogates, NULs, trailing junk
-    "surrogate": '{"expression": "\\ud800"}',  # valid JSON, a lone surrogate inside
     "list": "[1, 2, 3]",  # JSON, but not an object
 }
 # The scripted server's own token count: stricter than smart-agent's estimate (3 letters per

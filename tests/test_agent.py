@@ -235,7 +235,7 @@ def past_turns(count: int, chars: int) -> list[dict[str, Any]]:
     return turns
 
 
-@pytest.mark.parametrize("preset", ["deep", "huge shape=whole", "junk", "surrogate"])
+@pytest.mark.parametrize("preset", ["deep", "huge shape=whole", "junk"])
 async def test_hostile_tool_arguments_when_called_then_error_result_history_valid_next_turn_works(
     server: ScriptedServer, preset: str
 ) -> None:
