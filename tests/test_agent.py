@@ -325,3 +325,25 @@ async def test_request_fails_before_any_answer_then_user_message_not_kept(server
     assert kinds(events) == ["ReplyFailed"]
     assert "not kept in the conversation" in events[0].message  # type: ignore[union-attr]
     assert history == kept
+
+
+async def test_consumer_stops_at_tool_call_display_then_every_call_still_gets_a_result(
+    server: ScriptedServer,
+) -> None:
+    config = Settings(api_key="k", base_url=server.url, model=MODEL_ID)
+    client = make_client(config)
+    history: list[dict[str, Any]] = [{"role": "user", "content": "#script tool=calculator parallel=1"}]
+    try:
+        events = Agent(client, MODEL_ID, config, builtin_tools()).stream(history)
+        async for event in events:
+            if isinstance(event, ToolCallStarted):
+                break  # e.g. the page failed to show the step
+        await events.aclose()  # type: ignore[attr-defined]
+        assert history_error(history) is None
+        assert [m["role"] for m in history] == ["user", "assistant", "tool", "tool"]
+        assert await converse(server, history, "#script tokens=5") == [
+            *[TextDelta(t) for t in script_tokens(5)],
+            ReplyDone("".join(script_tokens(5)), 0),
+        ]
+    finally:
+        await client.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -86,15 +87,18 @@ class Agent:
             text: list[str] = []
             calls = ToolCallAccumulator()
             try:
-                async for delta in self._fitted_turn(messages):
-                    if isinstance(delta, HistoryTrimmed):
-                        yield delta
-                        continue
-                    if delta.text:
-                        text.append(delta.text)
-                        yield TextDelta(delta.text)
-                    for fragment in delta.tool_calls:
-                        calls.add(fragment)
+                # aclosing: a consumer that stops at a yield here closes the inner generators
+                # (and their HTTP responses) at once, not whenever they are collected.
+                async with aclosing(self._fitted_turn(messages)) as deltas:
+                    async for delta in deltas:
+                        if isinstance(delta, HistoryTrimmed):
+                            yield delta
+                            continue
+                        if delta.text:
+                            text.append(delta.text)
+                            yield TextDelta(delta.text)
+                        for fragment in delta.tool_calls:
+                            calls.add(fragment)
             except ModelError as exc:
                 if text:
                     messages.append({"role": "assistant", "content": "".join(text)})
@@ -131,10 +135,13 @@ class Agent:
                     "tool_calls": [_history_call(call) for call in finished],
                 }
             )
-            async for event in self._run_tools(finished, messages):
-                yield event
+            async with aclosing(self._run_tools(finished, messages)) as events:
+                async for event in events:
+                    yield event
 
-    async def _run_tools(self, calls: list[ToolCall], messages: list[Message]) -> AsyncIterator[AgentEvent]:
+    async def _run_tools(
+        self, calls: list[ToolCall], messages: list[Message]
+    ) -> AsyncGenerator[AgentEvent, None]:
         async def run(call: ToolCall) -> tuple[ToolCall, ToolResult]:
             return call, await self.tools.call(call.name, call.arguments)
 
@@ -159,7 +166,9 @@ class Agent:
                 result = results.get(call.id, ToolResult("Error: stopped before the tool returned", True))
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": result.content})
 
-    async def _fitted_turn(self, messages: list[Message]) -> AsyncIterator[ChunkDelta | HistoryTrimmed]:
+    async def _fitted_turn(
+        self, messages: list[Message]
+    ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed, None]:
         """One model turn on the latest messages that fit the context; if the server still finds
         the request too long, once more on half as much."""
         tools = self.tools.specs() if self.tools.names else []
@@ -175,15 +184,16 @@ class Agent:
             if fitted.dropped:
                 yield HistoryTrimmed(fitted.dropped)
             try:
-                async for delta in self._model_turn(fitted.messages):
-                    yield delta
+                async with aclosing(self._model_turn(fitted.messages)) as deltas:
+                    async for delta in deltas:
+                        yield delta
                 return
             except _ContextRejectedError:
                 if attempt == 1:
                     raise
                 budget = fitted.tokens // 2
 
-    async def _model_turn(self, messages: list[Message]) -> AsyncIterator[ChunkDelta]:
+    async def _model_turn(self, messages: list[Message]) -> AsyncGenerator[ChunkDelta, None]:
         """One model turn as deltas; falls back to a non-streaming request when streaming fails
         before anything arrived."""
         try:
