@@ -310,9 +310,12 @@ async def test_server_refuses_message_even_alone_then_not_kept_and_next_works(
 ) -> None:
     history = past_turns(1, 100)
     kept = list(history)
+    before = len(server.requests)
     events = await converse(server, history, "#script ctx=10\n" + "y" * 500)
-    assert kinds(events) == ["ReplyFailed"]
-    assert "too long for the model's context" in events[0].message  # type: ignore[union-attr]
+    assert kinds(events) == ["HistoryTrimmed", "ReplyFailed"]  # asked once more, the message alone
+    assert "too long for the model's context" in events[-1].message  # type: ignore[union-attr]
+    assert "the model server refused it" in events[-1].message  # type: ignore[union-attr]
+    assert [len(r["messages"]) for r in server.requests[before:]] == [4, 2]
     assert history == kept
     events = await converse(server, history, "#script tokens=5")
     assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)

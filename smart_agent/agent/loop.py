@@ -170,7 +170,7 @@ class Agent:
         self, messages: list[Message]
     ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed, None]:
         """One model turn on the latest messages that fit the context; if the server still finds
-        the request too long, once more on half as much."""
+        the request too long, once more on half as much (but at least the current turn)."""
         tools = self.tools.specs() if self.tools.names else []
         context = context_size(self.settings)
         budget = prompt_budget(context) - estimate_tokens(json.dumps(tools))
@@ -178,9 +178,7 @@ class Agent:
             try:
                 fitted = fit(messages, budget)
             except TurnTooLongError as exc:
-                raise TurnTooLongError(
-                    exc.needed, exc.budget, context_tokens=context, refused=attempt == 1
-                ) from exc
+                raise TurnTooLongError(exc.needed, exc.budget, context_tokens=context) from exc
             if fitted.dropped:
                 yield HistoryTrimmed(fitted.dropped)
             try:
@@ -188,10 +186,14 @@ class Agent:
                     async for delta in deltas:
                         yield delta
                 return
-            except _ContextRejectedError:
+            except _ContextRejectedError as exc:
+                if fitted.tokens <= fitted.required:  # nothing older was sent: nothing to leave out
+                    raise TurnTooLongError(
+                        fitted.required, budget, context_tokens=context, refused=True
+                    ) from exc
                 if attempt == 1:
                     raise
-                budget = fitted.tokens // 2
+                budget = max(fitted.tokens // 2, fitted.required)
 
     async def _model_turn(self, messages: list[Message]) -> AsyncGenerator[ChunkDelta, None]:
         """One model turn as deltas; falls back to a non-streaming request when streaming fails

@@ -113,11 +113,13 @@ class TurnTooLongError(ModelError):
 
 @dataclass(frozen=True)
 class Fitted:
-    """The messages to send, how many older ones were left out, and their estimated size."""
+    """The messages to send, how many older ones were left out, their estimated size, and the
+    size of what must always be sent (system messages and the current turn)."""
 
     messages: list[Message]
     dropped: int
     tokens: int
+    required: int
 
 
 def _turns(messages: Sequence[Message]) -> list[list[Message]]:
@@ -140,8 +142,9 @@ def fit(messages: Sequence[Message], budget: int) -> Fitted:
     head = list(messages[:start])
     turns = _turns(messages[start:])
     if not turns:
-        return Fitted(head, 0, sum(map(message_tokens, head)))
-    needed = sum(map(message_tokens, head)) + sum(map(message_tokens, turns[-1]))
+        size = sum(map(message_tokens, head))
+        return Fitted(head, 0, size, size)
+    required = needed = sum(map(message_tokens, head)) + sum(map(message_tokens, turns[-1]))
     if needed > budget:
         raise TurnTooLongError(needed, budget)
     kept: list[list[Message]] = [turns[-1]]
@@ -152,7 +155,7 @@ def fit(messages: Sequence[Message], budget: int) -> Fitted:
         needed += size
         kept.append(turn)
     sent = head + [message for turn in reversed(kept) for message in turn]
-    return Fitted(sent, len(messages) - len(sent), needed)
+    return Fitted(sent, len(messages) - len(sent), needed, required)
 
 
 def is_context_error(exc: BaseException) -> bool:
