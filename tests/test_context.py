@@ -15,6 +15,7 @@ from smart_agent.llm.context import (
     estimate_tokens,
     fit,
     input_limit,
+    input_refusal,
     is_context_error,
     message_tokens,
     prompt_budget,
@@ -149,3 +150,13 @@ def test_is_context_error_when_openai_or_llama_cpp_refusal_then_true_else_false(
     assert is_context_error(_bad_request(openai_style))
     assert is_context_error(_bad_request(llama_style))
     assert not is_context_error(_bad_request(other))
+
+
+def test_input_refusal_when_over_limit_then_names_the_limit_and_where_it_comes_from() -> None:
+    assert input_refusal("x" * 10, Settings(max_input_chars=10)) is None
+    assert input_refusal("x" * 11, Settings(max_input_chars=10)) == (
+        "Your message has 11 characters; the limit is 10 (SMART_AGENT_MAX_INPUT_CHARS). "
+        "It was not sent to the model."
+    )
+    message = input_refusal("x" * 20_000, Settings(context_tokens=4096))
+    assert message is not None and "model's context of 4,096 tokens" in message

@@ -88,6 +88,23 @@ def input_limit(settings: Settings, tool_specs: Sequence[Message] = ()) -> int:
     return input_chars_that_fit(context_size(settings), fixed)
 
 
+def input_refusal(text: str, settings: Settings, tool_specs: Sequence[Message] = ()) -> str | None:
+    """Why a user message is refused before it reaches the model, or None when it is accepted."""
+    limit = input_limit(settings, tool_specs)
+    if len(text) <= limit:
+        return None
+    why = (
+        "SMART_AGENT_MAX_INPUT_CHARS"
+        if settings.max_input_chars is not None
+        else f"about what fits the model's context of {context_size(settings):,} tokens; "
+        "SMART_AGENT_MAX_INPUT_CHARS sets it"
+    )
+    return (
+        f"Your message has {len(text):,} characters; the limit is {limit:,} ({why}). "
+        "It was not sent to the model."
+    )
+
+
 class TurnTooLongError(ModelError):
     """The current turn does not fit the context even with every earlier message left out."""
 

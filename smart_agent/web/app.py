@@ -15,7 +15,7 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
-from smart_agent.llm.context import context_size, input_limit
+from smart_agent.llm.context import input_refusal
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.progress import ReplyMeter
 from smart_agent.web import lag_probe, resync
@@ -106,21 +106,17 @@ async def on_message(message: cl.Message) -> None:
     client = cl.user_session.get("client")
     settings: Settings = cl.user_session.get("settings")
     tools: ToolRegistry = cl.user_session.get("tools")
-    limit = input_limit(settings, tools.specs())
-    if len(message.content) > limit:
-        await cl.ErrorMessage(
-            content=f"Your message has {len(message.content):,} characters; the limit is {limit:,} "
-            f"(about what fits the model's context of {context_size(settings):,} tokens; "
-            "SMART_AGENT_MAX_INPUT_CHARS sets it). It was not sent to the model."
-        ).send()
+    refusal = input_refusal(message.content, settings, tools.specs())
+    if refusal:
+        await cl.ErrorMessage(content=refusal).send()
         return
-    history.append({"role": "user", "content": message.content})
     try:
         model = cl.user_session.get("model") or await resolve_model(client, SETTINGS)
     except ModelError as exc:
         await cl.ErrorMessage(content=str(exc)).send()
         return
     cl.user_session.set("model", model)
+    history.append({"role": "user", "content": message.content})
     agent = Agent(client, model, settings, tools)
     policy = policy_for(settings)
     replies: list[SegmentedReply] = []
