@@ -11,8 +11,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from smart_agent.agent.events import HistoryTrimmed, ReplyDone
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.tools import ToolRegistry
+from smart_agent.config import Settings
 from smart_agent.errors import LocalModelError
-from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
 from smart_agent.llm.local_server import bundled_model_path, local_model_server
 from tests.harness import llama_servers
 
@@ -78,12 +82,6 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
 
 
 async def test_request_beyond_real_context_when_context_overstated_then_refused_and_retried() -> None:
-    from smart_agent.agent.events import HistoryTrimmed, ReplyDone
-    from smart_agent.agent.loop import Agent
-    from smart_agent.agent.tools import ToolRegistry
-    from smart_agent.config import Settings
-    from smart_agent.llm.client import make_client
-
     prose = ("Plain words of an earlier answer. " * 60)[:1800]
     history: list[dict[str, object]] = []
     for number in range(4):  # about 3,000 real tokens, beyond the server's 2,048
