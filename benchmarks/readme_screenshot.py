@@ -1,6 +1,6 @@
 """The README's screenshot of a long segmented reply: the real app in headless Chromium.
 
-    python -m benchmarks.readme_screenshot docs/segmented-reply.png
+python -m benchmarks.readme_screenshot docs/segmented-reply.png
 """
 
 from __future__ import annotations

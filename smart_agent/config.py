@@ -20,7 +20,9 @@ DEFAULT_SEGMENT_CHARS = 6000
 DEFAULT_STREAM_TIMEOUT = 60.0
 DEFAULT_MAX_TOOL_ROUNDS = 8
 DEFAULT_TOOL_TIMEOUT = 30.0
-DEFAULT_MAX_INPUT_CHARS = 100_000
+# The context sizes a request may be fitted to: below 512 tokens nothing useful fits.
+MIN_CONTEXT_TOKENS = 512
+MAX_CONTEXT_TOKENS = 10_000_000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -52,6 +54,15 @@ def _parse_int(low: int, high: int | None = None) -> Callable[[str], int]:
         if value < low or (high is not None and value > high):
             raise ValueError(f"must be {allowed}")
         return value
+
+    return parse
+
+
+def _parse_optional_int(low: int, high: int | None = None) -> Callable[[str], int | None]:
+    parse_int = _parse_int(low, high)
+
+    def parse(text: str) -> int | None:
+        return parse_int(text) if text.strip() else None
 
     return parse
 
@@ -159,7 +170,12 @@ _FIELDS: dict[str, _Field] = {
     "tool_timeout": _Field("SMART_AGENT_TOOL_TIMEOUT", "--tool-timeout", _parse_float(0.0, inclusive=False)),
     "mcp_config": _Field("SMART_AGENT_MCP_CONFIG", "--mcp-config", _parse_optional_str),
     "lag_probe": _Field("SMART_AGENT_LAG_PROBE", "--lag-probe", _parse_optional_str),
-    "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_int(1)),
+    "max_input_chars": _Field("SMART_AGENT_MAX_INPUT_CHARS", "--max-input-chars", _parse_optional_int(1)),
+    "context_tokens": _Field(
+        "SMART_AGENT_CONTEXT_TOKENS",
+        "--context-tokens",
+        _parse_optional_int(MIN_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS),
+    ),
     "allowed_origins": _Field("SMART_AGENT_ALLOWED_ORIGINS", "--allowed-origins", _parse_origins),
     "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
     "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
@@ -191,8 +207,9 @@ class Settings:
     max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS
     tool_timeout: float = DEFAULT_TOOL_TIMEOUT
     mcp_config: str | None = None
-    max_input_chars: int = DEFAULT_MAX_INPUT_CHARS
+    max_input_chars: int | None = None  # None: what fits in the context (smart_agent.llm.context)
     lag_probe: str | None = None
+    context_tokens: int | None = None  # None: the embedded server's n_ctx, else DEFAULT_CONTEXT_TOKENS
     allowed_origins: tuple[str, ...] = ()
     expose_without_login: bool = False
     mcp_user_servers: bool = False

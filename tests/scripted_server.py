@@ -52,6 +52,9 @@ class Script:
     usage: int = 0  # 1: end with a usage-only chunk (empty choices)
     text: str = ""  # answer with this text, a word per token, instead of generated words
     no_finish: int = 0  # after the tokens, no finish_reason: 1 closes at once, 2 sends only [DONE]
+    args_preset: str = ""  # send hostile raw arguments instead: one of ARG_PRESETS
+    ctx: int = 0  # context limit in tokens (CHARS_PER_TOKEN); longer requests get HTTP 400
+    ctx_empty: int = 0  # 1: refuse a long streamed request with an empty 200 stream, as llama.cpp does
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -104,11 +107,24 @@ def script_tokens(count: int, kind: str = "words") -> list[str]:
     return tokens
 
 
+# Arguments no model should send, but one may (or a prompt injection may make it).
+ARG_PRESETS = {
+    "deep": '{"a":' * 1000 + "1" + "}" * 1000,  # 6 KB, beyond json's recursion limit
+    "huge": json.dumps({"expression": "1+" * 75_000 + "1"}),  # 150 KB (send it with shape=whole)
+    "junk": '{"expression": "\ud800\udfff\ud800"}\x00\xff\u0000{{{',  # lone surrogates, NULs, trailing junk
+    "list": "[1, 2, 3]",  # JSON, but not an object
+}
+# The scripted server's own token count: stricter than smart-agent's estimate (3 letters per
+# token), so a request smart-agent thought would fit can still be refused, as with a real tokenizer.
+CHARS_PER_TOKEN = 2
+
+
 def _tool_calls(script: Script) -> list[dict[str, Any]]:
     calls = []
     exprs = [script.expr, script.expr2] if script.parallel else [script.expr]
     for index, expr in enumerate(exprs):
-        arguments = script.args_raw or json.dumps({"expression": expr})
+        arguments = ARG_PRESETS[script.args_preset] if script.args_preset else ""
+        arguments = arguments or script.args_raw or json.dumps({"expression": expr})
         calls.append({"index": index, "id": f"call_{index}_x", "name": script.tool, "arguments": arguments})
     return calls
 
@@ -196,6 +212,45 @@ def _usage_chunk() -> bytes:
     return _event([], usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10})
 
 
+def request_tokens(messages: list[dict[str, Any]]) -> int:
+    """The scripted server's token count of a request's messages."""
+    chars = 0
+    for message in messages:
+        chars += len(str(message.get("content") or ""))
+        for call in message.get("tool_calls") or ():
+            chars += len(str(call.get("function", {}).get("arguments") or ""))
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _bad_request(message: str, code: str | None = None) -> JSONResponse:
+    error = {"message": message, "type": "invalid_request_error", "param": "messages", "code": code}
+    return JSONResponse({"error": error}, status_code=400)
+
+
+def history_error(messages: list[dict[str, Any]]) -> str | None:
+    """What OpenAI says about a history whose tool calls and tool results do not pair up."""
+    waiting: set[str] = set()
+    for message in messages:
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in waiting:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'."
+                )
+            waiting.discard(message["tool_call_id"])
+            continue
+        if waiting:
+            break
+        waiting = {call.get("id") for call in message.get("tool_calls") or ()}
+    if waiting:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages responding "
+            f"to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+            f"{', '.join(sorted(waiting))}"
+        )
+    return None
+
+
 class _Cut(Exception):
     """Raised inside the body generator so the server drops the connection mid-stream."""
 
@@ -230,6 +285,17 @@ class ScriptedServer:
         since_user = messages[last_user + 1 :]
         rounds_done = sum(1 for m in since_user if m.get("role") == "assistant" and m.get("tool_calls"))
         tool_results = [str(m.get("content")) for m in since_user if m.get("role") == "tool"]
+        unanswered = history_error(messages)
+        if unanswered:
+            return _bad_request(unanswered)
+        if script.ctx and request_tokens(messages) > script.ctx:
+            if script.ctx_empty and body.get("stream"):
+                return StreamingResponse(iter([b""]), media_type="text/event-stream")
+            return _bad_request(
+                f"This model's maximum context length is {script.ctx} tokens. However, your messages "
+                f"resulted in {request_tokens(messages)} tokens. Please reduce the length of the messages.",
+                "context_length_exceeded",
+            )
         if script.status != 200:
             return JSONResponse(
                 {"error": {"message": f"scripted failure {script.status}", "type": "scripted"}},

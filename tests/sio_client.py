@@ -13,6 +13,7 @@ import socketio
 
 STOPPED_MARKER = "Task manually stopped."
 STATS_AUTHOR = "stats"  # the live progress line is a message of its own
+NOTE_AUTHOR = "note"  # small notes, e.g. that older messages were left out
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ChatClient:
     task_ends: int = 0
     stream_tokens: int = 0
     authors: set[str] = field(default_factory=set)  # every assistant-side author seen
+    notes: dict[str, str] = field(default_factory=dict)  # note id -> text
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self, seconds: float = 30, headers: dict[str, str] | None = None) -> None:
@@ -73,6 +75,9 @@ class ChatClient:
     def _set(self, data: dict[str, Any]) -> None:
         if data.get("type") == "assistant_message":
             self.authors.add(str(data.get("name")))
+        if data.get("type") == "assistant_message" and data.get("name") == NOTE_AUTHOR:
+            self.notes[data["id"]] = data.get("output") or ""
+            return
         if data.get("type") != "assistant_message" or data.get("name") == STATS_AUTHOR:
             return
         if data["id"] not in self.messages:

@@ -12,6 +12,7 @@ import pytest
 
 from smart_agent.agent.events import (
     AgentEvent,
+    HistoryTrimmed,
     ReplyDone,
     ReplyFailed,
     TextDelta,
@@ -22,7 +23,14 @@ from smart_agent.agent.loop import Agent
 from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
-from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
+from tests.scripted_server import (
+    MODEL_ID,
+    ScriptedServer,
+    history_error,
+    request_tokens,
+    script_tokens,
+    serve,
+)
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +211,142 @@ async def test_http_error_when_not_about_streaming_then_no_retry(server: Scripte
     assert kinds(events) == ["ReplyFailed"]
     assert "HTTP 500" in events[0].message  # type: ignore[union-attr]
     assert len(server.requests) == before + 1
+
+
+async def converse(
+    server: ScriptedServer, history: list[dict[str, Any]], prompt: str, **settings: Any
+) -> list[AgentEvent]:
+    """One more turn on `history`, as the chat handler runs it."""
+    config = Settings(api_key="k", base_url=server.url, model=MODEL_ID, **settings)
+    client = make_client(config)
+    history.append({"role": "user", "content": prompt})
+    try:
+        return [event async for event in Agent(client, MODEL_ID, config, builtin_tools()).stream(history)]
+    finally:
+        await client.close()
+
+
+def past_turns(count: int, chars: int) -> list[dict[str, Any]]:
+    prose = "Plain words of an earlier answer. " * (chars // 34 + 1)
+    turns: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    for number in range(count):
+        turns.append({"role": "user", "content": f"question {number}: {prose[:chars]}"})
+        turns.append({"role": "assistant", "content": f"answer {number}: {prose[:chars]}"})
+    return turns
+
+
+@pytest.mark.parametrize("preset", ["deep", "huge shape=whole", "junk"])
+async def test_hostile_tool_arguments_when_called_then_error_result_history_valid_next_turn_works(
+    server: ScriptedServer, preset: str
+) -> None:
+    history: list[dict[str, Any]] = []
+    # ctx: the server also refuses over-long requests, as real ones do
+    events = await converse(server, history, f"#script tool=calculator ctx=8000 args_preset={preset}")
+    finished = [e for e in events if isinstance(e, ToolCallFinished)]
+    assert len(finished) == 1 and finished[0].is_error and finished[0].result.startswith("Error:")
+    assert isinstance(events[-1], ReplyDone)
+    assert history_error(history) is None
+    events = await converse(server, history, "#script tokens=5 ctx=8000")
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    assert history_error(history) is None
+
+
+async def test_unanswered_tool_call_when_sent_then_scripted_server_refuses_like_openai(
+    server: ScriptedServer,
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}
+    history: list[dict[str, Any]] = [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    events = await converse(server, history, "#script tokens=5")
+    assert isinstance(events[-1], ReplyFailed)
+    assert "must be followed by tool messages responding to each 'tool_call_id'" in events[-1].message
+
+
+async def test_history_longer_than_context_when_asked_then_oldest_left_out_and_event_says_so(
+    server: ScriptedServer,
+) -> None:
+    history = past_turns(10, 1000)
+    before = len(server.requests)
+    events = await converse(server, history, "#script tokens=5", context_tokens=2048)
+    assert isinstance(events[0], HistoryTrimmed) and events[0].dropped > 0
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    sent = server.requests[before]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."}
+    assert sent[1]["role"] == "user" and sent[-1]["content"] == "#script tokens=5"
+    assert sent[-3:-1] == history[-4:-2]  # the latest earlier turn is sent
+    assert len(sent) == len(history) - 1 - events[0].dropped
+    assert len(history) == 1 + 2 * 10 + 2  # the stored history keeps everything
+
+
+@pytest.mark.parametrize("empty", [0, 1])
+async def test_server_refuses_length_when_asked_then_retried_once_with_half(
+    server: ScriptedServer, empty: int
+) -> None:
+    history = past_turns(3, 1000)
+    before = len(server.requests)
+    events = await converse(server, history, f"#script tokens=5 ctx=2000 ctx_empty={empty}")
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    assert any(isinstance(e, HistoryTrimmed) for e in events)
+    tried = [request_tokens(r["messages"]) for r in server.requests[before:]]
+    assert tried[0] > 2000 >= tried[-1]
+    assert len(tried) == 2 + empty  # llama.cpp's empty stream is asked again without streaming
+
+
+async def test_message_too_long_for_context_when_sent_then_clear_error_not_kept_next_works(
+    server: ScriptedServer,
+) -> None:
+    history = past_turns(1, 100)
+    kept = list(history)
+    before = len(server.requests)
+    events = await converse(server, history, "x" * 20_000, context_tokens=2048)
+    assert kinds(events) == ["ReplyFailed"]
+    assert "too long for the model's context" in events[0].message  # type: ignore[union-attr]
+    assert history == kept and len(server.requests) == before
+    events = await converse(server, history, "#script tokens=5", context_tokens=2048)
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+
+
+async def test_server_refuses_message_even_alone_then_not_kept_and_next_works(
+    server: ScriptedServer,
+) -> None:
+    history = past_turns(1, 100)
+    kept = list(history)
+    before = len(server.requests)
+    events = await converse(server, history, "#script ctx=10\n" + "y" * 500)
+    assert kinds(events) == ["HistoryTrimmed", "ReplyFailed"]  # asked once more, the message alone
+    assert "too long for the model's context" in events[-1].message  # type: ignore[union-attr]
+    assert "the model server refused it" in events[-1].message  # type: ignore[union-attr]
+    assert [len(r["messages"]) for r in server.requests[before:]] == [4, 2]
+    assert history == kept
+    events = await converse(server, history, "#script tokens=5")
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+
+
+async def test_request_fails_before_any_answer_then_user_message_not_kept(server: ScriptedServer) -> None:
+    history = past_turns(1, 100)
+    kept = list(history)
+    events = await converse(server, history, "#script status=500")
+    assert kinds(events) == ["ReplyFailed"]
+    assert "not kept in the conversation" in events[0].message  # type: ignore[union-attr]
+    assert history == kept
+
+
+async def test_consumer_stops_at_tool_call_display_then_every_call_still_gets_a_result(
+    server: ScriptedServer,
+) -> None:
+    config = Settings(api_key="k", base_url=server.url, model=MODEL_ID)
+    client = make_client(config)
+    history: list[dict[str, Any]] = [{"role": "user", "content": "#script tool=calculator parallel=1"}]
+    try:
+        events = Agent(client, MODEL_ID, config, builtin_tools()).stream(history)
+        async for event in events:
+            if isinstance(event, ToolCallStarted):
+                break  # e.g. the page failed to show the step
+        await events.aclose()  # type: ignore[attr-defined]
+        assert history_error(history) is None
+        assert [m["role"] for m in history] == ["user", "assistant", "tool", "tool"]
+        assert await converse(server, history, "#script tokens=5") == [
+            *[TextDelta(t) for t in script_tokens(5)],
+            ReplyDone("".join(script_tokens(5)), 0),
+        ]
+    finally:
+        await client.close()

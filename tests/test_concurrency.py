@@ -9,6 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from smart_agent.agent.tools import builtin_tools
+from smart_agent.config import Settings
+from smart_agent.llm.context import input_limit
 from tests.harness import clean_env
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 from tests.sio_client import ChatClient
@@ -59,7 +62,9 @@ async def test_oversized_message_when_sent_then_refused_and_session_still_works(
         await client.connect()
         await client.send("x" * size)
         await client.wait_task_ends(3)
-        assert "limit is 100,000" in client.reply()
+        # the default limit follows the context (8,192 tokens unless told otherwise)
+        limit = input_limit(Settings(), builtin_tools().specs())
+        assert f"limit is {limit:,} (about what fits the model's context of 8,192 tokens" in client.reply()
         await client.send("#script tokens=10")
         await client.wait_task_ends(4)
         assert client.reply().endswith("".join(script_tokens(10)))

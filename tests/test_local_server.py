@@ -12,8 +12,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from smart_agent.agent.events import HistoryTrimmed, ReplyDone
+from smart_agent.agent.loop import Agent
+from smart_agent.agent.tools import ToolRegistry
+from smart_agent.config import Settings
 from smart_agent.errors import LocalModelError
-from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
 from smart_agent.llm.local_server import EmbeddedServer, bundled_model_path, local_model_server
 from tests.harness import llama_servers
 
@@ -116,3 +120,26 @@ def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_ke
         assert len(server.api_key) >= 32
         assert server.api_key not in " ".join(llama.cmdline())  # any local user can read that
         assert server.api_key not in repr(server)
+
+
+async def test_request_beyond_real_context_when_context_overstated_then_refused_and_retried() -> None:
+    prose = ("Plain words of an earlier answer. " * 60)[:1800]
+    history: list[dict[str, object]] = []
+    for number in range(4):  # about 3,000 real tokens, beyond the server's 2,048
+        history.append({"role": "user", "content": f"{number}: {prose}"})
+        history.append({"role": "assistant", "content": prose})
+    history.append({"role": "user", "content": "What is 2+2? Answer in one short sentence."})
+    with local_model_server(n_ctx=2048) as server:
+        # told 100,000 tokens, smart-agent sends everything; llama.cpp's streamed refusal is an
+        # empty 200 response, its non-streamed one HTTP 400 context_length_exceeded
+        settings = Settings(
+            base_url=server.url, api_key=server.api_key, model=EMBEDDED_MODEL_ALIAS, context_tokens=100_000
+        )
+        client = make_client(settings)
+        try:
+            agent = Agent(client, EMBEDDED_MODEL_ALIAS, settings, ToolRegistry())
+            events = [event async for event in agent.stream(history)]  # type: ignore[arg-type]
+        finally:
+            await client.close()
+    assert any(isinstance(event, HistoryTrimmed) for event in events), events
+    assert isinstance(events[-1], ReplyDone) and events[-1].text.strip(), events[-1]

@@ -33,6 +33,13 @@ class ToolCallFinished:
 
 
 @dataclass(frozen=True)
+class HistoryTrimmed:
+    """The oldest `dropped` messages were left out of the request so it fits the model's context."""
+
+    dropped: int
+
+
+@dataclass(frozen=True)
 class ReplyDone:
     """The model answered in text; the turn is over."""
 
@@ -47,4 +54,4 @@ class ReplyFailed:
     message: str
 
 
-AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | ReplyDone | ReplyFailed
+AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | HistoryTrimmed | ReplyDone | ReplyFailed

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from smart_agent.agent.calculator import calculate
 
 ToolFunction = Callable[[dict[str, Any]], Awaitable[str]]
+MAX_ARGUMENT_CHARS = 100_000  # no built-in or MCP tool needs more; a model's junk may be far longer
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,20 @@ class ToolResult:
 
 
 def parse_arguments(raw: str | None) -> dict[str, Any]:
-    """The call's arguments as a dict; empty or null arguments mean `{}`."""
+    """The call's arguments as a dict; empty or null arguments mean `{}`; anything else that is
+    not a JSON object of bounded size and depth raises ValueError."""
     if raw is None or not raw.strip() or raw.strip() == "null":
         return {}
-    value = json.loads(raw)
+    if len(raw) > MAX_ARGUMENT_CHARS:
+        raise ValueError(f"arguments are {len(raw):,} characters long; the limit is {MAX_ARGUMENT_CHARS:,}")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("arguments are not valid Unicode (lone surrogates)") from None
+    try:
+        value = json.loads(raw)
+    except RecursionError:  # e.g. '{"a":' * 1000: json's parser recurses per level
+        raise ValueError("arguments are nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
     return value
@@ -84,7 +95,8 @@ class ToolRegistry:
         """Run one call; every failure becomes an error result for the model, never an exception."""
         tool = self._tools.get(name)
         if tool is None:
-            return ToolResult(f"Error: no tool named {name!r}; available: {', '.join(self.names)}", True)
+            shown = name if len(name) <= 100 else name[:100] + "…"
+            return ToolResult(f"Error: no tool named {shown!r}; available: {', '.join(self.names)}", True)
         try:
             arguments = parse_arguments(raw_arguments)
         except ValueError as exc:

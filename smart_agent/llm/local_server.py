@@ -21,6 +21,7 @@ from pathlib import Path
 from smart_agent.config import child_environment
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
 
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
@@ -76,7 +77,7 @@ def _answers(server: EmbeddedServer) -> bool:
 
 @contextmanager
 def local_model_server(
-    model_path: Path | None = None, *, n_ctx: int = 4096, timeout: float = STARTUP_TIMEOUT
+    model_path: Path | None = None, *, n_ctx: int = EMBEDDED_CONTEXT_TOKENS, timeout: float = STARTUP_TIMEOUT
 ) -> Iterator[EmbeddedServer]:
     """Run `python -m llama_cpp.server` on a free loopback port with a fresh API key; yield where
     it answers and the key; stop it."""

@@ -15,12 +15,13 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
+from smart_agent.llm.context import input_refusal
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.progress import ReplyMeter
 from smart_agent.web import lag_probe, resync
 from smart_agent.web.reply import deliver
 from smart_agent.web.resync import start_turn
-from smart_agent.web.ui import Footer, ToolSteps, policy_for, settings_panel
+from smart_agent.web.ui import Footer, ToolSteps, TrimNote, policy_for, settings_panel
 
 log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
@@ -104,20 +105,19 @@ async def on_message(message: cl.Message) -> None:
     history: list[dict[str, Any]] = cl.user_session.get("history")
     client = cl.user_session.get("client")
     settings: Settings = cl.user_session.get("settings")
-    if len(message.content) > settings.max_input_chars:
-        await cl.ErrorMessage(
-            content=f"Your message has {len(message.content):,} characters; the limit is "
-            f"{settings.max_input_chars:,} (SMART_AGENT_MAX_INPUT_CHARS). It was not sent to the model."
-        ).send()
+    tools: ToolRegistry = cl.user_session.get("tools")
+    refusal = input_refusal(message.content, settings, tools.specs())
+    if refusal:
+        await cl.ErrorMessage(content=refusal).send()
         return
-    history.append({"role": "user", "content": message.content})
     try:
         model = cl.user_session.get("model") or await resolve_model(client, SETTINGS)
     except ModelError as exc:
         await cl.ErrorMessage(content=str(exc)).send()
         return
     cl.user_session.set("model", model)
-    agent = Agent(client, model, settings, cl.user_session.get("tools"))
+    history.append({"role": "user", "content": message.content})
+    agent = Agent(client, model, settings, tools)
     policy = policy_for(settings)
     replies: list[SegmentedReply] = []
     turn = start_turn()
@@ -139,6 +139,7 @@ async def on_message(message: cl.Message) -> None:
             ToolSteps(turn),
             meter=meter,
             on_progress=footer.progress,
+            on_trimmed=TrimNote(turn).show,
         )
         if settings.debug and replies:
             log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())

@@ -29,15 +29,25 @@ def _backend(settings: Settings) -> Iterator[Settings]:
         )
         yield settings
         return
+    from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
     from smart_agent.llm.local_server import bundled_model_path, local_model_server
 
     path = bundled_model_path()
+    n_ctx = settings.context_tokens or EMBEDDED_CONTEXT_TOKENS
     typer.echo(f"smart-agent: no OPENAI_API_KEY or OPENAI_BASE_URL set; starting {path.name} ...")
-    with local_model_server(path) as server:
-        typer.echo(f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp) at {server.url}")
-        # Only this process knows the key: the server refuses every other local client.
+    with local_model_server(path, n_ctx=n_ctx) as server:
+        typer.echo(
+            f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp, "
+            f"{n_ctx} tokens of context) at {server.url}"
+        )
+        # Only this process knows the key: the server refuses every other local client. The app
+        # fits each request to the context the server really has.
         yield dataclasses.replace(
-            settings, base_url=server.url, api_key=server.api_key, model=EMBEDDED_MODEL_ALIAS
+            settings,
+            base_url=server.url,
+            api_key=server.api_key,
+            model=EMBEDDED_MODEL_ALIAS,
+            context_tokens=n_ctx,
         )
 
 

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
+from smart_agent.agent.events import (
+    AgentEvent,
+    HistoryTrimmed,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from smart_agent.streaming.batcher import BatchStats
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 
@@ -72,11 +79,13 @@ async def deliver(
     steps: ToolSteps | None = None,
     meter: ReplyMeter | None = None,
     on_progress: ProgressSink | None = None,
+    on_trimmed: Callable[[int], Awaitable[None]] | None = None,
 ) -> ReplyOutcome:
     """Consume an agent turn; finalise the reply on success, failure and stop alike.
 
     The reply message is created when its first text arrives, so it follows the tool steps
-    that came before it. With a meter, `on_progress` gets a few snapshots a second and a summary.
+    that came before it. With a meter, `on_progress` gets a few snapshots a second and a summary;
+    `on_trimmed` hears when older messages were left out of a request.
     """
     error: str | None = None
     open_steps: dict[str, ToolStep] = {}
@@ -98,6 +107,8 @@ async def deliver(
                 open_steps[event.call_id] = await steps.start(event.name, event.arguments)
             elif isinstance(event, ToolCallFinished) and event.call_id in open_steps:
                 await open_steps.pop(event.call_id).finish(event.result, event.is_error)
+            elif isinstance(event, HistoryTrimmed) and on_trimmed is not None:
+                await on_trimmed(event.dropped)
             elif isinstance(event, ReplyFailed):
                 error = event.message
     except asyncio.CancelledError:

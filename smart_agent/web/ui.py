@@ -48,6 +48,24 @@ def settings_panel(settings: Settings) -> cl.ChatSettings:
 
 WAITING = "Waiting for the model…"
 STATS_AUTHOR = "stats"
+NOTE_AUTHOR = "note"
+TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
+
+
+class TrimNote:
+    """Says once per chat session, in a small note, that older messages were left out."""
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+
+    async def show(self, dropped: int) -> None:
+        """Show the note unless this session has already seen it."""
+        if cl.user_session.get("trim_noted"):
+            return
+        cl.user_session.set("trim_noted", True)
+        note = cl.Message(content=TRIM_NOTE, author=NOTE_AUTHOR)
+        self._turn.add(note)
+        await note.send()
 
 
 class Footer:
@@ -110,10 +128,16 @@ class Footer:
         await self._guarded(element.send(for_id=target))
 
 
+SHOWN_ARGUMENT_CHARS = 10_000
+
+
 def _pretty(arguments: str) -> str:
+    """Arguments as indented JSON when they parse, else as sent; cut to a readable length."""
+    if len(arguments) > SHOWN_ARGUMENT_CHARS:
+        return arguments[:SHOWN_ARGUMENT_CHARS] + f"… ({len(arguments):,} characters)"
     try:
         return json.dumps(json.loads(arguments or "{}"), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # whatever a model sends, the step must show
         return arguments
 
 
