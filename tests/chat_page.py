@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -33,12 +34,12 @@ def _loopback_only(route: Route) -> None:
 
 @dataclass
 class ChatPage:
-    """One browser tab on the chat app, recording every Socket.IO event it receives."""
+    """One browser tab on the chat app, recording every Socket.IO event it receives and sends."""
 
     page: Page
     frames: list[tuple[float, str, str]] = field(default_factory=list)
+    sent: list[tuple[float, str, str]] = field(default_factory=list)
     sockets: list[WebSocket] = field(default_factory=list)
-    base_task_ends: int = 0
 
     @classmethod
     def open(cls, browser: Browser, url: str, init_script: str | None = None) -> ChatPage:
@@ -57,24 +58,47 @@ class ChatPage:
         # Ready once the connection's task_end and on_chat_start's task_end have arrived; a
         # prompt typed before that is not submitted.
         chat.wait_event("task_end", 2, timeout=30)
-        chat.base_task_ends = chat.count("task_end")
         return chat
 
     def _watch(self, ws: WebSocket) -> None:
         self.sockets.append(ws)
 
-        def received(payload: str | bytes) -> None:
-            if isinstance(payload, bytes):
-                return
-            match = _EVENT.match(payload)
-            if match:
-                self.frames.append((time.monotonic(), match.group(1), payload))
+        def recorder(into: list[tuple[float, str, str]]) -> Callable[[str | bytes], None]:
+            def record(payload: str | bytes) -> None:
+                if isinstance(payload, bytes):
+                    return
+                match = _EVENT.match(payload)
+                if match:
+                    into.append((time.monotonic(), match.group(1), payload))
 
-        ws.on("framereceived", received)
+            return record
+
+        ws.on("framereceived", recorder(self.frames))
+        ws.on("framesent", recorder(self.sent))
 
     def count(self, event: str) -> int:
         """How many frames of this Socket.IO event the page received."""
         return sum(1 for _, name, _ in self.frames if name == event)
+
+    def count_sent(self, event: str) -> int:
+        """How many frames of this Socket.IO event the page sent."""
+        return sum(1 for _, name, _ in self.sent if name == event)
+
+    def turns_done(self) -> int:
+        """How many prompts the app has finished answering.
+
+        Not every task_end closes a turn: Chainlit also ends a task after the connection
+        handshake, on_chat_start and each settings change. A turn is Chainlit's `on_message`
+        run step; the first task_end after that step opens is the end of the turn.
+        """
+        done, running = 0, False
+        for _, name, raw in self.frames:
+            if name == "new_message":
+                step = json.loads(raw[raw.index("[") :])[1]
+                running = running or (step.get("type"), step.get("name")) == ("run", "on_message")
+            elif name == "task_end" and running:
+                done, running = done + 1, False
+        return done
 
     def payloads(self, event: str) -> list[Any]:
         """The data objects of every frame of this event."""
@@ -87,13 +111,20 @@ class ChatPage:
         composer.press("Enter")
 
     def wait_event(self, event: str, count: int = 1, timeout: float = 60.0) -> None:
-        """Wait until the page has received `count` frames of `event` (each reply ends with
-        task_end)."""
+        """Wait until the page has received `count` frames of `event`."""
+        self._wait_until(
+            lambda: self.count(event) >= count,
+            lambda: f"{self.count(event)} of {count} {event} frames after {timeout} s",
+            timeout,
+        )
+
+    def _wait_until(self, done: Callable[[], bool], failure: Callable[[], str], timeout: float) -> None:
+        """Wait, frame by frame, until `done()` holds."""
         deadline = time.monotonic() + timeout
-        while self.count(event) < count:
+        while not done():
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.sockets:
-                raise TimeoutError(f"{self.count(event)} of {count} {event} frames after {timeout} s")
+                raise TimeoutError(failure())
             # Wait on the newest socket in slices: after a reconnect the old one never fires again.
             try:
                 self.sockets[-1].wait_for_event("framereceived", timeout=min(remaining, 1.0) * 1000)
@@ -101,30 +132,39 @@ class ChatPage:
                 continue
 
     def wait_turns(self, turns: int = 1, timeout: float = 60.0) -> None:
-        """Wait until the app has finished handling `turns` prompts."""
-        self.wait_event("task_end", self.base_task_ends + turns, timeout)
+        """Wait until the app has finished answering `turns` prompts in all."""
+        self._wait_until(
+            lambda: self.turns_done() >= turns,
+            lambda: f"{self.turns_done()} of {turns} turns done after {timeout} s",
+            timeout,
+        )
 
-    def wait_text(self, needle: str, timeout: float = 60.0) -> str:
-        """Wait (checked once per animation frame in the page) until a reply contains `needle`;
-        return that reply's text."""
+    def wait_text(self, needle: str, timeout: float = 60.0, replies: int = 1) -> str:
+        """Wait (checked once per animation frame in the page) until `replies` replies contain
+        `needle`; return the text of the last of them."""
         handle = self.page.wait_for_function(
-            f"""([selector, needle]) => {{
+            f"""([selector, needle, wanted]) => {{
                 const text = {REPLY_TEXT_JS};
-                for (const el of document.querySelectorAll(selector)) {{
-                    const t = text(el);
-                    if (t.includes(needle)) return t;
-                }}
-                return false;
+                const found = [...document.querySelectorAll(selector)].map(text).filter(
+                    (t) => t.includes(needle)
+                );
+                return found.length >= wanted ? found[found.length - 1] : false;
             }}""",
-            arg=[REPLY, needle],
+            arg=[REPLY, needle, replies],
             timeout=timeout * 1000,
         )
         return str(handle.json_value())
 
+    def open_settings(self) -> Page:
+        """Open the chat settings panel."""
+        self.page.locator("#chat-settings-open-modal").click()
+        self.page.locator("#confirm").wait_for(timeout=10_000)
+        return self.page
+
     def change_settings(self, **values: str | bool) -> None:
-        """Open the chat settings panel, set values (text for inputs, bool for switches), confirm."""
-        page = self.page
-        page.locator("#chat-settings-open-modal").click()
+        """Open the chat settings panel, set values (text for inputs, bool for switches), confirm;
+        return once the app has handled the change. Call it while no reply is running."""
+        page = self.open_settings()
         for name, value in values.items():
             control = page.locator(f"#{name}")
             if isinstance(value, bool):
@@ -132,7 +172,12 @@ class ChatPage:
                     control.click()
             else:
                 control.fill(value)
+        submitted, ended = self.count_sent("chat_settings_change"), self.count("task_end")
         page.locator("#confirm").click()
+        # Chainlit runs on_settings_update as a task: its task_end says the app is done with it
+        # (a prompt sent before that could be answered with the old settings or miscount turns).
+        self.wait_event("task_end", ended + 1, timeout=30)
+        assert self.count_sent("chat_settings_change") == submitted + 1, "the panel was not submitted once"
 
     def reply_text(self, index: int = 0) -> str:
         """The text content of reply `index` (0 is the first assistant message)."""

@@ -31,10 +31,16 @@ def test_settings_changed_in_one_session_when_both_chat_then_other_session_unaff
         # an out-of-range value is refused, visibly, and the previous settings stay in force
         first.change_settings(batch_size="0")
         first.page.get_by_text("Batch size: '0' is not allowed").first.wait_for(timeout=10_000)
+        # the re-sent panel shows the values in force, not the refused one nor the defaults
+        panel = first.open_settings()
+        assert panel.locator("#stream_batching").get_attribute("aria-checked") == "false"
+        assert panel.locator("#batch_size").input_value() == "20"
+        panel.get_by_role("button", name="Cancel").click()
+        panel.locator("#confirm").wait_for(state="detached", timeout=10_000)
         before = first.count("stream_token")
         first.send("#script tokens=100 rate=1000")
         first.wait_turns(2)
-        first.wait_text("w00099")
+        assert words(first.wait_text("w00099", replies=2)) == words("".join(script_tokens(100)))
         assert first.count("stream_token") - before == 99
     finally:
         first.close()
