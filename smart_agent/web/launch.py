@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import Settings, export
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
@@ -47,6 +48,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             # Chainlit ends its process with os._exit() right after this hook, so this `with`
             # never unwinds on Ctrl+C or SIGTERM: release the backend here.
             cl.on_app_shutdown(resources.close)
+            resources.callback(close_shared_workers)  # the tool worker processes end with the app
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
             run_chainlit(str(APP_PATH))
