@@ -1,73 +1,79 @@
 """CPU-bound tools run in worker processes, off the event loop, where a time limit can kill them.
 
-Workers are started with the 'spawn' method (never fork a process that runs an asyncio loop and
-threads), reused between calls, and killed when a call is cancelled — which is what the tool
-registry's time limit does — so a runaway computation frees its CPU at once.
+A worker is a fresh interpreter (never a fork of the process running the asyncio loop and its
+threads, and unlike multiprocessing's spawn it never re-imports the main script) that answers
+one JSON request per line. Workers are reused between calls and killed when a call is cancelled —
+which is what the tool registry's time limit does — so a runaway computation frees its CPU at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import importlib
+import json
+import os
 import resource
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 DEFAULT_MAX_WORKERS = 2
 WORKER_MEMORY_BYTES = 1 << 30  # a worker's address-space limit: MemoryError beyond it
+WORKER_NICENESS = 10
+ANSWER_LIMIT = 1 << 20  # bytes of one answer line
+_BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from smart_agent.agent.workers import serve; serve()"
+)
 
 
 class WorkerError(RuntimeError):
     """The function failed in its worker, or the worker died."""
 
 
-def _serve(conn: Connection) -> None:
-    """The worker's loop: run each `(function, argument)` received and send back the outcome."""
+def serve() -> None:
+    """The worker's loop: `{"function": "module:name", "argument": ...}` in, `{"ok", "value"}` out."""
     try:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
     except (ValueError, OSError):  # a lower hard limit is already in force: keep it
         pass
-    while True:
+    os.nice(WORKER_NICENESS)  # a busy worker must not take the CPU from the chat's event loop
+    answers, sys.stdout = sys.stdout, sys.stderr  # a stray print() must not corrupt the answers
+    for line in sys.stdin:
         try:
-            function, argument = conn.recv()
-        except (EOFError, OSError):  # the parent closed its end or died
-            return
-        try:
-            conn.send((True, function(argument)))
+            request = json.loads(line)
+            module, _, name = request["function"].partition(":")
+            function = getattr(importlib.import_module(module), name)
+            answer = {"ok": True, "value": function(request["argument"])}
         except Exception as exc:  # the caller gets the failure as text, never a traceback
-            conn.send((False, str(exc) or type(exc).__name__))
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+            answer = {"ok": False, "value": str(exc) or type(exc).__name__}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
 
 
 @dataclass
 class _Worker:
-    process: BaseProcess
-    conn: Connection
+    process: asyncio.subprocess.Process
 
-    async def receive(self) -> Any:
-        """Wait (without blocking the loop) until the worker answers, then read the answer."""
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = self.conn.fileno()
-        loop.add_reader(fd, _settle, readable)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(fd)
-        return self.conn.recv()
+    async def ask(self, request: bytes) -> dict[str, Any]:
+        """Send one request line and wait (without blocking the loop) for its answer line."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(request)
+        await self.process.stdin.drain()
+        line = await self.process.stdout.readline()
+        if not line:
+            raise WorkerError("its worker process died (out of memory?)")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def kill(self) -> None:
-        """Stop the process at once (SIGKILL) and close the pipe; reaping happens in close()."""
-        if self.process.is_alive():
-            self.process.kill()
-        self.conn.close()
+        """Stop the process at once (SIGKILL); asyncio's child watcher reaps it."""
+        if self.process.returncode is None:
+            try:
+                self.process.kill()
+            except (ProcessLookupError, RuntimeError):  # already gone, or its loop is closed
+                pass
 
 
 @dataclass
@@ -78,69 +84,85 @@ class ToolWorkers:
     _idle: list[_Worker] = field(default_factory=list)
     _all: list[_Worker] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
     _closed: bool = False
 
     async def run(self, function: Callable[[Any], Any], argument: Any) -> Any:
-        """`function(argument)` in a worker; its exception comes back as WorkerError."""
-        if self._closed:
-            raise WorkerError("the tool workers are closed")
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_workers)
-        async with self._slots:
+        """`function(argument)` in a worker (a module-level function; JSON in and out); its
+        exception comes back as WorkerError."""
+        request = json.dumps(
+            {"function": f"{function.__module__}:{function.__qualname__}", "argument": argument}
+        )
+        async with self._slot():
             worker = self._idle.pop() if self._idle else await self._start()
             try:
-                worker.conn.send((function, argument))
-                ok, value = await worker.receive()
-            except (EOFError, OSError):
+                answer = await worker.ask(request.encode() + b"\n")
+            except (OSError, ValueError, WorkerError):  # a broken pipe or a garbled answer
                 self._discard(worker)
                 raise WorkerError("its worker process died (out of memory?)") from None
             except BaseException:  # cancelled, typically by the time limit: kill the computation
                 self._discard(worker)
                 raise
             self._idle.append(worker)
-        if not ok:
-            raise WorkerError(value)
-        return value
+        if not answer.get("ok"):
+            raise WorkerError(str(answer.get("value")))
+        return answer.get("value")
 
     async def warm(self) -> None:
         """Start one idle worker ahead of the first call."""
-        if not self._idle and not self._closed:
-            self._idle.append(await self._start())
+        async with self._slot():
+            if not self._idle:
+                self._idle.append(await self._start())
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
-        return [w.process.pid for w in self._all if w.process.pid is not None and w.process.is_alive()]
+        return [w.process.pid for w in self._all if w.process.returncode is None]
 
     def close(self) -> None:
-        """Kill every worker and reap it; later calls fail with WorkerError."""
+        """Kill every worker; later calls fail with WorkerError."""
         self._closed = True
-        for worker in self._all:
-            worker.kill()
-            worker.process.join(5)
-        self._all.clear()
-        self._idle.clear()
+        self._kill_all()
+
+    async def aclose(self) -> None:
+        """Kill every worker and wait until each is reaped."""
+        workers = list(self._all)
+        self.close()
+        await asyncio.gather(*(w.process.wait() for w in workers), return_exceptions=True)
+
+    def _slot(self) -> asyncio.Semaphore:
+        if self._closed:
+            raise WorkerError("the tool workers are closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # workers' pipes belong to one loop: a new loop starts afresh
+            self._kill_all()
+            self._loop, self._slots = loop, asyncio.Semaphore(self.max_workers)
+        assert self._slots is not None
+        return self._slots
 
     async def _start(self) -> _Worker:
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child,), name="smart-agent-tool", daemon=True)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, process.start)
-        finally:
-            child.close()
-        worker = _Worker(process, parent)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _BOOT,
+            json.dumps(sys.path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=ANSWER_LIMIT,
+        )
+        worker = _Worker(process)
         self._all.append(worker)
-        if self._closed:  # closed while this one was starting
-            self.close()
-            raise WorkerError("the tool workers are closed")
         return worker
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
         self._all.remove(worker)
-        # Reap the killed process off the loop so no zombie stays behind.
-        asyncio.get_running_loop().run_in_executor(None, worker.process.join, 5)
+
+    def _kill_all(self) -> None:
+        for worker in self._all:
+            worker.kill()
+        self._all.clear()
+        self._idle.clear()
 
 
 _shared: ToolWorkers | None = None

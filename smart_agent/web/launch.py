@@ -12,7 +12,7 @@ import typer
 from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import Settings, export
 from smart_agent.errors import LocalModelError
-from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -22,7 +22,7 @@ def _backend(settings: Settings) -> Iterator[Settings]:
     if not settings.uses_embedded_model:
         typer.echo(
             f"smart-agent: model {settings.model or '(server default)'} "
-            f"at {settings.base_url or 'https://api.openai.com/v1'}"
+            f"at {redact_url(settings.base_url) if settings.base_url else 'https://api.openai.com/v1'}"
         )
         yield settings
         return
