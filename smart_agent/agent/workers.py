@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import resource
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ DEFAULT_MAX_WORKERS = 2
 WORKER_MEMORY_BYTES = 1 << 30  # a worker's address-space limit: MemoryError beyond it
 WORKER_NICENESS = 10
 ANSWER_LIMIT = 1 << 20  # bytes of one answer line
+REQUEST_LIMIT = 1 << 15  # characters of one request line
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from smart_agent.agent.workers import serve; serve()"
@@ -54,26 +56,53 @@ def serve() -> None:
 
 @dataclass
 class _Worker:
-    process: asyncio.subprocess.Process
+    """One worker process. A plain Popen, not an asyncio subprocess: it is bound to no event loop."""
+
+    process: subprocess.Popen[bytes]
 
     async def ask(self, request: bytes) -> dict[str, Any]:
         """Send one request line and wait (without blocking the loop) for its answer line."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(request)
-        await self.process.stdin.drain()
-        line = await self.process.stdout.readline()
-        if not line:
-            raise WorkerError("its worker process died (out of memory?)")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+        self.process.stdin.write(request)  # a short line into an empty pipe: never blocks
+        self.process.stdin.flush()
+        fd = self.process.stdout.fileno()
+        answer = b""
+        while not answer.endswith(b"\n"):
+            await _readable(fd)
+            chunk = os.read(fd, ANSWER_LIMIT)
+            if not chunk or len(answer) > ANSWER_LIMIT:
+                raise WorkerError("its worker process died (out of memory?)")
+            answer += chunk
+        decoded: dict[str, Any] = json.loads(answer)
+        return decoded
 
     def kill(self) -> None:
-        """Stop the process at once (SIGKILL); asyncio's child watcher reaps it."""
-        if self.process.returncode is None:
-            try:
-                self.process.kill()
-            except (ProcessLookupError, RuntimeError):  # already gone, or its loop is closed
-                pass
+        """Stop the process at once (SIGKILL) and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def _spawn() -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", _BOOT, json.dumps(sys.path)]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+async def _readable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _settle, readable)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(fd)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @dataclass
@@ -84,7 +113,7 @@ class ToolWorkers:
     _idle: list[_Worker] = field(default_factory=list)
     _all: list[_Worker] = field(default_factory=list)
     _slots: asyncio.Semaphore | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
+    _loop: asyncio.AbstractEventLoop | None = None  # the semaphore's loop
     _closed: bool = False
 
     async def run(self, function: Callable[[Any], Any], argument: Any) -> Any:
@@ -93,6 +122,8 @@ class ToolWorkers:
         request = json.dumps(
             {"function": f"{function.__module__}:{function.__qualname__}", "argument": argument}
         )
+        if len(request) > REQUEST_LIMIT:  # a pipe takes this much without blocking the loop
+            raise WorkerError(f"arguments longer than {REQUEST_LIMIT:,} characters")
         async with self._slot():
             worker = self._idle.pop() if self._idle else await self._start()
             try:
@@ -117,46 +148,38 @@ class ToolWorkers:
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
-        return [w.process.pid for w in self._all if w.process.returncode is None]
+        return [w.process.pid for w in self._all if w.process.poll() is None]
 
     def close(self) -> None:
-        """Kill every worker; later calls fail with WorkerError."""
+        """Kill every worker (reaped by aclose, a later Popen, or the exit); later calls fail."""
         self._closed = True
         self._kill_all()
 
     async def aclose(self) -> None:
-        """Kill every worker and wait until each is reaped."""
+        """Kill every worker and wait (off the loop) until each is reaped."""
         workers = list(self._all)
         self.close()
-        await asyncio.gather(*(w.process.wait() for w in workers), return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, w.process.wait) for w in workers))
 
     def _slot(self) -> asyncio.Semaphore:
         if self._closed:
             raise WorkerError("the tool workers are closed")
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # workers' pipes belong to one loop: a new loop starts afresh
-            self._kill_all()
+        if self._loop is not loop:  # an asyncio.Semaphore belongs to one loop
             self._loop, self._slots = loop, asyncio.Semaphore(self.max_workers)
         assert self._slots is not None
         return self._slots
 
     async def _start(self) -> _Worker:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _BOOT,
-            json.dumps(sys.path),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=ANSWER_LIMIT,
-        )
-        worker = _Worker(process)
+        worker = _Worker(await asyncio.get_running_loop().run_in_executor(None, _spawn))
         self._all.append(worker)
         return worker
 
     def _discard(self, worker: _Worker) -> None:
         worker.kill()
         self._all.remove(worker)
+        asyncio.get_running_loop().run_in_executor(None, worker.process.wait)  # reap, off the loop
 
     def _kill_all(self) -> None:
         for worker in self._all:
