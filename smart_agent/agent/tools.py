@@ -101,7 +101,7 @@ class ToolRegistry:
         except TimeoutError:
             return ToolResult(f"Error: {name} timed out after {self.time_limit:g} s", True)
         except Exception as exc:  # a tool's failure is reported to the model, not raised
-            return ToolResult(f"Error: {name} failed: {exc or type(exc).__name__}", True)
+            return ToolResult(f"Error: {name} failed: {str(exc) or type(exc).__name__}", True)
 
 
 def _calculator(workers: ToolWorkers) -> ToolFunction:
