@@ -8,14 +8,15 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import psutil
 import pytest
+from playwright.sync_api import Browser
 
 from smart_agent.agent.mcp import McpConnections, McpServer
 from smart_agent.agent.tools import ToolRegistry
-from smart_agent.web.lifetime import release_unless_restored
+from smart_agent.web.lifetime import on_session_end, session_ended
+from tests.chat_page import ChatPage
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
 from tests.sio_client import ChatClient
@@ -62,6 +63,24 @@ async def test_socket_drop_when_session_restored_then_mcp_tool_still_answers(
         assert _echo_servers(app) == servers  # the same server process, never restarted
     finally:
         await again.close()
+
+
+async def test_new_chat_when_session_cleared_then_its_mcp_server_stops(
+    app_with_echo: tuple[str, psutil.Process],
+) -> None:
+    url, app = app_with_echo
+    client = ChatClient(url)
+    try:
+        await client.connect()
+        servers = _echo_servers(app)
+        assert len(servers) == 1
+        # What Chainlit's page sends for "New chat"; with an ack, so python-socketio's disconnect
+        # (which aborts its send queue) cannot drop it.
+        await client.sio.call("clear_session", timeout=10)
+    finally:
+        await client.close()
+    _, alive = await asyncio.to_thread(psutil.wait_procs, servers, 15)
+    assert not alive, "the MCP server outlived its cleared session"
 
 
 async def test_mcp_server_when_it_dies_then_user_told_and_tools_withdrawn(
@@ -119,18 +138,33 @@ async def test_connections_when_closed_on_purpose_then_no_loss_reported() -> Non
     assert _echo_servers(psutil.Process()) == []
 
 
-@pytest.mark.parametrize(("restored", "released"), [(False, True), (True, False)])
-async def test_session_end_when_timeout_passes_then_released_unless_restored(
-    restored: bool, released: bool
+async def test_session_end_when_one_release_fails_then_the_others_still_run() -> None:
+    released: list[str] = []
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    async def works() -> None:
+        released.append("works")
+
+    on_session_end("s1", fails)
+    on_session_end("s1", works)
+    await session_ended("s1")
+    await session_ended("s1")  # a second deletion releases nothing twice
+    assert released == ["works"]
+
+
+@pytest.mark.e2e
+def test_new_chat_button_when_clicked_then_old_sessions_mcp_server_stops(
+    browser: Browser, app_with_echo: tuple[str, psutil.Process]
 ) -> None:
-    session = SimpleNamespace(socket_id="old")
-    calls: list[str] = []
-
-    async def release() -> None:
-        calls.append("released")
-
-    waiting = asyncio.create_task(release_unless_restored(session, "old", release, 0.05))
-    if restored:
-        session.socket_id = "new"  # what Chainlit's restore does when the client comes back
-    await waiting
-    assert (calls == ["released"]) is released
+    url, app = app_with_echo
+    chat = ChatPage.open(browser, url)
+    try:
+        (old,) = _echo_servers(app)
+        chat.page.locator("#new-chat-button").click()
+        chat.page.locator("#confirm").click()
+        _, alive = psutil.wait_procs([old], timeout=15)
+        assert not alive, "the MCP server outlived the chat the user left"
+    finally:
+        chat.close()

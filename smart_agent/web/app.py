@@ -18,8 +18,7 @@ from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.progress import ReplyMeter
-from smart_agent.web import lag_probe, resync
-from smart_agent.web.lifetime import release_when_session_ends
+from smart_agent.web import lag_probe, lifetime, resync
 from smart_agent.web.reply import deliver
 from smart_agent.web.resync import start_turn
 from smart_agent.web.ui import Footer, ToolSteps, policy_for, settings_panel
@@ -32,6 +31,7 @@ if SETTINGS.debug:
 
 
 resync.install()
+lifetime.install()
 
 
 @cl.on_chat_start
@@ -52,6 +52,8 @@ async def on_chat_start() -> None:
     cl.user_session.set("mcp_tools", {})
     connections = McpConnections(on_lost=_on_mcp_lost)
     cl.user_session.set("mcp", connections)
+    # Not in on_chat_end: Chainlit calls it on every socket drop, and the session may come back.
+    lifetime.on_session_end(cl.context.session.id, connections.aclose)
     if SETTINGS.mcp_config:
         for server in load_mcp_config(SETTINGS.mcp_config):
             try:
@@ -98,14 +100,6 @@ async def on_settings_update(values: dict[str, Any]) -> None:
     except ConfigError as exc:
         await cl.ErrorMessage(content=f"Setting refused. {exc}. The previous value stays.").send()
         await settings_panel(current).send()
-
-
-@cl.on_chat_end
-async def on_chat_end() -> None:
-    """The socket closed: stop the session's MCP servers when the session ends, not on a reconnect."""
-    connections: McpConnections | None = cl.user_session.get("mcp")
-    if connections is not None:
-        await release_when_session_ends(connections.aclose)
 
 
 @cl.on_mcp_connect

@@ -1,45 +1,51 @@
-"""When a chat session really ends — not on every socket drop.
+"""Release a chat session's resources when the session really ends — not on every socket drop.
 
 Chainlit 2.12.0 calls `on_chat_end` on every socket disconnect (chainlit/socket.py `disconnect`),
-including a transient network blip after which the client reconnects and Chainlit restores the
-same session (`restore_existing_session` gives it the new socket id). Chainlit deletes the session
-only when the user cleared it (`to_clear`), or `project.session_timeout` seconds after the
-disconnect if no reconnect came — there is no hook for that, so this module mirrors the rule.
+including a network blip after which the client reconnects and Chainlit restores the same session
+(`restore_existing_session` gives it the new socket id). The session itself ends in
+`WebsocketSession.delete()`: at once when the user starts a new chat (`clear_session`), or
+`project.session_timeout` seconds after a disconnect that no reconnect followed. Chainlit has no
+hook there, so `install()` wraps that one method (as it already closes Chainlit's own MCP sessions).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import cast
 
-from chainlit.config import config
-from chainlit.context import context
 from chainlit.session import WebsocketSession
 
+log = logging.getLogger("smart_agent.lifetime")
 Release = Callable[[], Awaitable[None]]
-_pending: set[asyncio.Task[None]] = set()
+_releases: dict[str, list[Release]] = {}  # session id -> what to release when it is deleted
 
 
-class _Session(Protocol):
-    socket_id: str
+def on_session_end(session_id: str, release: Release) -> None:
+    """Run `release` when the session `session_id` is deleted (not when its socket drops)."""
+    _releases.setdefault(session_id, []).append(release)
 
 
-async def release_when_session_ends(release: Release) -> None:
-    """Call from on_chat_end: run `release` now if the session is gone for good, else when it expires."""
-    session = context.session
-    if not isinstance(session, WebsocketSession) or session.to_clear:
-        await release()
+async def session_ended(session_id: str) -> None:
+    """Run every release registered for the session, each even if another fails."""
+    for release in _releases.pop(session_id, []):
+        try:
+            await release()
+        except Exception:  # one failing release must not keep the others from running
+            log.exception("releasing a resource of session %s failed", session_id)
+
+
+def install() -> None:
+    """Make Chainlit's session deletion run the registered releases (once per process)."""
+    original = cast(Callable[[WebsocketSession], Awaitable[None]], WebsocketSession.delete)
+    if getattr(original, "_smart_agent", False):
         return
-    task = asyncio.create_task(
-        release_unless_restored(session, session.socket_id, release, config.project.session_timeout)
-    )
-    _pending.add(task)  # keep a reference until it ran
-    task.add_done_callback(_pending.discard)
 
+    async def delete(self: WebsocketSession) -> None:
+        try:
+            await original(self)
+        finally:
+            await session_ended(self.id)
 
-async def release_unless_restored(session: _Session, socket_id: str, release: Release, after: float) -> None:
-    """After `after` s, run `release` unless the session was restored on another socket meanwhile."""
-    await asyncio.sleep(after)  # Chainlit deletes the unrestored session at this same moment
-    if session.socket_id == socket_id:
-        await release()
+    delete._smart_agent = True  # type: ignore[attr-defined]
+    WebsocketSession.delete = delete  # type: ignore[method-assign]
