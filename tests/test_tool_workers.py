@@ -78,3 +78,11 @@ async def test_pool_when_closed_then_no_worker_left_and_calls_refused(workers: T
     assert not any(psutil.pid_exists(pid) for pid in pids)
     with pytest.raises(WorkerError, match="closed"):
         await workers.run(spin, 0.0)
+
+
+async def test_function_when_result_not_json_then_worker_error_and_worker_kept(workers: ToolWorkers) -> None:
+    with pytest.raises(WorkerError, match="not JSON serializable"):
+        await workers.run(complex, 1)
+    pids = workers.pids
+    assert await workers.run(spin, 0.0) == "done"
+    assert workers.pids == pids  # the same worker answered

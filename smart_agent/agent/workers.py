@@ -47,10 +47,10 @@ def serve() -> None:
             request = json.loads(line)
             module, _, name = request["function"].partition(":")
             function = getattr(importlib.import_module(module), name)
-            answer = {"ok": True, "value": function(request["argument"])}
+            answer = json.dumps({"ok": True, "value": function(request["argument"])})
         except Exception as exc:  # the caller gets the failure as text, never a traceback
-            answer = {"ok": False, "value": str(exc) or type(exc).__name__}
-        answers.write(json.dumps(answer) + "\n")
+            answer = json.dumps({"ok": False, "value": str(exc) or type(exc).__name__})
+        answers.write(answer + "\n")
         answers.flush()
 
 
