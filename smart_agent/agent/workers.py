@@ -40,7 +40,6 @@ def serve() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
     except (ValueError, OSError):  # a lower hard limit is already in force: keep it
         pass
-    os.nice(WORKER_NICENESS)  # a busy worker must not take the CPU from the chat's event loop
     answers, sys.stdout = sys.stdout, sys.stderr  # a stray print() must not corrupt the answers
     for line in sys.stdin:
         try:
@@ -87,7 +86,11 @@ class _Worker:
 
 def _spawn() -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", _BOOT, json.dumps(sys.path)]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # Niced from its first instruction: neither its start-up nor a busy calculation may take the
+    # CPU from the chat's event loop.
+    os.setpriority(os.PRIO_PROCESS, process.pid, WORKER_NICENESS)
+    return process
 
 
 async def _readable(fd: int) -> None:
