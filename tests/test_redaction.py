@@ -96,7 +96,7 @@ async def test_app_when_backend_refuses_connection_then_chat_and_log_show_no_cre
     tmp_path: Path,
 ) -> None:
     url = _secret_url(free_port())
-    env = clean_env(OPENAI_API_KEY="k")
+    env = clean_env(OPENAI_API_KEY="k", SMART_AGENT_DEBUG="1")  # debug logging too
     with running_app("--base-url", url, "--model", "m", env=env, log_dir=tmp_path) as (app_url, _):
         client = ChatClient(app_url)
         try:
