@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
@@ -190,7 +190,7 @@ class McpConnections:
             await self.on_lost(server.name, reason)
 
 
-async def _relay(source: MemoryObjectReceiveStream[Any], sink: Any) -> None:
+async def _relay(source: MemoryObjectReceiveStream[Any], sink: MemoryObjectSendStream[Any]) -> None:
     """Forward the transport's messages to the session; return when the transport ends."""
     async with sink:
         async for message in source:

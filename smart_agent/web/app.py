@@ -51,7 +51,6 @@ async def on_chat_start() -> None:
     cl.user_session.set("tools", tools)
     cl.user_session.set("mcp_tools", {})
     connections = McpConnections(on_lost=_on_mcp_lost)
-    cl.user_session.set("mcp", connections)
     # Not in on_chat_end: Chainlit calls it on every socket drop, and the session may come back.
     lifetime.on_session_end(cl.context.session.id, connections.aclose)
     if SETTINGS.mcp_config:
