@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tool_workers_closed() -> Iterator[None]:
+    """No tool worker process outlives the test run."""
+    yield
+    close_shared_workers()
 
 
 @pytest.fixture(scope="session")

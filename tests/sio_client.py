@@ -4,6 +4,7 @@ the same events as Chainlit's web page."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,11 +30,15 @@ class ChatClient:
     stream_tokens: int = 0
     authors: set[str] = field(default_factory=set)  # every assistant-side author seen
     notes: dict[str, str] = field(default_factory=dict)  # note id -> text
+    arrivals: list[float] = field(default_factory=list)  # monotonic time of each reply event
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def connect(self, seconds: float = 30, headers: dict[str, str] | None = None) -> None:
+    async def connect(
+        self, seconds: float = 30, headers: dict[str, str] | None = None, task_ends: int = 2
+    ) -> None:
         """Open the session (sending `headers` with the handshake) and wait until on_chat_start has
-        finished."""
+        finished; a restored session (same `session_id` after a drop) sends only the handshake's
+        task_end: pass `task_ends=1`."""
         sio = self.sio
 
         @sio.on("stream_start")  # type: ignore[untyped-decorator]
@@ -52,6 +57,7 @@ class ChatClient:
         @sio.on("stream_token")  # type: ignore[untyped-decorator]
         async def stream_token(data: dict[str, Any]) -> None:
             self.stream_tokens += 1
+            self.arrivals.append(time.monotonic())
             previous = self.messages.get(data["id"], "")
             self.messages[data["id"]] = data["token"] if data.get("isSequence") else previous + data["token"]
             self._changed.set()
@@ -70,7 +76,7 @@ class ChatClient:
             wait_timeout=seconds,
         )
         await sio.emit("connection_successful")
-        await self.wait_task_ends(2, seconds)  # the handshake's and on_chat_start's
+        await self.wait_task_ends(task_ends, seconds)  # the handshake's and on_chat_start's
 
     def _set(self, data: dict[str, Any]) -> None:
         if data.get("type") == "assistant_message":
@@ -80,6 +86,7 @@ class ChatClient:
             return
         if data.get("type") != "assistant_message" or data.get("name") == STATS_AUTHOR:
             return
+        self.arrivals.append(time.monotonic())
         if data["id"] not in self.messages:
             self.order.append(data["id"])
         self.messages[data["id"]] = data.get("output") or ""

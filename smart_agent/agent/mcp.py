@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
@@ -92,12 +95,17 @@ async def session_tools(session: ClientSession) -> list[Tool]:
     return tools
 
 
+LostCallback = Callable[[str, str], Awaitable[None]]
+
+
 @dataclass
 class McpConnections:
     """Connected MCP servers; each lives in its own task so its context is entered and exited
-    in one task, as anyio requires."""
+    in one task, as anyio requires. `on_lost(name, reason)` runs when a server goes away by
+    itself (its process exited, its stream closed), so its tools can be withdrawn."""
 
     connect_seconds: float = CONNECT_TIMEOUT
+    on_lost: LostCallback | None = None
     _holders: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
 
     async def connect(self, server: McpServer) -> list[Tool]:
@@ -134,8 +142,15 @@ class McpConnections:
         for name in list(self._holders):
             await self.disconnect(name)
 
-    @staticmethod
-    async def _hold(server: McpServer, ready: asyncio.Future[list[Tool]], closing: asyncio.Event) -> None:
+    @property
+    def names(self) -> list[str]:
+        """Names of the servers connected now."""
+        return list(self._holders)
+
+    async def _hold(
+        self, server: McpServer, ready: asyncio.Future[list[Tool]], closing: asyncio.Event
+    ) -> None:
+        reason = "its connection closed"
         try:
             async with AsyncExitStack() as stack:
                 if server.command:
@@ -146,15 +161,48 @@ class McpConnections:
                 else:
                     assert server.url is not None
                     read, write, _ = await stack.enter_async_context(streamablehttp_client(server.url))
-                session = await stack.enter_async_context(ClientSession(read, write))
+                # The session reads through a relay whose end tells us the server went away.
+                relay_in, relay_out = anyio.create_memory_object_stream[Any](0)
+                relay = asyncio.create_task(_relay(read, relay_in), name=f"mcp-relay-{server.name}")
+                stack.push_async_callback(_cancel, relay)
+                session = await stack.enter_async_context(ClientSession(relay_out, write))
                 await session.initialize()
                 ready.set_result(await session_tools(session))
-                await closing.wait()
+                closed = asyncio.create_task(closing.wait())
+                try:
+                    await asyncio.wait({closed, relay}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closed.cancel()
+                if not closing.is_set():
+                    reason = "the server stopped" if server.command else "its stream ended"
         except Exception as exc:  # reported to connect(), or logged once the session was up
             if not ready.done():
                 ready.set_exception(exc)
-            else:
-                log.warning("MCP server %s stopped: %s", server.name, _describe(exc))
+                return
+            reason = _describe(exc)
+        if closing.is_set() or not ready.done() or ready.cancelled() or ready.exception():
+            return
+        log.warning("MCP server %s stopped: %s", server.name, reason)
+        holder = self._holders.get(server.name)
+        if holder is not None and holder[0] is asyncio.current_task():
+            del self._holders[server.name]
+        if self.on_lost is not None:
+            await self.on_lost(server.name, reason)
+
+
+async def _relay(source: MemoryObjectReceiveStream[Any], sink: MemoryObjectSendStream[Any]) -> None:
+    """Forward the transport's messages to the session; return when the transport ends."""
+    async with sink:
+        async for message in source:
+            await sink.send(message)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # ending the relay, whatever state it is in
+        pass
 
 
 def _describe(exc: BaseException) -> str:

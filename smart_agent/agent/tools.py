@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from smart_agent.agent.calculator import calculate
+from smart_agent.agent.calculator import calculate_text
+from smart_agent.agent.workers import ToolWorkers, shared_workers
 
 ToolFunction = Callable[[dict[str, Any]], Awaitable[str]]
 MAX_ARGUMENT_CHARS = 100_000  # no built-in or MCP tool needs more; a model's junk may be far longer
@@ -71,16 +72,20 @@ class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = (), time_limit: float = 30.0) -> None:
         self.time_limit = time_limit
         self._tools: dict[str, Tool] = {}
+        self._withdrawn: dict[str, str] = {}  # name -> why it is no longer offered
         for tool in tools:
             self.add(tool)
 
     def add(self, tool: Tool) -> None:
         """Offer a tool (replacing one of the same name)."""
         self._tools[tool.name] = tool
+        self._withdrawn.pop(tool.name, None)
 
-    def remove(self, name: str) -> None:
-        """Withdraw a tool."""
+    def remove(self, name: str, reason: str | None = None) -> None:
+        """Withdraw a tool; with a reason, a later call of it is answered with that reason."""
         self._tools.pop(name, None)
+        if reason is not None:
+            self._withdrawn[name] = reason
 
     @property
     def names(self) -> list[str]:
@@ -94,6 +99,8 @@ class ToolRegistry:
     async def call(self, name: str, raw_arguments: str | None) -> ToolResult:
         """Run one call; every failure becomes an error result for the model, never an exception."""
         tool = self._tools.get(name)
+        if tool is None and name in self._withdrawn:
+            return ToolResult(f"Error: {name} is no longer available: {self._withdrawn[name]}", True)
         if tool is None:
             shown = name if len(name) <= 100 else name[:100] + "…"
             return ToolResult(f"Error: no tool named {shown!r}; available: {', '.join(self.names)}", True)
@@ -106,14 +113,18 @@ class ToolRegistry:
         except TimeoutError:
             return ToolResult(f"Error: {name} timed out after {self.time_limit:g} s", True)
         except Exception as exc:  # a tool's failure is reported to the model, not raised
-            return ToolResult(f"Error: {name} failed: {exc or type(exc).__name__}", True)
+            return ToolResult(f"Error: {name} failed: {str(exc) or type(exc).__name__}", True)
 
 
-async def _calculator(arguments: dict[str, Any]) -> str:
-    expression = arguments.get("expression")
-    if not isinstance(expression, str):
-        raise ValueError("missing string argument 'expression'")
-    return str(calculate(expression))
+def _calculator(workers: ToolWorkers) -> ToolFunction:
+    async def run(arguments: dict[str, Any]) -> str:
+        expression = arguments.get("expression")
+        if not isinstance(expression, str):
+            raise ValueError("missing string argument 'expression'")
+        result: str = await workers.run(calculate_text, expression)
+        return result
+
+    return run
 
 
 async def _current_time(arguments: dict[str, Any]) -> str:
@@ -126,16 +137,19 @@ async def _current_time(arguments: dict[str, Any]) -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S %Z (UTC%z)")
 
 
-CALCULATOR = Tool(
-    name="calculator",
-    description="Evaluate an arithmetic expression, e.g. '2 * (3 + 4) ** 2' or 'sqrt(2) * pi'.",
-    parameters={
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "The expression."}},
-        "required": ["expression"],
-    },
-    run=_calculator,
-)
+def calculator_tool(workers: ToolWorkers) -> Tool:
+    """The calculator; it computes in `workers`, off the event loop."""
+    return Tool(
+        name="calculator",
+        description="Evaluate an arithmetic expression, e.g. '2 * (3 + 4) ** 2' or 'sqrt(2) * pi'.",
+        parameters={
+            "type": "object",
+            "properties": {"expression": {"type": "string", "description": "The expression."}},
+            "required": ["expression"],
+        },
+        run=_calculator(workers),
+    )
+
 
 CURRENT_TIME = Tool(
     name="current_time",
@@ -150,6 +164,6 @@ CURRENT_TIME = Tool(
 )
 
 
-def builtin_tools(time_limit: float = 30.0) -> ToolRegistry:
-    """A registry with the built-in tools."""
-    return ToolRegistry([CALCULATOR, CURRENT_TIME], time_limit)
+def builtin_tools(time_limit: float = 30.0, workers: ToolWorkers | None = None) -> ToolRegistry:
+    """A registry with the built-in tools; CPU-bound ones run in `workers` (default: the shared pool)."""
+    return ToolRegistry([calculator_tool(workers or shared_workers()), CURRENT_TIME], time_limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import openai
@@ -39,16 +40,52 @@ async def resolve_model(client: openai.AsyncOpenAI, settings: Settings) -> str:
         raise describe_error(exc, settings) from exc
     for model in models.data:
         return model.id
-    raise ModelError(f"The server at {settings.base_url} offers no model; set SMART_AGENT_MODEL or --model.")
+    raise ModelError(
+        f"The server at {redact_url(settings.base_url)} offers no model; set SMART_AGENT_MODEL or --model."
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its user-info, query and fragment, which may hold credentials:
+    `http://user:pw@host:9/v1?api-key=x` becomes `http://***@host:9/v1?***`."""
+    try:
+        scheme, netloc, path, query, fragment = urlsplit(url)
+    except ValueError:  # unparseable: show nothing of it rather than risk a secret
+        return "(the configured URL)"
+    _, at, host = netloc.rpartition("@")
+    return urlunsplit(
+        (scheme, f"***@{host}" if at else host, path, "***" if query else "", "***" if fragment else "")
+    )
+
+
+def _scrub(text: str, url: str | None) -> str:
+    """`text` without the backend URL's secrets, should a library have echoed them."""
+    if not url:
+        return text
+    text = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    userinfo = parts.netloc.rpartition("@")[0]
+    for secret in (userinfo, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def describe_error(
     exc: BaseException, settings: Settings, model: str | None = None, *, mid_stream: bool = False
 ) -> ModelError:
     """Turn an SDK or transport error into a short message a user can act on."""
-    where = settings.base_url or "the OpenAI API"
     if isinstance(exc, ModelError):
         return exc
+    error = _describe(exc, settings, model, mid_stream=mid_stream)
+    return ModelError(_scrub(str(error), settings.base_url))
+
+
+def _describe(exc: BaseException, settings: Settings, model: str | None, *, mid_stream: bool) -> ModelError:
+    where = redact_url(settings.base_url) if settings.base_url else "the OpenAI API"
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ModelError(
             f"The model server at {where} stopped responding "

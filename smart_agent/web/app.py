@@ -11,14 +11,15 @@ from mcp import ClientSession
 
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config, session_tools
-from smart_agent.agent.tools import ToolRegistry, builtin_tools
+from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
+from smart_agent.agent.workers import shared_workers
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.progress import ReplyMeter
-from smart_agent.web import lag_probe, resync
+from smart_agent.web import lag_probe, lifetime, resync
 from smart_agent.web.reply import deliver
 from smart_agent.web.resync import start_turn
 from smart_agent.web.ui import Footer, ToolSteps, TrimNote, policy_for, settings_panel
@@ -31,6 +32,7 @@ if SETTINGS.debug:
 
 
 resync.install()
+lifetime.install()
 
 
 @cl.on_chat_start
@@ -45,17 +47,47 @@ async def on_chat_start() -> None:
     cl.user_session.set("settings", SETTINGS)
     await settings_panel(SETTINGS).send()
     cl.user_session.set("client", make_client(SETTINGS))
+    await shared_workers().warm()
     tools = builtin_tools(SETTINGS.tool_timeout)
     cl.user_session.set("tools", tools)
-    connections = McpConnections()
-    cl.user_session.set("mcp", connections)
+    cl.user_session.set("mcp_tools", {})
+    connections = McpConnections(on_lost=_on_mcp_lost)
+    # Not in on_chat_end: Chainlit calls it on every socket drop, and the session may come back.
+    lifetime.on_session_end(cl.context.session.id, connections.aclose)
     if SETTINGS.mcp_config:
         for server in load_mcp_config(SETTINGS.mcp_config):
             try:
-                for tool in await connections.connect(server):
-                    tools.add(tool)
+                _offer(server.name, await connections.connect(server))
             except McpError as exc:
                 await cl.ErrorMessage(content=f"{exc}. The chat goes on without it.").send()
+
+
+def _offer(server: str, added: list[Tool]) -> None:
+    """Offer an MCP server's tools to the model, remembering which server they came from."""
+    tools: ToolRegistry = cl.user_session.get("tools")
+    for tool in added:
+        tools.add(tool)
+    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools")
+    mcp_tools[server] = [tool.name for tool in added]
+
+
+def _withdraw(server: str, reason: str | None = None) -> list[str]:
+    """Withdraw an MCP server's tools; with a reason, a later call of one is answered with it."""
+    tools: ToolRegistry = cl.user_session.get("tools")
+    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools")
+    names = mcp_tools.pop(server, [])
+    for name in names:
+        tools.remove(name, reason)
+    return names
+
+
+async def _on_mcp_lost(server: str, reason: str) -> None:
+    """A configured MCP server went away by itself: withdraw its tools and tell the user."""
+    names = _withdraw(server, f"MCP server {server!r} is gone ({reason})")
+    await cl.ErrorMessage(
+        content=f"MCP server {server!r} is gone ({reason}); its tools ({', '.join(names) or 'none'}) "
+        "are no longer offered. The chat goes on without them."
+    ).send()
 
 
 @cl.on_settings_update
@@ -70,33 +102,16 @@ async def on_settings_update(values: dict[str, Any]) -> None:
         await settings_panel(current).send()
 
 
-@cl.on_chat_end
-async def on_chat_end() -> None:
-    """Stop the session's MCP servers."""
-    connections: McpConnections | None = cl.user_session.get("mcp")
-    if connections is not None:
-        await connections.aclose()
-
-
 @cl.on_mcp_connect
 async def on_mcp_connect(connection: Any, session: ClientSession) -> None:
     """A server added from the browser: offer its tools to the model."""
-    tools: ToolRegistry = cl.user_session.get("tools")
-    added = await session_tools(session)
-    for tool in added:
-        tools.add(tool)
-    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools") or {}
-    mcp_tools[connection.name] = [tool.name for tool in added]
-    cl.user_session.set("mcp_tools", mcp_tools)
+    _offer(connection.name, await session_tools(session))
 
 
 @cl.on_mcp_disconnect
 async def on_mcp_disconnect(name: str, session: ClientSession) -> None:
     """A server removed in the browser: withdraw its tools."""
-    tools: ToolRegistry = cl.user_session.get("tools")
-    mcp_tools: dict[str, list[str]] = cl.user_session.get("mcp_tools") or {}
-    for tool_name in mcp_tools.pop(name, []):
-        tools.remove(tool_name)
+    _withdraw(name)
 
 
 @cl.on_message

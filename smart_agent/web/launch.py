@@ -10,9 +10,10 @@ from pathlib import Path
 
 import typer
 
+from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import Settings, export, resolve_data_dir
 from smart_agent.errors import LocalModelError
-from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 from smart_agent.web import security
 from smart_agent.web.chainlit_root import run_root
 from smart_agent.web.origins import app_origins, is_loopback
@@ -25,7 +26,7 @@ def _backend(settings: Settings) -> Iterator[Settings]:
     if not settings.uses_embedded_model:
         typer.echo(
             f"smart-agent: model {settings.model or '(server default)'} "
-            f"at {settings.base_url or 'https://api.openai.com/v1'}"
+            f"at {redact_url(settings.base_url) if settings.base_url else 'https://api.openai.com/v1'}"
         )
         yield settings
         return
@@ -79,6 +80,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             # Chainlit ends its process with os._exit() right after this hook, so this `with`
             # never unwinds on Ctrl+C or SIGTERM: release the backend and the app root here.
             cl.on_app_shutdown(resources.close)
+            resources.callback(close_shared_workers)  # the tool worker processes end with the app
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
             if not is_loopback(host):
