@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -11,6 +15,13 @@ import pytest
 from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
+
+# Tests that import Chainlit in-process (session hooks, the security middleware) would make it
+# write its default config and translations into the current folder, the checkout: give it a
+# throw-away app root instead. The app under test sets its own (smart_agent/web/chainlit_root.py).
+_CHAINLIT_ROOT = tempfile.mkdtemp(prefix="smart-agent-tests-chainlit-")
+os.environ.setdefault("CHAINLIT_APP_ROOT", _CHAINLIT_ROOT)
+atexit.register(shutil.rmtree, _CHAINLIT_ROOT, True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -86,3 +86,18 @@ async def test_function_when_result_not_json_then_worker_error_and_worker_kept(w
     pids = workers.pids
     assert await workers.run(spin, 0.0) == "done"
     assert workers.pids == pids  # the same worker answered
+
+
+def environment_names(_: object) -> list[str]:
+    """The names of the worker's environment variables (runs in the worker)."""
+    return sorted(os.environ)
+
+
+async def test_worker_when_app_holds_api_key_then_worker_environment_has_no_secret(
+    workers: ToolWorkers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-key")
+    monkeypatch.setenv("SMART_AGENT_MODEL", "m")
+    names = await workers.run(environment_names, None)
+    assert "OPENAI_API_KEY" not in names and "SMART_AGENT_MODEL" not in names
+    assert "PATH" in names
