@@ -12,7 +12,6 @@ not know yet). The page model applies events as Chainlit 2.12's frontend does
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -93,7 +92,8 @@ class Page:
 
         walk(self.messages, 0)
         for element in self.elements.values():
-            rows.append(("element", element["name"], position.get(element["forId"]), element["props"].get("copyText")))
+            target = position.get(element["forId"])
+            rows.append(("element", element["name"], target, element["props"].get("copyText")))
         rows.append(("loading", self.loading))
         return rows
 

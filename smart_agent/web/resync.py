@@ -13,9 +13,10 @@ task emits through a `TurnEmitter`, whose events pass the turn's gate: from the 
 reconnect restores the session until the snapshot is taken they are dropped (the snapshot
 holds their effect, and they must not reach the page before it: an element the page missed
 would then land after a later one); while the snapshot goes out they wait; then they follow
-it in order. A state change and its event are one step of the event loop (Chainlit's emit
-encodes and queues before its first await), so everything before the snapshot's instant is in
-it and everything after it reaches the page after it.
+it in order. A state change and its event happen in one step of the event loop (Chainlit
+changes a message, then awaits its emit at once, and python-socketio encodes and queues the
+event before it first pauses), so everything before the snapshot's instant is in it and
+everything after reaches the page after it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class _Gate(enum.Enum):
 class Turn:
     """Every UI element of the latest turn, in order, and the gate its events pass."""
 
-    run: Step | None = None  # Chainlit's on_message step: every element of the turn hangs below it
+    run: Step | None = None  # Chainlit's on_message step: the page drops a message whose parent it lacks
     elements: list[Any] = field(default_factory=list)  # cl.Step, cl.Message, Element or a segment
     removed: list[Any] = field(default_factory=list)  # messages taken off the page
     running: bool = True
