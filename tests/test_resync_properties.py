@@ -23,7 +23,7 @@ from chainlit.context import init_ws_context
 from chainlit.server import sio
 from chainlit.session import WebsocketSession
 from chainlit.user_session import user_sessions
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
@@ -290,8 +290,18 @@ async def _run(scenario: Scenario, with_network: bool) -> Page:
         await session.delete()
 
 
+def _example(ops: list[tuple[str, str, int]], network: list[tuple[str, int, Any]]) -> Scenario:
+    return Scenario(ops, False, network, segment_chars=0, batch_size=1, show_stats=False, seed=0)
+
+
 @settings(max_examples=400, deadline=None)
 @given(scenario=scenarios)
+# the page missed the run step, so every message below it (the whole reply) would be dropped
+@example(_example([("text", "ab", 0)], [("drop", 0, 0)]))
+# the reply ends while the snapshot goes out: a snapshot sent late would say it still streams
+@example(_example([("text", "ab", 0)], [("reconnect", 0, 1)]))
+# a tool step created between the reconnect and the handshake would land above the reply it follows
+@example(_example([("text", "ab", 1), ("tool", "4", 0)], [("drop", 0, 0), ("reconnect", 2, 0)]))
 def test_socket_drops_and_reconnects_anywhere_in_a_turn_then_page_shows_exactly_the_turn(
     scenario: Scenario,
 ) -> None:
