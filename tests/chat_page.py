@@ -20,6 +20,20 @@ REPLY_TEXT_JS = """(el) => {
     copy.querySelectorAll('.smart-agent-footer').forEach((n) => n.remove());
     return copy.textContent;
 }"""
+# Every reply's words as a reader sees them: blocks apart (textContent would glue a list item or
+# a paragraph to the next one), code blocks whole, without a code block's language label.
+REPLY_WORDS_JS = """(els) => els.map((el) => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll('.smart-agent-footer').forEach((n) => n.remove());
+    copy.querySelectorAll('pre').forEach((pre) => {
+        const card = pre.parentElement && pre.parentElement.parentElement;
+        const head = card && card.firstElementChild;
+        if (head && !head.contains(pre)) head.remove();
+    });
+    copy.querySelectorAll('div, p, li, ul, ol, pre, blockquote, h1, h2, h3, h4, h5, h6')
+        .forEach((n) => n.after(' '));
+    return copy.textContent;
+}).join(' ')"""
 _EVENT = re.compile(r'^42(?:/[^,]*,)?\["([^"]+)"')
 
 
@@ -186,6 +200,14 @@ class ChatPage:
     def replies(self) -> list[str]:
         """Text of every assistant message on the page."""
         return [str(t) for t in self.page.locator(REPLY).evaluate_all(f"els => els.map({REPLY_TEXT_JS})")]
+
+    def reply_words(self) -> list[str]:
+        """The words of every assistant message on the page, in order, as a reader sees them."""
+        return words(str(self.page.locator(REPLY).evaluate_all(REPLY_WORDS_JS)))
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until the page shows no running task (Chainlit's stop button is gone)."""
+        self.page.locator("#stop-button").wait_for(state="detached", timeout=timeout * 1000)
 
     def close(self) -> None:
         self.page.context.close()

@@ -3,24 +3,31 @@ after socket.io reconnects the page must show the complete reply."""
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Browser
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.chat_page import ChatPage, words
-from tests.scripted_server import ScriptedServer, script_tokens
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = pytest.mark.e2e
 OFFLINE_SECONDS = 3
 
 
-def _offline(chat: ChatPage, until: Callable[[], bool] | None = None) -> None:
-    """Cut the page's network (CDP offline emulation) for OFFLINE_SECONDS, or until `until()`."""
+def _offline(
+    chat: ChatPage, seconds: float = OFFLINE_SECONDS, until: Callable[[], bool] | None = None
+) -> None:
+    """Cut the page's network (CDP offline emulation) for `seconds`, or until `until()`."""
     chat.page.context.set_offline(True)
     try:
-        chat.page.wait_for_timeout(OFFLINE_SECONDS * 1000)  # the outage itself is the scenario
+        chat.page.wait_for_timeout(seconds * 1000)  # the outage itself is the scenario
         deadline = time.monotonic() + 30
         while until is not None and not until():
             assert time.monotonic() < deadline, "the reply did not end while the page was offline"
@@ -59,3 +66,76 @@ def test_reply_ends_while_offline_when_back_then_tail_recovered(
         assert words(" ".join(chat.replies())) == expected
     finally:
         chat.close()
+
+
+# The sweep: one long segmented reply per case (2,000 tokens at 200 tok/s, about 10 s, cut into
+# four segments at tokens 603, 1147 and 1691); the page goes offline when it shows a marker
+# word (mNNNNN ends block NNNNN of the scripted markdown), for the given seconds.
+SWEEP_TOKENS = 2000
+SWEEP_PROMPT = f"#script tokens={SWEEP_TOKENS} rate=200 kind=markdown"
+SWEEP_DROPS: dict[str, list[tuple[str, float]]] = {
+    "first-segment": [("m00000", 1)],  # tokens ~58-450: inside the first segment
+    "across-a-boundary": [("m00009", 1)],  # ~466-850: over the cut at 603
+    "mid-reply": [("m00015", 3)],  # ~738-1500: over the cut at 1147
+    "as-a-segment-ends": [("m00024", 1)],  # the cut at 1147 comes right after m00024
+    "late": [("m00030", 3)],  # ~1418-2000
+    "across-the-end": [("m00039", 3)],  # ~1826: the reply ends while the page is offline
+    "twice": [("m00006", 1), ("m00027", 1)],
+}
+
+
+@pytest.fixture(scope="module")
+def sweep_app(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One app with 3,000-character segments for the whole sweep."""
+    env = clean_env(OPENAI_API_KEY="test-key")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--segment-chars", "3000")
+    with running_app(*flags, env=env, log_dir=tmp_path_factory.mktemp("sweep")) as (url, _):
+        yield url
+
+
+def _sweep_reply(
+    browser: Browser, url: str, scripted: ScriptedServer, drops: list[tuple[str, float]]
+) -> list[str]:
+    """Run the sweep's reply with these drops; the words the page ends with."""
+    chat = ChatPage.open(browser, url)
+    try:
+        ends = len(scripted.stream_ends)
+        chat.send(SWEEP_PROMPT)
+        for marker, seconds in drops:
+            chat.wait_text(marker, timeout=30)
+            _offline(chat, seconds)
+        deadline = time.monotonic() + 60
+        while len(scripted.stream_ends) == ends:
+            assert time.monotonic() < deadline, "the model server never finished the reply"
+            chat.page.wait_for_timeout(200)
+        with contextlib.suppress(PlaywrightTimeoutError):  # a reply missing its end is measured below
+            chat.wait_text("END.", timeout=20)
+        chat.wait_idle(timeout=20)
+        return chat.reply_words()
+    finally:
+        chat.close()
+
+
+@pytest.fixture(scope="module")
+def sweep_reference(browser: Browser, sweep_app: str, scripted: ScriptedServer) -> list[str]:
+    """The words the page shows for the sweep's reply when the network never drops."""
+    shown = _sweep_reply(browser, sweep_app, scripted, [])
+    expected = "".join(script_tokens(SWEEP_TOKENS, "markdown"))
+    assert re.findall(r"m\d{5}", " ".join(shown)) == re.findall(r"m\d{5}", expected)
+    assert shown[-1] == "END."
+    return shown
+
+
+@pytest.mark.parametrize("drops", list(SWEEP_DROPS.values()), ids=list(SWEEP_DROPS))
+def test_network_drops_anywhere_in_segmented_reply_when_back_then_exact_reply(
+    browser: Browser,
+    sweep_app: str,
+    scripted: ScriptedServer,
+    sweep_reference: list[str],
+    drops: list[tuple[str, float]],
+) -> None:
+    shown = _sweep_reply(browser, sweep_app, scripted, drops)
+    matcher = difflib.SequenceMatcher(a=sweep_reference, b=shown, autojunk=False)
+    lost = sum(i2 - i1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in {"delete", "replace"})
+    extra = sum(j2 - j1 for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in {"insert", "replace"})
+    assert shown == sweep_reference, f"{lost} of {len(sweep_reference)} words lost, {extra} extra"

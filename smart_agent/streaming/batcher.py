@@ -180,11 +180,6 @@ class TokenBatcher:
         if self._buf.parts and self.policy.enabled:
             self._schedule()
 
-    async def run_exclusive(self, action: Callable[[], Awaitable[object]]) -> None:
-        """Run `action` while no flush is in flight."""
-        async with self._lock:
-            await action()
-
     async def aclose(self) -> None:
         """Flush what is left, stop the timer and refuse further tokens."""
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from smart_agent.streaming.batcher import BatchPolicy, BatchStats, TokenBatcher
@@ -100,11 +99,6 @@ class SmoothStreamWrapper:
         finally:
             self._batcher.cancel()
         return await self._message.remove()
-
-    async def replay(self, send: Callable[[StreamTarget], Awaitable[object]]) -> None:
-        """Re-send the message's emitted state with `send`, between flushes, so the replayed
-        snapshot and the tokens still to come neither overlap nor leave a gap."""
-        await self._batcher.run_exclusive(lambda: send(self._message))
 
     @property
     def finished(self) -> bool:

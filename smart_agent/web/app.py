@@ -17,12 +17,8 @@ from smart_agent.config import ConfigError, Settings, apply_session_settings, lo
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
-from smart_agent.streaming import SegmentedReply
-from smart_agent.streaming.progress import ReplyMeter
 from smart_agent.web import lag_probe, lifetime, resync
-from smart_agent.web.reply import deliver
-from smart_agent.web.resync import start_turn
-from smart_agent.web.ui import Footer, ToolSteps, TrimNote, policy_for, settings_panel
+from smart_agent.web.ui import present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
@@ -133,35 +129,4 @@ async def on_message(message: cl.Message) -> None:
     cl.user_session.set("model", model)
     history.append({"role": "user", "content": message.content})
     agent = Agent(client, model, settings, tools)
-    policy = policy_for(settings)
-    replies: list[SegmentedReply] = []
-    turn = start_turn()
-
-    def new_reply() -> SegmentedReply:
-        reply = SegmentedReply(
-            lambda: cl.Message(content=""), policy, settings.segment_chars, on_segment=turn.add
-        )
-        replies.append(reply)
-        return reply
-
-    footer = Footer(replies, settings.show_stats, turn)
-    meter = ReplyMeter()
-    try:
-        await footer.start()
-        outcome = await deliver(
-            agent.stream(history),
-            new_reply,
-            ToolSteps(turn),
-            meter=meter,
-            on_progress=footer.progress,
-            on_trimmed=TrimNote(turn).show,
-        )
-        if settings.debug and replies:
-            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
-        if outcome.error is not None:
-            error = cl.ErrorMessage(content=outcome.error)
-            turn.add(error)
-            await error.send()
-    finally:
-        await footer.finish()  # on stop too: the summary says "Stopped"
-        turn.running = False
+    await present_turn(agent.stream(history), settings)

@@ -1,20 +1,22 @@
-"""Chainlit UI pieces for a turn: the settings panel, tool steps and the progress line."""
+"""Chainlit UI pieces for a turn: the settings panel, tool steps, the progress line, the turn."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import chainlit as cl
 from chainlit.input_widget import NumberInput, Switch
 
+from smart_agent.agent.events import AgentEvent
 from smart_agent.config import SESSION_SETTINGS, Settings
 from smart_agent.streaming import BatchPolicy, SegmentedReply
-from smart_agent.streaming.progress import ReplyProgress
-from smart_agent.web.reply import ToolStep
-from smart_agent.web.resync import Turn
+from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
+from smart_agent.web.reply import ReplyOutcome, ToolStep, deliver
+from smart_agent.web.resync import Turn, start_turn
 
 log = logging.getLogger("smart_agent.ui")
 
@@ -168,3 +170,48 @@ class ToolSteps:
         self._turn.add(step)
         await step.send()
         return _Step(step)
+
+
+async def present_turn(
+    events: AsyncIterator[AgentEvent], settings: Settings, clock: Clock | None = None
+) -> ReplyOutcome:
+    """Show one agent turn: progress, tool steps, the reply in segments, an error, the footer.
+
+    Every element is recorded in the session's turn, which a reconnecting page gets again.
+    """
+    turn = start_turn()
+    replies: list[SegmentedReply] = []
+
+    def new_reply() -> SegmentedReply:
+        reply = SegmentedReply(
+            lambda: cl.Message(content=""),
+            policy_for(settings),
+            settings.segment_chars,
+            clock,
+            on_segment=turn.add,
+        )
+        replies.append(reply)
+        return reply
+
+    footer = Footer(replies, settings.show_stats, turn)
+    meter = ReplyMeter(clock)
+    try:
+        await footer.start()
+        outcome = await deliver(
+            events,
+            new_reply,
+            ToolSteps(turn),
+            meter=meter,
+            on_progress=footer.progress,
+            on_trimmed=TrimNote(turn).show,
+        )
+        if settings.debug and replies:
+            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
+        if outcome.error is not None:
+            error = cl.ErrorMessage(content=outcome.error)
+            turn.add(error)
+            await error.send()
+    finally:
+        await footer.finish()  # on stop too: the summary says "Stopped"
+        turn.running = False
+    return outcome
