@@ -18,6 +18,7 @@ import psutil
 
 from smart_agent.config import DEFAULT_SEGMENT_CHARS
 from smart_agent.streaming import BatchPolicy, SegmentedReply, SmoothStreamWrapper
+from tests.fakes import NoOpMessage
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 from tests.sio_client import ChatClient
@@ -59,24 +60,6 @@ async def wrapper_cost(tokens: int = 200_000) -> dict[str, float]:
     return {"direct_us_per_token": direct_us, "wrapper_us_per_token": wrapper_us}
 
 
-class _NoOpMessage:
-    """A message sink that keeps nothing: only the segmenting and batching code costs CPU."""
-
-    content = ""
-
-    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
-        return None
-
-    async def send(self) -> None:
-        return None
-
-    async def update(self) -> None:
-        return None
-
-    async def remove(self) -> None:
-        return None
-
-
 SEGMENT_SIZES = (10_000, 100_000, 1_000_000)
 SEGMENT_SHAPES = {
     # one code fence opened at the start and never closed: no cut anywhere, lines of 16 chars
@@ -95,7 +78,7 @@ async def segment_cost(chars: int, shape: str) -> float:
         token = cycle[len(tokens) % len(cycle)]
         tokens.append(token)
         length += len(token)
-    reply = SegmentedReply(_NoOpMessage, BatchPolicy(), DEFAULT_SEGMENT_CHARS)
+    reply = SegmentedReply(NoOpMessage, BatchPolicy(), DEFAULT_SEGMENT_CHARS)
     start = time.process_time()
     for token in tokens:
         await reply.stream_token(token)

@@ -101,3 +101,21 @@ class RecordingMessage:
 
     def stream_events(self) -> int:
         return sum(1 for kind, _, _ in self.events if kind in {"stream_start", "stream_token"})
+
+
+class NoOpMessage:
+    """A message sink that keeps nothing, so only the streaming code's own work costs CPU."""
+
+    content = ""
+
+    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
+        return None
+
+    async def send(self) -> None:
+        return None
+
+    async def update(self) -> None:
+        return None
+
+    async def remove(self) -> None:
+        return None

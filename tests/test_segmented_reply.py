@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from smart_agent.streaming import BatchPolicy, SegmentedReply
-from tests.fakes import FakeClock, RecordingMessage, settle
+from tests.fakes import FakeClock, NoOpMessage, RecordingMessage, settle
 from tests.scripted_server import script_tokens
 
 
@@ -96,24 +96,6 @@ async def test_stop_when_it_interrupts_a_segment_finalising_then_finish_finalise
     await reply.finish()
     assert messages[0].events[-1] == ("send", "0123456789ab\n\n", True)
     assert reply.content == "0123456789ab\n\n"
-
-
-class NoOpMessage:
-    """A message sink that keeps nothing, so only the reply's own work is measured."""
-
-    content = ""
-
-    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
-        return None
-
-    async def send(self) -> None:
-        return None
-
-    async def update(self) -> None:
-        return None
-
-    async def remove(self) -> None:
-        return None
 
 
 @pytest.mark.parametrize("piece", ["x = 1 + 2  # w\n", "word "], ids=["one code fence", "no newline at all"])
