@@ -31,13 +31,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+def descendants(marker: str, process: psutil.Process | None = None) -> list[psutil.Process]:
+    """The live processes below `process` (default: this one), however deep, whose command line
+    contains `marker`."""
+    found = []
+    for child in (process or psutil.Process()).children(recursive=True):
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:  # gone, or a zombie (a killed tool worker not reaped yet)
+            continue
+        if marker in command:
+            found.append(child)
+    return found
+
+
 def llama_servers() -> list[psutil.Process]:
     """The llama.cpp servers below this process, however deep."""
-    return [
-        child
-        for child in psutil.Process().children(recursive=True)
-        if "llama_cpp.server" in " ".join(child.cmdline())
-    ]
+    return descendants("llama_cpp.server")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from smart_agent.agent.mcp import McpConnections, McpServer
 from smart_agent.agent.tools import ToolRegistry
 from smart_agent.web.lifetime import on_session_end, session_ended
 from tests.chat_page import ChatPage
-from tests.harness import clean_env, running_app
+from tests.harness import clean_env, descendants, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
 from tests.sio_client import ChatClient
 
@@ -26,7 +26,7 @@ ECHO = McpServer(name="echo", command=sys.executable, args=(ECHO_SCRIPT,))
 
 
 def _echo_servers(process: psutil.Process) -> list[psutil.Process]:
-    return [p for p in process.children(recursive=True) if ECHO_SCRIPT in p.cmdline()]
+    return descendants(ECHO_SCRIPT, process)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from smart_agent.agent.tools import builtin_tools
-from tests.harness import clean_env, running_app
+from tests.harness import clean_env, descendants, running_app
 from tests.loop_lag import assert_loop_free, loop_lag
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 from tests.sio_client import ChatClient
@@ -29,8 +29,7 @@ async def test_calculator_when_hostile_under_one_second_limit_then_error_and_loo
 
 
 def _workers_of(process: psutil.Process) -> list[psutil.Process]:
-    children = process.children(recursive=True)
-    return [p for p in children if "smart_agent.agent.workers" in " ".join(p.cmdline())]
+    return descendants("smart_agent.agent.workers", process)
 
 
 async def test_app_when_hostile_calculation_then_other_session_streams_and_no_worker_outlives_app(
