@@ -27,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: Rich markup would swallow the "[env ...]" and "[default: ...]" notes.
+    rich_markup_mode=None,
 )
 
 

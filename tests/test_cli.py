@@ -61,6 +61,18 @@ def test_help_when_asked_then_lists_every_flag() -> None:
         assert flag in result.stdout
 
 
+def test_help_when_asked_then_shows_defaults_and_environment_variables() -> None:
+    result = invoke("chainlit", "--help")
+    text = " ".join(result.stdout.split())  # the help is wrapped to the terminal's width
+    for note in [
+        "[default: 20; env SMART_AGENT_BATCH_SIZE]",
+        "[env SMART_AGENT_STREAM_BATCHING=0]",
+        "[env SMART_AGENT_MODEL]",
+        "[env OPENAI_BASE_URL]",
+    ]:
+        assert note in text
+
+
 def test_no_flags_when_launched_then_defaults(launched: list[dict[str, Any]]) -> None:
     result = invoke("chainlit")
     assert result.exit_code == 0, result.output
