@@ -24,23 +24,15 @@ from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 from tests.sio_client import ChatClient
 
 
-class _NullMessage:
-    """A message whose emit costs nothing, to isolate the wrapper's own cost."""
+class _NullMessage(NoOpMessage):
+    """A message whose emit costs nothing, to isolate the wrapper's own cost; unlike NoOpMessage it
+    keeps its content, since Chainlit's `content += token` is part of a direct emit's cost."""
 
     def __init__(self) -> None:
         self.content = ""
 
     async def stream_token(self, token: str, is_sequence: bool = False) -> None:
         self.content = token if is_sequence else self.content + token
-
-    async def send(self) -> None:
-        return None
-
-    async def update(self) -> None:
-        return None
-
-    async def remove(self) -> None:
-        return None
 
 
 async def wrapper_cost(tokens: int = 200_000) -> dict[str, float]:

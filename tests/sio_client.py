@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -122,10 +124,23 @@ class ChatClient:
         """Press the stop button."""
         await self.sio.emit("stop")
 
-    def reply(self) -> str:
-        """The assistant's text so far (all segments), without Chainlit's stop marker."""
-        return "".join(self.messages[i] for i in self.order if self.messages[i] != STOPPED_MARKER)
+    def reply(self, since: int = 0) -> str:
+        """The assistant's text so far (all segments), without Chainlit's stop marker; with `since`,
+        only the messages after the first `since` (e.g. `len(self.order)` before a turn)."""
+        return "".join(self.messages[i] for i in self.order[since:] if self.messages[i] != STOPPED_MARKER)
 
     async def close(self) -> None:
         """Disconnect."""
         await self.sio.disconnect()
+
+
+@asynccontextmanager
+async def connected(url: str, session_id: str | None = None) -> AsyncIterator[ChatClient]:
+    """A ChatClient with its session open; with `session_id`, that dropped session restored (no
+    on_chat_start runs again); closed on leaving."""
+    client = ChatClient(url) if session_id is None else ChatClient(url, session_id=session_id)
+    try:
+        await client.connect(task_ends=2 if session_id is None else 1)
+        yield client
+    finally:
+        await client.close()

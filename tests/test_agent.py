@@ -226,6 +226,14 @@ async def converse(
         await client.close()
 
 
+async def assert_next_turn_answered(
+    server: ScriptedServer, history: list[dict[str, Any]], prompt: str = "#script tokens=5", **settings: Any
+) -> None:
+    """One more turn on `history` (a prompt asking for five tokens) gets its whole reply."""
+    events = await converse(server, history, prompt, **settings)
+    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+
+
 def past_turns(count: int, chars: int) -> list[dict[str, Any]]:
     prose = "Plain words of an earlier answer. " * (chars // 34 + 1)
     turns: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
@@ -246,8 +254,7 @@ async def test_hostile_tool_arguments_when_called_then_error_result_history_vali
     assert len(finished) == 1 and finished[0].is_error and finished[0].result.startswith("Error:")
     assert isinstance(events[-1], ReplyDone)
     assert history_error(history) is None
-    events = await converse(server, history, "#script tokens=5 ctx=8000")
-    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    await assert_next_turn_answered(server, history, "#script tokens=5 ctx=8000")
     assert history_error(history) is None
 
 
@@ -301,8 +308,7 @@ async def test_message_too_long_for_context_when_sent_then_clear_error_not_kept_
     assert kinds(events) == ["ReplyFailed"]
     assert "too long for the model's context" in events[0].message  # type: ignore[union-attr]
     assert history == kept and len(server.requests) == before
-    events = await converse(server, history, "#script tokens=5", context_tokens=2048)
-    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    await assert_next_turn_answered(server, history, context_tokens=2048)
 
 
 async def test_server_refuses_message_even_alone_then_not_kept_and_next_works(
@@ -317,8 +323,7 @@ async def test_server_refuses_message_even_alone_then_not_kept_and_next_works(
     assert "the model server refused it" in events[-1].message  # type: ignore[union-attr]
     assert [len(r["messages"]) for r in server.requests[before:]] == [4, 2]
     assert history == kept
-    events = await converse(server, history, "#script tokens=5")
-    assert events[-1] == ReplyDone("".join(script_tokens(5)), 0)
+    await assert_next_turn_answered(server, history)
 
 
 async def test_request_fails_before_any_answer_then_user_message_not_kept(server: ScriptedServer) -> None:

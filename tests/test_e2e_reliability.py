@@ -21,6 +21,15 @@ pytestmark = pytest.mark.e2e
 OFFLINE_SECONDS = 3
 
 
+def _poll(chat: ChatPage, done: Callable[[], bool], seconds: float, failure: str) -> None:
+    """Check `done()` every 200 ms of page time for up to `seconds`: it watches the model server
+    or an offline page, so there is no page frame to wait for (ChatPage._wait_until)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, failure
+        chat.page.wait_for_timeout(200)
+
+
 def _offline(
     chat: ChatPage, seconds: float = OFFLINE_SECONDS, until: Callable[[], bool] | None = None
 ) -> None:
@@ -28,10 +37,8 @@ def _offline(
     chat.page.context.set_offline(True)
     try:
         chat.page.wait_for_timeout(seconds * 1000)  # the outage itself is the scenario
-        deadline = time.monotonic() + 30
-        while until is not None and not until():
-            assert time.monotonic() < deadline, "the reply did not end while the page was offline"
-            chat.page.wait_for_timeout(200)
+        if until is not None:
+            _poll(chat, until, 30, "the reply did not end while the page was offline")
     finally:
         chat.page.context.set_offline(False)
 
@@ -104,10 +111,7 @@ def _sweep_reply(
         for marker, seconds in drops:
             chat.wait_text(marker, timeout=30)
             _offline(chat, seconds)
-        deadline = time.monotonic() + 60
-        while len(scripted.stream_ends) == ends:
-            assert time.monotonic() < deadline, "the model server never finished the reply"
-            chat.page.wait_for_timeout(200)
+        _poll(chat, lambda: len(scripted.stream_ends) > ends, 60, "the model server never finished the reply")
         with contextlib.suppress(PlaywrightTimeoutError):  # a reply missing its end is measured below
             chat.wait_text("END.", timeout=20)
         chat.wait_idle(timeout=20)

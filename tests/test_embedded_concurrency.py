@@ -4,9 +4,9 @@ cuts off the reply in progress."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +18,8 @@ from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
 from smart_agent.llm.local_server import EmbeddedServer, local_model_server
 from tests.harness import clean_env, llama_servers, running_app
 from tests.sio_client import ChatClient
+
+Result = TypeVar("Result")
 
 
 def logs(folder: Path) -> str:
@@ -64,11 +66,22 @@ def settings_for(server: EmbeddedServer) -> Settings:
     return Settings(api_key=server.api_key, base_url=server.url, model=EMBEDDED_MODEL_ALIAS)
 
 
+async def second_mid_reply(
+    chat: Callable[[str, asyncio.Event], Awaitable[Result]], first: str, second: str, seconds: float
+) -> list[Result]:
+    """Run `chat(first, arrived)`; once it sets `arrived` (its first text), run `chat(second, ...)`
+    alongside; both results."""
+    arrived = asyncio.Event()
+    started = asyncio.create_task(chat(first, arrived))
+    await asyncio.wait_for(arrived.wait(), timeout=60)
+    joining = asyncio.create_task(chat(second, asyncio.Event()))
+    return await asyncio.wait_for(asyncio.gather(started, joining), timeout=seconds)
+
+
 async def test_two_streams_when_the_second_starts_mid_reply_then_both_end_with_a_finish_reason(
     embedded: EmbeddedServer,
 ) -> None:
     client = make_client(settings_for(embedded))
-    first_token = asyncio.Event()
 
     async def chat(prompt: str, arrived: asyncio.Event) -> tuple[int, str | None]:
         stream = await client.chat.completions.create(
@@ -87,10 +100,9 @@ async def test_two_streams_when_the_second_starts_mid_reply_then_both_end_with_a
         return tokens, finish
 
     try:
-        first = asyncio.create_task(chat("Write a long story about a cat.", first_token))
-        await asyncio.wait_for(first_token.wait(), timeout=60)
-        second = asyncio.create_task(chat("Write a long story about a dog.", asyncio.Event()))
-        results = await asyncio.wait_for(asyncio.gather(first, second), timeout=120)
+        results = await second_mid_reply(
+            chat, "Write a long story about a cat.", "Write a long story about a dog.", seconds=120
+        )
     finally:
         await client.close()
     # interrupted, the first reply ended after a token or two with no finish_reason
@@ -104,7 +116,6 @@ async def test_two_chats_when_the_second_starts_mid_reply_then_both_replies_done
 ) -> None:
     settings = settings_for(embedded)
     client = make_client(settings)
-    first_text = asyncio.Event()
 
     async def chat(prompt: str, arrived: asyncio.Event) -> list[AgentEvent]:
         agent = Agent(client, EMBEDDED_MODEL_ALIAS, settings, builtin_tools())
@@ -118,10 +129,9 @@ async def test_two_chats_when_the_second_starts_mid_reply_then_both_replies_done
         return events
 
     try:
-        first = asyncio.create_task(chat("Name five colours, one per line.", first_text))
-        await asyncio.wait_for(first_text.wait(), timeout=60)
-        second = asyncio.create_task(chat("Name five animals, one per line.", asyncio.Event()))
-        results = await asyncio.wait_for(asyncio.gather(first, second), timeout=180)
+        results = await second_mid_reply(
+            chat, "Name five colours, one per line.", "Name five animals, one per line.", seconds=180
+        )
     finally:
         await client.close()
     for events in results:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.scripted_server import script_tokens
-from tests.sio_client import ChatClient
+from tests.sio_client import connected
 
 BAD_ARGUMENTS = "invalid JSON arguments for calculator:"
 
@@ -14,9 +14,7 @@ BAD_ARGUMENTS = "invalid JSON arguments for calculator:"
 async def test_hostile_tool_arguments_when_sent_by_model_then_turn_ends_and_next_message_answered(
     scripted_app: Callable[..., str],
 ) -> None:
-    client = ChatClient(scripted_app())
-    try:
-        await client.connect()
+    async with connected(scripted_app()) as client:
         turns = 2
         for directive, error in [
             (
@@ -33,12 +31,10 @@ async def test_hostile_tool_arguments_when_sent_by_model_then_turn_ends_and_next
             shown = len(client.order)
             await client.send(f"#script {directive}")
             await client.wait_task_ends(turns := turns + 1)
-            reply = "".join(client.messages[i] for i in client.order[shown:])
+            reply = client.reply(since=shown)
             # the scripted model answers with the tool's result: the error reached it
             assert reply.startswith(f"Result: Error: {error}"), reply
             shown = len(client.order)
             await client.send("#script tokens=10")
             await client.wait_task_ends(turns := turns + 1)
-            assert "".join(client.messages[i] for i in client.order[shown:]) == "".join(script_tokens(10))
-    finally:
-        await client.close()
+            assert client.reply(since=shown) == "".join(script_tokens(10))

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import AppFactory
 from tests.harness import clean_env
 from tests.scripted_server import MODEL_ID, ScriptedServer, request_tokens, script_tokens
-from tests.sio_client import ChatClient
+from tests.sio_client import connected
 
 TURNS = 20
 PASTE_AT = 10
@@ -29,12 +29,11 @@ async def test_twenty_turns_with_oversized_paste_when_context_limited_then_every
         SMART_AGENT_SYSTEM_PROMPT="Be brief.",
         SMART_AGENT_MAX_INPUT_CHARS=max_input_chars,
     )
-    client = ChatClient(start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env))
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
     expected = "".join(script_tokens(150, "markdown"))
     first_request = len(scripted.requests)
     answered: list[int] = []
-    try:
-        await client.connect()
+    async with connected(url) as client:
         for number in range(TURNS):
             shown = len(client.order)
             if number == PASTE_AT:
@@ -42,13 +41,11 @@ async def test_twenty_turns_with_oversized_paste_when_context_limited_then_every
             else:
                 await client.send(f"{SCRIPT}\nturn {number}")
             await client.wait_task_ends(3 + number)
-            new = "".join(client.messages[i] for i in client.order[shown:])
+            new = client.reply(since=shown)
             if number == PASTE_AT:
                 assert "limit is" in new or "too long for the model's context" in new, new
             elif new == expected:
                 answered.append(number)
-    finally:
-        await client.close()
     assert answered == [n for n in range(TURNS) if n != PASTE_AT]
     requests = scripted.requests[first_request:]
     assert all(r["messages"][0] == {"role": "system", "content": "Be brief."} for r in requests)

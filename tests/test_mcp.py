@@ -20,7 +20,7 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
-from tests.sio_client import ChatClient
+from tests.sio_client import ChatClient, connected
 
 ECHO = McpServer(
     name="echo", command=sys.executable, args=(str(Path(__file__).with_name("mcp_echo_server.py")),)
@@ -154,30 +154,22 @@ async def test_chainlit_mcp_connect_when_user_servers_on_and_user_adds_http_serv
     scripted_app: Callable[..., str], http_echo: str
 ) -> None:
     url = scripted_app("--mcp-user-servers")
-    client = ChatClient(url)
-    try:
-        await client.connect()
+    async with connected(url) as client:
         response = await _add_from_browser(url, client, http_echo)
         assert response.status_code == 200, response.text
         await client.send('#script tool=shout args_raw={"text":"browser"}')
         await client.wait_task_ends(3)
         assert client.reply() == "Result: BROWSER!"
-    finally:
-        await client.close()
 
 
 async def test_chainlit_mcp_connect_when_user_servers_not_turned_on_then_refused(
     scripted_app: Callable[..., str], http_echo: str
 ) -> None:
     url = scripted_app()
-    client = ChatClient(url)
-    try:
-        await client.connect()
+    async with connected(url) as client:
         response = await _add_from_browser(url, client, http_echo)
         assert response.status_code == 400, response.text
         assert "User-provided MCP servers are not enabled" in response.text
         await client.send('#script tool=shout args_raw={"text":"browser"}')
         await client.wait_task_ends(3)
         assert "BROWSER!" not in client.reply()
-    finally:
-        await client.close()

@@ -19,7 +19,7 @@ from smart_agent.web.lifetime import on_session_end, session_ended
 from tests.chat_page import ChatPage
 from tests.harness import clean_env, descendants, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
-from tests.sio_client import ChatClient
+from tests.sio_client import connected
 
 ECHO_SCRIPT = str(Path(__file__).with_name("mcp_echo_server.py"))
 ECHO = McpServer(name="echo", command=sys.executable, args=(ECHO_SCRIPT,))
@@ -45,41 +45,30 @@ async def test_socket_drop_when_session_restored_then_mcp_tool_still_answers(
     app_with_echo: tuple[str, psutil.Process],
 ) -> None:
     url, app = app_with_echo
-    first = ChatClient(url)
-    try:
-        await first.connect()
+    async with connected(url) as first:
         await first.send('#script tool=shout args_raw={"text":"one"}')
         await first.wait_task_ends(3)
         assert first.reply() == "Result: ONE!"
         servers = _echo_servers(app)
-    finally:
-        await first.close()  # the socket drops; the session waits for its client to come back
-    again = ChatClient(url, session_id=first.session_id)
-    try:
-        await again.connect(task_ends=1)  # restored: Chainlit runs no on_chat_start
+    # the socket dropped; the session waits for its client to come back
+    async with connected(url, session_id=first.session_id) as again:
         await again.send('#script tool=shout args_raw={"text":"two"}')
         await again.wait_task_ends(2)
         # the restored page first gets the last turn again (the reconnect snapshot), then the new one
         assert again.reply() == "Result: ONE!Result: TWO!"
         assert _echo_servers(app) == servers  # the same server process, never restarted
-    finally:
-        await again.close()
 
 
 async def test_new_chat_when_session_cleared_then_its_mcp_server_stops(
     app_with_echo: tuple[str, psutil.Process],
 ) -> None:
     url, app = app_with_echo
-    client = ChatClient(url)
-    try:
-        await client.connect()
+    async with connected(url) as client:
         servers = _echo_servers(app)
         assert len(servers) == 1
         # What Chainlit's page sends for "New chat"; with an ack, so python-socketio's disconnect
         # (which aborts its send queue) cannot drop it.
         await client.sio.call("clear_session", timeout=10)
-    finally:
-        await client.close()
     _, alive = await asyncio.to_thread(psutil.wait_procs, servers, 15)
     assert not alive, "the MCP server outlived its cleared session"
 
@@ -88,9 +77,7 @@ async def test_mcp_server_when_it_dies_then_user_told_and_tools_withdrawn(
     app_with_echo: tuple[str, psutil.Process], scripted: ScriptedServer
 ) -> None:
     url, app = app_with_echo
-    client = ChatClient(url)
-    try:
-        await client.connect()
+    async with connected(url) as client:
         (server,) = _echo_servers(app)
         server.kill()
         await client.wait_text(lambda text: "MCP server 'echo' is gone" in text, seconds=30)
@@ -100,8 +87,6 @@ async def test_mcp_server_when_it_dies_then_user_told_and_tools_withdrawn(
         assert "Result: Error: shout is no longer available: MCP server 'echo' is gone" in client.reply()
         offered = {tool["function"]["name"] for tool in scripted.requests[-1]["tools"]}
         assert offered == {"calculator", "current_time"}
-    finally:
-        await client.close()
 
 
 async def test_connections_when_server_dies_then_on_lost_reports_it() -> None:
