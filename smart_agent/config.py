@@ -86,7 +86,8 @@ def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+"""The port a URL of each scheme the app serves means when it names none."""
 _HOSTNAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]*:[0-9a-f:.]*")  # a name, an IPv4 or an IPv6 address
 
 
@@ -102,12 +103,12 @@ def parse_origin(text: str) -> str:
     except ValueError:
         raise ValueError(allowed) from None
     scheme, host = parts.scheme.lower(), (parts.hostname or "")
-    if scheme not in _DEFAULT_PORTS or "@" in parts.netloc or parts.path or value.endswith(("?", "#")):
+    if scheme not in DEFAULT_PORTS or "@" in parts.netloc or parts.path or value.endswith(("?", "#")):
         raise ValueError(allowed)
     if parts.query or parts.fragment or not _HOSTNAME.fullmatch(host):
         raise ValueError(allowed)
     netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
+    if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
     return f"{scheme}://{netloc}"
 

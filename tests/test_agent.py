@@ -355,3 +355,12 @@ async def test_consumer_stops_at_tool_call_display_then_every_call_still_gets_a_
         ]
     finally:
         await client.close()
+
+
+async def test_history_when_text_holds_a_lone_surrogate_then_sent_with_replacement_and_answered(
+    server: ScriptedServer,
+) -> None:
+    # json.loads('"\\ud800"') gives a lone surrogate: a model or a client can send one
+    events, history = await run(server, "#script tokens=3\nbroken \ud800 text")
+    assert kinds(events)[-1] == "ReplyDone"
+    assert history[0]["content"].endswith("\ud800 text")  # the history keeps what was said

@@ -54,6 +54,7 @@ def test_network_drops_mid_reply_when_back_then_complete_reply(
         _offline(chat)
         expected = words("".join(script_tokens(2000)))
         chat.wait_text(expected[-1], timeout=60)
+        chat.wait_idle(timeout=20)  # the live stats line goes only after the reply's last words
         assert words(" ".join(chat.replies())) == expected
     finally:
         chat.close()
@@ -70,6 +71,7 @@ def test_reply_ends_while_offline_when_back_then_tail_recovered(
         _offline(chat, until=lambda: len(scripted.stream_ends) > ends)
         expected = words("".join(script_tokens(1500)))
         chat.wait_text(expected[-1], timeout=30)
+        chat.wait_idle(timeout=20)  # the live stats line goes only after the reply's last words
         assert words(" ".join(chat.replies())) == expected
     finally:
         chat.close()

@@ -10,7 +10,7 @@ import pytest
 
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
-from smart_agent.llm.client import describe_error, make_client, redact_url, resolve_model
+from smart_agent.llm.client import describe_error, ended_early, make_client, redact_url, resolve_model
 from smart_agent.llm.local_server import free_port
 from smart_agent.web.launch import _backend
 from tests.harness import clean_env, running_app
@@ -67,6 +67,12 @@ def test_describe_error_when_url_has_credentials_then_message_has_none(mid_strea
     for exc in _errors(_secret_url()):
         message = str(describe_error(exc, settings, mid_stream=mid_stream))
         _assert_no_secret(message)
+
+
+def test_ended_early_when_url_has_credentials_then_message_has_none() -> None:
+    message = str(ended_early(Settings(api_key="k", base_url=_secret_url(), model="m")))
+    assert "ended the reply early" in message
+    _assert_no_secret(message)
 
 
 async def test_resolve_model_when_server_offers_none_then_message_has_no_credentials() -> None:

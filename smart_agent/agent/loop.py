@@ -31,10 +31,10 @@ from smart_agent.llm.client import describe_error, ended_early
 from smart_agent.llm.context import (
     TurnTooLongError,
     context_size,
-    estimate_tokens,
     fit,
     is_context_error,
     prompt_budget,
+    tools_tokens,
 )
 
 Message = dict[str, Any]
@@ -171,9 +171,8 @@ class Agent:
     ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed, None]:
         """One model turn on the latest messages that fit the context; if the server still finds
         the request too long, once more on half as much (but at least the current turn)."""
-        tools = self.tools.specs() if self.tools.names else []
         context = context_size(self.settings)
-        budget = prompt_budget(context) - estimate_tokens(json.dumps(tools))
+        budget = prompt_budget(context) - tools_tokens(self.tools.specs())
         for attempt in range(2):
             try:
                 fitted = fit(messages, budget)
@@ -270,9 +269,13 @@ class Agent:
     async def _create(self, messages: list[Message], *, stream: bool) -> Any:
         extra: dict[str, Any] = {"tools": self.tools.specs()} if self.tools.names else {}
         try:
-            json.dumps(messages, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from a model, a tool or a client
-            messages = _encodable(messages)
+            return await self._request(messages, stream, extra)
+        except UnicodeEncodeError:
+            # A lone surrogate (from a model's JSON escapes, a tool or a client) cannot be encoded
+            # as UTF-8, so the SDK refuses before sending: send the text with U+FFFD instead.
+            return await self._request(_encodable(messages), stream, _encodable(extra))
+
+    async def _request(self, messages: list[Message], stream: bool, extra: dict[str, Any]) -> Any:
         return await self.client.chat.completions.create(
             model=self.model,
             messages=cast("list[ChatCompletionMessageParam]", messages),

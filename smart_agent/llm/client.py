@@ -84,8 +84,13 @@ def describe_error(
     return ModelError(_scrub(str(error), settings.base_url))
 
 
+def _where(settings: Settings) -> str:
+    """The backend as error messages name it: its URL without secrets."""
+    return redact_url(settings.base_url) if settings.base_url else "the OpenAI API"
+
+
 def _describe(exc: BaseException, settings: Settings, model: str | None, *, mid_stream: bool) -> ModelError:
-    where = redact_url(settings.base_url) if settings.base_url else "the OpenAI API"
+    where = _where(settings)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ModelError(
             f"The model server at {where} stopped responding "
@@ -121,9 +126,8 @@ def _describe(exc: BaseException, settings: Settings, model: str | None, *, mid_
 
 def ended_early(settings: Settings) -> ModelError:
     """The error for a stream that stopped without a finish reason: the reply is incomplete."""
-    where = settings.base_url or "the OpenAI API"
     return ModelError(
-        f"The model server at {where} ended the reply early (its stream stopped without a finish "
+        f"The model server at {_where(settings)} ended the reply early (its stream stopped without a finish "
         "reason); what arrived is kept."
     )
 

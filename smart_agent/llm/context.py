@@ -60,6 +60,11 @@ def message_tokens(message: Message) -> int:
     return tokens
 
 
+def tools_tokens(tool_specs: Sequence[Message]) -> int:
+    """The estimated tokens the tool descriptions take in every request."""
+    return estimate_tokens(json.dumps(list(tool_specs))) if tool_specs else 0
+
+
 def reply_reserve(context_tokens: int) -> int:
     """Tokens kept free for the model's reply."""
     return min(context_tokens // REPLY_SHARE, MAX_REPLY_RESERVE)
@@ -82,7 +87,7 @@ def input_limit(settings: Settings, tool_specs: Sequence[Message] = ()) -> int:
     next to the system prompt and the tool descriptions."""
     if settings.max_input_chars is not None:
         return settings.max_input_chars
-    fixed = estimate_tokens(json.dumps(list(tool_specs))) if tool_specs else 0
+    fixed = tools_tokens(tool_specs)
     if settings.system_prompt:
         fixed += message_tokens({"role": "system", "content": settings.system_prompt})
     return input_chars_that_fit(context_size(settings), fixed)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from smart_agent.config import ConfigError, Settings, parse_origin
+from smart_agent.config import DEFAULT_PORTS, ConfigError, Settings, parse_origin
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARDS = {"0.0.0.0", "::", ""}
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def is_loopback(host: str) -> bool:
@@ -57,5 +56,5 @@ def host_values(origins: tuple[str, ...]) -> frozenset[str]:
         parts = urlsplit(origin)
         values.add(parts.netloc)
         if parts.port is None:
-            values.add(f"{parts.netloc}:{_DEFAULT_PORTS[parts.scheme]}")
+            values.add(f"{parts.netloc}:{DEFAULT_PORTS[parts.scheme]}")
     return frozenset(values)
