@@ -25,6 +25,11 @@ MIN_CONTEXT_TOKENS = 512
 MAX_CONTEXT_TOKENS = 10_000_000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_SSE_HEARTBEAT = 15.0
+DEFAULT_SSE_SEND_TIMEOUT = 30.0
+DEFAULT_API_MAX_RUNS = 4
+DEFAULT_API_MAX_STREAMS = 8
+DEFAULT_RUN_RETENTION = 600.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -125,6 +130,23 @@ def _parse_origins(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _parse_redis_url(text: str) -> str | None:
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("must be a URL like redis://127.0.0.1:6379/0") from None
+    if parts.scheme not in _REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise ValueError("must be a URL like redis://127.0.0.1:6379/0 (redis://, rediss:// or unix://)")
+    return value
+
+
 def _parse_optional_dir(text: str) -> Path | None:
     value = text.strip()
     if not value:
@@ -181,6 +203,18 @@ _FIELDS: dict[str, _Field] = {
     "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
     "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
     "data_dir": _Field("SMART_AGENT_DATA_DIR", "--data-dir", _parse_optional_dir),
+    "sse_heartbeat": _Field(
+        "SMART_AGENT_SSE_HEARTBEAT", "--sse-heartbeat", _parse_float(0.0, inclusive=False)
+    ),
+    "sse_send_timeout": _Field(
+        "SMART_AGENT_SSE_SEND_TIMEOUT", "--sse-send-timeout", _parse_float(0.0, inclusive=False)
+    ),
+    "api_max_runs": _Field("SMART_AGENT_API_MAX_RUNS", "--api-max-runs", _parse_int(1, 100_000)),
+    "api_max_streams": _Field("SMART_AGENT_API_MAX_STREAMS", "--api-max-streams", _parse_int(1, 100_000)),
+    "run_retention": _Field(
+        "SMART_AGENT_RUN_RETENTION", "--run-retention", _parse_float(0.0, inclusive=False)
+    ),
+    "redis_url": _Field("SMART_AGENT_REDIS_URL", "--redis-url", _parse_redis_url),
 }
 
 
@@ -216,6 +250,13 @@ class Settings:
     mcp_user_servers: bool = False
     data_dir: Path | None = None
     """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
+    sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
+    sse_send_timeout: float = DEFAULT_SSE_SEND_TIMEOUT
+    api_max_runs: int = DEFAULT_API_MAX_RUNS
+    api_max_streams: int = DEFAULT_API_MAX_STREAMS
+    run_retention: float = DEFAULT_RUN_RETENTION
+    redis_url: str | None = None
+    """Runs go to Redis Streams there (shared by instances); None keeps them in memory."""
 
     @property
     def uses_embedded_model(self) -> bool:

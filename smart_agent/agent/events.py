@@ -45,13 +45,15 @@ class ReplyDone:
 
     text: str
     tool_rounds: int
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)
 class ReplyFailed:
-    """The turn ended early; `message` is written for the user."""
+    """The turn ended early; `message` is written for the user; `code` says why, for API clients."""
 
     message: str
+    code: str = "model_error"
 
 
 AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | HistoryTrimmed | ReplyDone | ReplyFailed

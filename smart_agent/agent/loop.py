@@ -81,11 +81,12 @@ class Agent:
     settings: Settings
     tools: ToolRegistry
 
-    async def stream(self, messages: list[Message]) -> AsyncIterator[AgentEvent]:
+    async def stream(self, messages: list[Message]) -> AsyncGenerator[AgentEvent, None]:
         """Answer the conversation in `messages`, appending the assistant and tool messages."""
         for round_number in range(self.settings.max_tool_rounds + 1):
             text: list[str] = []
             calls = ToolCallAccumulator()
+            finish_reason = "stop"
             try:
                 # aclosing: a consumer that stops at a yield here closes the inner generators
                 # (and their HTTP responses) at once, not whenever they are collected.
@@ -94,22 +95,26 @@ class Agent:
                         if isinstance(delta, HistoryTrimmed):
                             yield delta
                             continue
+                        if delta.finish_reason:
+                            finish_reason = delta.finish_reason
                         if delta.text:
                             text.append(delta.text)
                             yield TextDelta(delta.text)
                         for fragment in delta.tool_calls:
                             calls.add(fragment)
             except ModelError as exc:
+                code = "limit_exceeded" if isinstance(exc, TurnTooLongError) else "model_error"
                 if text:
                     messages.append({"role": "assistant", "content": "".join(text)})
-                    yield ReplyFailed(str(exc))
+                    yield ReplyFailed(str(exc), code)
                 elif round_number == 0 and messages and messages[-1].get("role") == "user":
                     # A turn that failed before any answer leaves no trace: were the message the
                     # cause (too long, refused), keeping it would make every later turn fail too.
                     messages.pop()
-                    yield ReplyFailed(str(exc) + ("" if isinstance(exc, TurnTooLongError) else NOT_KEPT))
+                    kept = "" if isinstance(exc, TurnTooLongError) else NOT_KEPT
+                    yield ReplyFailed(str(exc) + kept, code)
                 else:
-                    yield ReplyFailed(str(exc))
+                    yield ReplyFailed(str(exc), code)
                 return
             except BaseException:  # stopped mid-reply: the history keeps what the user saw
                 if text:
@@ -118,14 +123,15 @@ class Agent:
             finished = calls.calls()
             if not finished:
                 messages.append({"role": "assistant", "content": "".join(text)})
-                yield ReplyDone("".join(text), round_number)
+                yield ReplyDone("".join(text), round_number, finish_reason)
                 return
             if round_number == self.settings.max_tool_rounds:
                 if text:
                     messages.append({"role": "assistant", "content": "".join(text)})
                 yield ReplyFailed(
                     f"Stopped: the model asked for tools {round_number} rounds in a row "
-                    "(limit SMART_AGENT_MAX_TOOL_ROUNDS)."
+                    "(limit SMART_AGENT_MAX_TOOL_ROUNDS).",
+                    "limit_exceeded",
                 )
                 return
             messages.append(

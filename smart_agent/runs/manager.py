@@ -1,0 +1,90 @@
+"""Starts runs as background tasks of this process and cancels them, whichever instance asks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from smart_agent.agent.events import AgentEvent
+from smart_agent.runs.log import RunLog, RunRecord
+from smart_agent.runs.producer import produce
+from smart_agent.streaming.batcher import BatchPolicy
+
+RunObserver = Callable[[str, dict[str, Any]], None]
+"""Hears each run of this process end: its final status and usage (for the metrics)."""
+
+
+def new_run_id() -> str:
+    """An id nobody can guess: knowing it is not enough to read a run, but it must not leak others."""
+    return "run_" + secrets.token_urlsafe(18)
+
+
+class RunManager:
+    """The runs this process produces: each one a task that outlives the request that started it."""
+
+    def __init__(self, runs: RunLog, policy: BatchPolicy, on_end: RunObserver | None = None) -> None:
+        self.log = runs
+        self._policy = policy
+        self._on_end = on_end
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        runs.on_cancel_request(self._on_cancel_request)
+
+    @property
+    def active(self) -> int:
+        """Runs this process is producing now."""
+        return len(self._tasks)
+
+    async def start(
+        self, owner: str, events: AsyncGenerator[AgentEvent, None], max_running: int
+    ) -> RunRecord:
+        """Register a run (RunLimitError beyond `max_running`) and produce it in the background."""
+        record = await self.log.create(new_run_id(), owner, max_running)
+        task = asyncio.get_running_loop().create_task(
+            self._produce(record.id, events), name=f"run {record.id}"
+        )
+        self._tasks[record.id] = task
+        return record
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run here if this process produces it, else ask the instance that does."""
+        if not self._cancel_local(run_id):
+            await self.log.request_cancel(run_id)
+
+    async def wait(self, run_id: str) -> None:
+        """Wait for this process's task of the run to end (tests, shutdown)."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        """Cancel every run of this process (each ends with `error` `cancelled`), then close the log."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.log.aclose()
+
+    def _on_cancel_request(self, run_id: str) -> None:
+        self._cancel_local(run_id)
+
+    def _cancel_local(self, run_id: str) -> bool:
+        task = self._tasks.get(run_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def _produce(self, run_id: str, events: AsyncGenerator[AgentEvent, None]) -> None:
+        usage: dict[str, Any] = {}
+        try:
+            usage = await produce(self.log, run_id, events, self._policy)
+        finally:
+            self._tasks.pop(run_id, None)
+            if self._on_end is not None:
+                with contextlib.suppress(Exception):
+                    record = await self.log.get(run_id)
+                    self._on_end(record.status, usage or record.usage)
