@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
+# Debian's Chromium for the browser tests (Playwright never downloads a browser of its own) and
+# Debian's redis-server, which the tests of the shared run log start on a free loopback port.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v redis-server; } >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium redis-server; }
 
 run: setup
 	$(VENV)/bin/smart-agent chainlit
