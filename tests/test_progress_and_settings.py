@@ -57,6 +57,15 @@ def test_meter_when_tokens_stream_fast_then_reports_bounded() -> None:
     assert "50,000 tokens" in snapshot.text() and "49,800 saved" in snapshot.text()
 
 
+def test_meter_when_one_token_arrived_then_reports_no_rate() -> None:
+    clock = FakeClock()
+    meter = ReplyMeter(clock)
+    clock.t += 0.3
+    meter.on_token()
+    clock.t += 0.00001
+    assert meter.snapshot(ui_events=1).tokens_per_second == 0.0
+
+
 def test_progress_text_when_streaming_or_stopped_then_says_so() -> None:
     live = ReplyProgress(tokens=10, elapsed=1, first_token=0.2, tokens_per_second=12.5, ui_events=3)
     assert live.text().startswith("Streaming · 10 tokens")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -87,11 +87,16 @@ class RunLog(Protocol):
         """The run's record; UnknownRunError, or RunExpiredError past its retention."""
         ...
 
-    def read(self, run_id: str, after: str | None = None) -> AsyncIterator[RunEvent]:
+    def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """The run's events strictly after id `after` (from the start when None), then live ones,
         ending with its terminal event. When `after` is older than the retained events, a
         `snapshot` of the text up to the oldest retained event comes first. Raises
         UnknownRunError, RunExpiredError, InvalidEventIdError or ReaderTooSlowError."""
+        ...
+
+    async def check_id(self, run_id: str, event_id: str) -> None:
+        """InvalidEventIdError unless `event_id` could be an id of this run's events (so a bad
+        resume id gets a 400 before the event stream starts)."""
         ...
 
     async def request_cancel(self, run_id: str) -> None:

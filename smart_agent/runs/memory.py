@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +99,7 @@ class MemoryRunLog:
         self._sweep()
         return self._find(run_id).record
 
-    async def read(self, run_id: str, after: str | None = None) -> AsyncIterator[RunEvent]:
+    async def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """Events strictly after `after`, then live ones, through the terminal event."""
         self._sweep()
         run = self._find(run_id)
@@ -123,6 +123,10 @@ class MemoryRunLog:
             if run.record.status != "running" and seq + 1 >= run.next_seq:
                 return  # the terminal event was consumed on an earlier pass
             await changed.wait()
+
+    async def check_id(self, run_id: str, event_id: str) -> None:
+        """InvalidEventIdError unless `event_id` is an id this run has given."""
+        self._parse(self._find(run_id), event_id)
 
     async def request_cancel(self, run_id: str) -> None:
         """Cancel a running run (this process is the only producer)."""

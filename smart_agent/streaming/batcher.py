@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from smart_agent.config import Settings
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
 Emit = Callable[[str, bool], Awaitable[None]]
@@ -53,6 +54,17 @@ class BatchPolicy:
             return self.flush_interval, self.min_spacing
         grown = min(sent_chars / self.adaptive_chars_per_second, self.adaptive_max_delay)
         return max(self.flush_interval, grown), max(self.min_spacing, grown)
+
+
+def policy_for(settings: Settings) -> BatchPolicy:
+    """The batching policy these settings ask for."""
+    return BatchPolicy(
+        enabled=settings.stream_batching,
+        batch_size=settings.batch_size,
+        flush_interval=settings.flush_interval,
+        max_events_per_second=settings.max_events_per_second,
+        adaptive=settings.adaptive_batching,
+    )
 
 
 @dataclass

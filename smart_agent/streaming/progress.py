@@ -71,7 +71,9 @@ class ReplyMeter:
             tokens=self.tokens,
             elapsed=now - self.started,
             first_token=None if self.first_token_at is None else self.first_token_at - self.started,
-            tokens_per_second=self.tokens / streaming_for if streaming_for > 0 else 0.0,
+            # Intervals between tokens over the time they took: one token alone has no rate (its
+            # count over the microseconds since it arrived would read as hundreds of thousands).
+            tokens_per_second=(self.tokens - 1) / streaming_for if streaming_for > 0 else 0.0,
             ui_events=ui_events,
             done=done,
             stopped=stopped,

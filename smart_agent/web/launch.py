@@ -76,10 +76,21 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             config.features.mcp.user_servers.enabled = settings.mcp_user_servers
             from chainlit.server import app, sio
 
+            from smart_agent.api.mount import install as mount_api
+            from smart_agent.api.mount import shutdown as shutdown_api
+
             security.install(app, sio, origins)
+            api = mount_api(app, effective, loopback=is_loopback(host))
+
+            async def shutdown() -> None:
+                try:
+                    await shutdown_api(api)
+                finally:
+                    resources.close()
+
             # Chainlit ends its process with os._exit() right after this hook, so this `with`
-            # never unwinds on Ctrl+C or SIGTERM: release the backend and the app root here.
-            cl.on_app_shutdown(resources.close)
+            # never unwinds on Ctrl+C or SIGTERM: release the runs, the backend and the app root here.
+            cl.on_app_shutdown(shutdown)
             resources.callback(close_shared_workers)  # the tool worker processes end with the app
             config.run.headless = headless
             typer.echo(f"smart-agent: chat UI at http://{host}:{port}")

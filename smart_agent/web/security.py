@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -41,16 +42,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
 _HOW_TO_ALLOW = b"add its origin to SMART_AGENT_ALLOWED_ORIGINS (see README 'Security')"
 
 
+API_PATH = "/api/"
+_CODES = {400: "invalid_request", 403: "forbidden", 413: "too_large"}
+
+
 async def _refuse(scope: Scope, send: Send, status: int, text: bytes) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
         return
+    content_type = b"text/plain; charset=utf-8"
+    if scope.get("path", "").startswith(API_PATH):  # API clients get the API's JSON error shape
+        error = {"code": _CODES.get(status, "refused"), "message": text.decode()}
+        if status == 413:
+            error["field"] = "body"
+        text, content_type = json.dumps({"error": error}).encode(), b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(text)).encode()),
                 (b"connection", b"close"),
             ],

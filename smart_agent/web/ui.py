@@ -12,24 +12,14 @@ from chainlit.input_widget import NumberInput, Switch
 
 from smart_agent.agent.events import AgentEvent
 from smart_agent.config import SESSION_SETTINGS, Settings
-from smart_agent.streaming import BatchPolicy, SegmentedReply
+from smart_agent.streaming import SegmentedReply
+from smart_agent.streaming.batcher import policy_for
 from smart_agent.streaming.clock import Clock
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.web.reply import ReplyOutcome, ToolStep, deliver
 from smart_agent.web.resync import Turn, start_turn
 
 log = logging.getLogger("smart_agent.ui")
-
-
-def policy_for(settings: Settings) -> BatchPolicy:
-    """The batching policy these settings ask for."""
-    return BatchPolicy(
-        enabled=settings.stream_batching,
-        batch_size=settings.batch_size,
-        flush_interval=settings.flush_interval,
-        max_events_per_second=settings.max_events_per_second,
-        adaptive=settings.adaptive_batching,
-    )
 
 
 def settings_panel(settings: Settings) -> cl.ChatSettings:
