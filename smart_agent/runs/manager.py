@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from smart_agent.agent.events import AgentEvent
+from smart_agent.runs.events import CANCELLED, PRODUCER_LOST, error_data
 from smart_agent.runs.log import RunLog, RunRecord
 from smart_agent.runs.producer import produce
 from smart_agent.streaming.batcher import BatchPolicy
@@ -30,6 +31,7 @@ class RunManager:
         self._policy = policy
         self._on_end = on_end
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
         runs.on_cancel_request(self._on_cancel_request)
 
     @property
@@ -61,7 +63,9 @@ class RunManager:
                 await asyncio.shield(task)
 
     async def aclose(self) -> None:
-        """Cancel every run of this process (each ends with `error` `cancelled`), then close the log."""
+        """Stop every run of this process (each ends with `error` `producer_lost`: nobody cancelled
+        it, the instance producing it went away), then close the log."""
+        self._closing = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -78,10 +82,15 @@ class RunManager:
         task.cancel()
         return True
 
+    def _stopped(self) -> dict[str, Any]:
+        if self._closing:
+            return error_data(PRODUCER_LOST, "The app instance producing this run shut down.")
+        return error_data(CANCELLED, "The run was cancelled.")
+
     async def _produce(self, run_id: str, events: AsyncGenerator[AgentEvent, None]) -> None:
         usage: dict[str, Any] = {}
         try:
-            usage = await produce(self.log, run_id, events, self._policy)
+            usage = await produce(self.log, run_id, events, self._policy, stopped=self._stopped)
         finally:
             self._tasks.pop(run_id, None)
             if self._on_end is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -47,9 +47,13 @@ async def produce(
     events: AsyncGenerator[AgentEvent, None],
     policy: BatchPolicy,
     clock: Clock | None = None,
+    stopped: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write one agent turn to the log as batched tokens, tool calls and results and progress,
-    then exactly one terminal event (also when cancelled or failing). Returns the usage."""
+    then exactly one terminal event (also when cancelled or failing). Returns the usage.
+
+    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`).
+    """
     clock = clock or MonotonicClock()
     meter = ReplyMeter(clock)
     tool_calls = 0
@@ -123,7 +127,7 @@ async def produce(
                     await end(ERROR, error_data(event.code, event.message))
         await end(ERROR, error_data(MODEL_ERROR, "The turn ended without an answer."))  # no-op once ended
     except asyncio.CancelledError:
-        await end(ERROR, error_data(CANCELLED, "The run was cancelled."))
+        await end(ERROR, stopped() if stopped else error_data(CANCELLED, "The run was cancelled."))
         raise
     except SmartAgentError as exc:
         await end(ERROR, error_data(MODEL_ERROR, str(exc)))

@@ -1,0 +1,175 @@
+"""The producer and the run manager in process, on the in-memory run log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from smart_agent.agent.events import (
+    AgentEvent,
+    ReplyDone,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from smart_agent.runs.events import RunEvent
+from smart_agent.runs.log import RunLimitError
+from smart_agent.runs.manager import RunManager
+from smart_agent.runs.memory import MemoryRunLog
+from smart_agent.streaming.batcher import BatchPolicy
+
+POLICY = BatchPolicy()
+
+
+async def _all(log: MemoryRunLog, run_id: str) -> list[RunEvent]:
+    return [event async for event in log.read(run_id)]
+
+
+async def _turn(*events: AgentEvent) -> AsyncGenerator[AgentEvent, None]:
+    for event in events:
+        yield event
+
+
+async def test_run_when_it_ends_then_tokens_tools_and_one_done_in_order() -> None:
+    log = MemoryRunLog(60)
+    manager = RunManager(log, BatchPolicy(enabled=False))
+    record = await manager.start(
+        "",
+        _turn(
+            TextDelta("Let me "),
+            ToolCallStarted("c1", "calculator", '{"expression": "1+1"}'),
+            ToolCallFinished("c1", "calculator", '{"expression": "1+1"}', "2", False),
+            TextDelta("say 2."),
+            ReplyDone("Let me say 2.", 1, "stop"),
+        ),
+        4,
+    )
+    await manager.wait(record.id)
+    kinds = [event.kind for event in await _all(log, record.id) if event.kind != "progress"]
+    assert kinds == ["token", "tool_call", "tool_result", "token", "done"]
+    state = await log.get(record.id)
+    assert state.status == "done" and state.text == "Let me say 2."
+    assert state.usage["tokens"] == 2 and state.usage["tool_calls"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"),
+    [
+        (ReplyFailed("too many rounds", "limit_exceeded"), "limit_exceeded"),
+        (ReplyFailed("the server broke"), "model_error"),
+    ],
+)
+async def test_run_when_the_turn_fails_then_one_error_with_its_code_and_the_text_kept(
+    ending: ReplyFailed, code: str
+) -> None:
+    log = MemoryRunLog(60)
+    manager = RunManager(log, POLICY)
+    record = await manager.start("", _turn(TextDelta("partial"), ending), 4)
+    await manager.wait(record.id)
+    events = await _all(log, record.id)
+    assert [event.kind for event in events if event.kind in ("done", "error")] == ["error"]
+    assert events[-1].data == {"code": code, "message": ending.message, "retryable": code == "model_error"}
+    assert (await log.get(record.id)).text == "partial"
+
+
+async def test_run_when_the_turn_raises_then_internal_error_ends_it() -> None:
+    async def broken() -> AsyncGenerator[AgentEvent, None]:
+        yield TextDelta("so far")
+        raise RuntimeError("bug")
+
+    log = MemoryRunLog(60)
+    manager = RunManager(log, POLICY)
+    record = await manager.start("", broken(), 4)
+    await manager.wait(record.id)
+    events = await _all(log, record.id)
+    assert events[-1].kind == "error" and events[-1].data["code"] == "internal_error"
+    assert "bug" not in events[-1].data["message"]  # internals stay in the log, not in the answer
+    assert (await log.get(record.id)).text == "so far"
+
+
+class _Endless:
+    """A model that sends a few tokens, then stalls until its stream is closed."""
+
+    def __init__(self) -> None:
+        self.closed_at: float | None = None
+        self.started = asyncio.Event()
+
+    async def stream(self) -> AsyncGenerator[AgentEvent, None]:
+        try:
+            for word in ("one ", "two ", "three "):
+                yield TextDelta(word)
+            self.started.set()
+            await asyncio.Event().wait()
+            yield TextDelta("never")
+        finally:
+            self.closed_at = time.monotonic()
+
+
+async def test_cancel_when_running_then_error_cancelled_within_100ms_of_closing_the_model_stream() -> None:
+    log = MemoryRunLog(60)
+    manager = RunManager(log, BatchPolicy(flush_interval=10, max_events_per_second=0.1))
+    model = _Endless()
+    record = await manager.start("", model.stream(), 4)
+    await model.started.wait()
+    ended: list[float] = []
+
+    async def reader() -> list[RunEvent]:
+        seen = []
+        async for event in log.read(record.id):
+            seen.append(event)
+        ended.append(time.monotonic())
+        return seen
+
+    reading = asyncio.create_task(reader())
+    await manager.cancel(record.id)
+    events = await asyncio.wait_for(reading, 5)
+    assert model.closed_at is not None and ended[0] - model.closed_at < 0.1
+    assert events[-1].data["code"] == "cancelled"
+    # The tokens still held back by the batcher were flushed before the end, not lost.
+    assert "".join(event.data["text"] for event in events if event.kind == "token") == "one two three "
+    await manager.cancel(record.id)  # again: nothing happens
+    assert (await log.get(record.id)).status == "cancelled"
+
+
+async def test_shutdown_when_runs_are_running_then_they_end_with_producer_lost() -> None:
+    log = MemoryRunLog(60)
+    manager = RunManager(log, POLICY)
+    model = _Endless()
+    record = await manager.start("", model.stream(), 4)
+    await model.started.wait()
+    await manager.aclose()
+    events = await _all(log, record.id)
+    assert events[-1].data["code"] == "producer_lost" and events[-1].data["retryable"] is True
+    assert manager.active == 0
+
+
+async def test_limit_when_owner_has_max_runs_then_refused_but_others_may_start() -> None:
+    log = MemoryRunLog(60)
+    manager = RunManager(log, POLICY)
+    models = [_Endless() for _ in range(3)]
+    for model in models[:2]:
+        await manager.start("alice", model.stream(), 2)
+    with pytest.raises(RunLimitError):
+        await manager.start("alice", models[2].stream(), 2)
+    await manager.start("bob", models[2].stream(), 2)
+    assert await log.running("alice") == 2 and await log.running("bob") == 1
+    await manager.aclose()
+
+
+async def test_progress_when_tokens_stream_for_two_seconds_then_at_most_twice_a_second() -> None:
+    async def steady() -> AsyncGenerator[AgentEvent, None]:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            yield TextDelta("x")
+        yield ReplyDone("x" * 100, 0)
+
+    log = MemoryRunLog(60)
+    manager = RunManager(log, POLICY)
+    record = await manager.start("", steady(), 4)
+    await manager.wait(record.id)
+    progress = [event for event in await _all(log, record.id) if event.kind == "progress"]
+    assert 2 <= len(progress) <= 2 / 0.5 + 1
