@@ -33,7 +33,7 @@ class Script:
 
     tokens: int = 20
     rate: float = 0.0  # tokens per second; 0 sends as fast as possible
-    kind: str = "words"  # "words" or "markdown"
+    kind: str = "words"  # "words", "markdown", or "clock" (" c<i>@<unix time sent>", for latency)
     first_delay: float = 0.0
     status: int = 200  # answer with this HTTP error instead of a stream
     cut: int = -1  # drop the connection after this many tokens
@@ -351,7 +351,7 @@ class ScriptedServer:
                 delay = start + i / script.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            yield _chunk(token)
+            yield _chunk(f" c{i}@{time.time():.6f}" if script.kind == "clock" else token)
         self.stream_ends.append(time.time())
         if script.no_finish:  # cut off: 2 is how llama-cpp-python ends an interrupted reply
             if script.no_finish == 2:
