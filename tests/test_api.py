@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +33,11 @@ def base(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> 
         SMART_AGENT_API_MAX_STREAMS=str(MAX_STREAMS),
     )
     log_dir: Path = tmp_path_factory.mktemp("api")
-    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, _):
+    mcp = log_dir / "mcp.json"
+    echo = {"command": sys.executable, "args": [str(Path(__file__).with_name("mcp_echo_server.py"))]}
+    mcp.write_text(json.dumps({"mcpServers": {"echo": echo}}))
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--mcp-config", str(mcp))
+    with running_app(*flags, env=env, log_dir=log_dir) as (url, _):
         yield url
 
 
@@ -169,6 +175,14 @@ def test_tools_when_the_model_calls_one_then_call_and_result_events(base: str) -
     assert result.kind == "tool_result" and result.data["call_id"] == call.data["call_id"]
     assert result.data["result"] == "42" and result.data["is_error"] is False
     assert received[-1].kind == "done"
+
+
+def test_tools_when_the_model_calls_an_mcp_servers_tool_then_it_answers_like_in_the_chat(base: str) -> None:
+    run = start_run(base, '#script tool=shout args_raw={"text":"api"}')
+    received = read_all(base, run["id"])
+    results = [event.data for event in received if event.kind == "tool_result"]
+    assert results and results[0]["name"] == "shout" and results[0]["result"] == "API!"
+    assert text_of(received) == "Result: API!"
 
 
 def test_model_failure_when_mid_stream_then_error_event_and_partial_text_kept(base: str) -> None:
