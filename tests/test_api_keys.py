@@ -116,6 +116,13 @@ def test_verify_when_another_process_adds_or_removes_then_applies_at_once(tmp_pa
     assert not running.configured()
 
 
+ZEROS, NOON = "0" * 64, "2026-01-01T12:00:00+00:00"
+
+
+def _entry_file(name: str, sha256: str, created: str) -> str:
+    return json.dumps({"keys": [{"name": name, "sha256": sha256, "created": created}]})
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -124,12 +131,14 @@ def test_verify_when_another_process_adds_or_removes_then_applies_at_once(tmp_pa
         ("[]", '"keys" list'),
         ('{"keys": {}}', '"keys" list'),
         ('{"keys": [{"name": "ci"}]}', "key entry 0"),
-        ('{"keys": [{"name": "a b", "sha256": "' + "0" * 64 + '", "created": "2026-01-01T00:00:00"}]}', "entry 0"),
-        ('{"keys": [{"name": "ci", "sha256": "xyz", "created": "2026-01-01T00:00:00"}]}', "entry 0"),
-        ('{"keys": [{"name": "ci", "sha256": "' + "0" * 64 + '", "created": "yesterday"}]}', "entry 0"),
+        (_entry_file("a b", ZEROS, NOON), "entry 0"),
+        (_entry_file("ci", "xyz", NOON), "entry 0"),
+        (_entry_file("ci", ZEROS, "yesterday"), "entry 0"),
     ],
 )
-def test_load_when_file_corrupt_then_error_naming_the_file(store: KeyStore, content: str, problem: str) -> None:
+def test_load_when_file_corrupt_then_error_naming_the_file(
+    store: KeyStore, content: str, problem: str
+) -> None:
     store.path.write_bytes(content.encode("latin-1"))
     for action in (store.configured, lambda: store.verify("sa-x"), store.names, lambda: store.add("new")):
         with pytest.raises(KeyFileError) as caught:
