@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from bisect import bisect_left
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import HistogramMetricFamily
 
 from smart_agent.agent.events import AgentEvent, ReplyDone, ReplyFailed, TextDelta
 
@@ -46,7 +56,71 @@ TIME_TO_FIRST_TOKEN = Histogram(
     ["model"],
     buckets=TTFT_BUCKETS,
 )
-INTER_TOKEN_LATENCY = Histogram(
+
+
+def _le(bound: float) -> str:
+    """A bucket's `le` as prometheus-client writes it ("0.5", "1.0", "+Inf")."""
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+class _Buckets:
+    """One label set's observations: a count per bucket (the last is +Inf) and their sum."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Count one observation (bucket bounds are inclusive, as Prometheus's `le`)."""
+        self.counts[bisect_left(self._bounds, amount)] += 1
+        self.sum += amount
+
+
+class FastHistogram:
+    """A histogram for the event loop's hot path, exported exactly like prometheus-client's own.
+
+    prometheus-client's `Histogram.observe` takes two locks and scans its buckets: ~600 ns, which
+    would be ~40 % on top of the batching wrapper's cost per token. This one bisects and takes no
+    lock (~150 ns): only the event loop's thread may observe; a scrape copies the counts.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self._name, self._documentation = name, documentation
+        self._labelnames = list(labelnames)
+        self._bounds = tuple(buckets)
+        self._children: dict[tuple[str, ...], _Buckets] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Buckets:
+        """The observations of one label set."""
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _Buckets(self._bounds)
+        return child
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        """The histogram in prometheus-client's terms (cumulative buckets, +Inf, sum)."""
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for values, child in list(self._children.items()):
+            counts, cumulative, buckets = list(child.counts), 0, []
+            for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
+                cumulative += count
+                buckets.append((_le(bound), float(cumulative)))
+            family.add_metric(list(values), buckets, child.sum)
+        yield family
+
+
+INTER_TOKEN_LATENCY = FastHistogram(
     "smart_agent_inter_token_latency_seconds",
     "Seconds between two successive pieces of a reply's text.",
     ["model"],

@@ -11,7 +11,7 @@ import pytest
 from chainlit.context import init_ws_context
 from chainlit.session import WebsocketSession
 from chainlit.user_session import user_sessions
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from smart_agent import metrics
@@ -109,8 +109,12 @@ async def test_metered_when_turn_answers_then_events_pass_unchanged_and_latencie
     assert value("smart_agent_time_to_first_token_seconds_bucket", model=model, le="1.0") == 1
     assert value("smart_agent_inter_token_latency_seconds_count", model=model) == 2
     assert value("smart_agent_inter_token_latency_seconds_sum", model=model) == 0.25 + 0.75
+    assert value("smart_agent_inter_token_latency_seconds_bucket", model=model, le="0.2") == 0
     assert value("smart_agent_inter_token_latency_seconds_bucket", model=model, le="0.3") == 1
+    assert value("smart_agent_inter_token_latency_seconds_bucket", model=model, le="0.5") == 1
+    # bounds are inclusive, as in Prometheus
     assert value("smart_agent_inter_token_latency_seconds_bucket", model=model, le="0.75") == 2
+    assert value("smart_agent_inter_token_latency_seconds_bucket", model=model, le="+Inf") == 2
     assert value("smart_agent_e2e_request_latency_seconds_count", model=model, status="done") == 1
     assert value("smart_agent_e2e_request_latency_seconds_sum", model=model, status="done") == 2.5
     assert value("smart_agent_generation_tokens_total", model=model) == 3
@@ -236,6 +240,23 @@ def test_render_when_every_metric_used_then_all_names_present_with_outcome_label
     }
     for sample in ours:
         assert set(sample.labels) <= ALLOWED_LABELS, sample
+
+
+def test_fast_histogram_when_same_observations_then_same_samples_as_prometheus_client_histogram() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    fast = metrics.FastHistogram("h_seconds", "doc", ["model"], metrics.ITL_BUCKETS, registry=ours)
+    reference = Histogram("h_seconds", "doc", ["model"], buckets=metrics.ITL_BUCKETS, registry=theirs)
+    amounts = [0.0, 0.001, 0.0011, 0.0025, 0.07, 0.075, 0.3, 79.9, 80.0, 80.1, 1e9, -1.0]
+    for amount in amounts:
+        fast.labels("a").observe(amount)
+        reference.labels("a").observe(amount)
+    fast.labels("b").observe(0.5)
+    reference.labels("b").observe(0.5)
+
+    def exposition(registry: CollectorRegistry) -> list[str]:  # without the `_created` series
+        return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
+
+    assert exposition(ours) == exposition(theirs)
 
 
 def _bump(action: Callable[[], None], name: str, **labels: str) -> float:
