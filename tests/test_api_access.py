@@ -51,6 +51,7 @@ def test_authorize_follows_the_access_table(
     with pytest.raises(AccessError) as caught:
         access.authorize(header)
     assert (caught.value.status, caught.value.code) == expected
+    assert caught.value.headers == ({"WWW-Authenticate": "Bearer"} if expected[0] == 401 else {})
     assert "wrong" not in caught.value.message and "anything" not in caught.value.message
 
 

@@ -21,6 +21,11 @@ class AccessError(Exception):
         self.code = code
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers the refusal needs: a 401 says which scheme to use (RFC 6750)."""
+        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+
 
 def _bearer(authorization: str | None) -> str | None:
     """The key of an `Authorization: Bearer KEY` header (scheme case-insensitive, RFC 7235)."""
@@ -43,7 +48,8 @@ class Access:
     def authorize(self, authorization: str | None) -> str:
         """The principal (the key's name; OPEN without keys on loopback), or AccessError.
 
-        A 401 needs `WWW-Authenticate: Bearer` on the response; messages never repeat the key.
+        The route answers with the error's status, headers and a JSON body of its code and
+        message; messages never repeat the key.
         """
         try:
             if not self._keys.configured():
