@@ -221,7 +221,7 @@ def api_keys_add(
     name: Annotated[str, typer.Argument(help="A name for the key: letters, digits, '.', '_', '-'.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Make a new key and print it (only this once); only its hash is stored."""
+    """Make a key and print it, this once. Only its hash is stored."""
     try:
         key = _key_store(data_dir, create=True).add(name)
     except (ConfigError, ApiKeyError, KeyFileError) as exc:
@@ -252,7 +252,7 @@ def api_keys_remove(
     name: Annotated[str, typer.Argument(help="The name of the key to remove.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Remove a key: requests carrying it are refused at once, also by a running app."""
+    """Remove a key. A running app refuses it at once."""
     try:
         _key_store(data_dir).remove(name)
     except (ConfigError, ApiKeyError, KeyFileError) as exc:
