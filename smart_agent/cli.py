@@ -8,6 +8,7 @@ import typer
 
 from smart_agent import __version__
 from smart_agent.agent.mcp import McpError, load_mcp_config
+from smart_agent.api.keys import KEYS_FILE, ApiKeyError, KeyFileError, KeyStore
 from smart_agent.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
@@ -19,6 +20,7 @@ from smart_agent.config import (
     ensure_data_dir,
     load_settings,
     parse_port,
+    resolve_data_dir,
 )
 from smart_agent.web.origins import check_exposure
 
@@ -188,3 +190,71 @@ def chainlit(
     from smart_agent.web.launch import launch
 
     launch(settings, host=host, port=port_number, headless=headless)
+
+
+api_keys = typer.Typer(
+    help="Manage the keys of the HTTP API (stored as hashes in the data folder).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(api_keys, name="api-keys")
+
+DataDir = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DIR",
+        help="The data folder holding api-keys.json. [default: $XDG_DATA_HOME/smart-agent or "
+        "~/.local/share/smart-agent; env SMART_AGENT_DATA_DIR]",
+    ),
+]
+
+
+def _key_store(data_dir: str | None, *, create: bool = False) -> KeyStore:
+    """The key store of the data folder these flags and the environment name."""
+    settings = load_settings({"data_dir": data_dir})
+    folder = ensure_data_dir(settings) if create else resolve_data_dir(settings)
+    return KeyStore(folder / KEYS_FILE)
+
+
+@api_keys.command("add")
+def api_keys_add(
+    name: Annotated[str, typer.Argument(help="A name for the key: letters, digits, '.', '_', '-'.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Make a key and print it, this once. Only its hash is stored."""
+    try:
+        key = _key_store(data_dir, create=True).add(name)
+    except (ConfigError, ApiKeyError, KeyFileError) as exc:
+        raise _fail(exc) from None
+    typer.echo(key)
+    typer.echo(
+        f"API key {name!r} created. It is shown only this once: store it now. "
+        "Clients send it as `Authorization: Bearer KEY`.",
+        err=True,
+    )
+
+
+@api_keys.command("list")
+def api_keys_list(data_dir: DataDir = None) -> None:
+    """List the keys' names and when they were made (never the keys)."""
+    try:
+        names = _key_store(data_dir).names()
+    except (ConfigError, KeyFileError) as exc:
+        raise _fail(exc) from None
+    if not names:
+        typer.echo("No API keys. Make one with `smart-agent api-keys add NAME`.", err=True)
+    for name, created in names:
+        typer.echo(f"{name}\t{created.isoformat()}")
+
+
+@api_keys.command("remove")
+def api_keys_remove(
+    name: Annotated[str, typer.Argument(help="The name of the key to remove.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Remove a key. A running app refuses it at once."""
+    try:
+        _key_store(data_dir).remove(name)
+    except (ConfigError, ApiKeyError, KeyFileError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"API key {name!r} removed.", err=True)

@@ -239,7 +239,7 @@ async def _run(scenario: Scenario, with_network: bool) -> Page:
         await context.emitter.task_start()
         try:
             async with cl.Step(name="on_message", type="run", parent_id=USER_ID):
-                await present_turn(_agent_events(scenario), app_settings, clock)
+                await present_turn(_agent_events(scenario), app_settings, clock, model="scripted")
         finally:
             await context.emitter.task_end()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from smart_agent.agent.events import AgentEvent, TextDelta
 from smart_agent.api.access import Access
+from smart_agent.api.keys import KEYS_FILE, KeyStore
 from smart_agent.api.routes import Api, build_router
 from smart_agent.api.schema import StreamOptions
 from smart_agent.api.sse import stream_events
@@ -27,10 +29,12 @@ async def _chatty() -> AsyncGenerator[AgentEvent, None]:
         await asyncio.sleep(0)
 
 
-async def test_frozen_client_when_a_send_blocks_then_the_stream_is_closed_and_its_slot_freed() -> None:
+async def test_frozen_client_when_a_send_blocks_then_the_stream_is_closed_and_its_slot_freed(
+    tmp_path: Path,
+) -> None:
     settings = Settings(sse_send_timeout=0.2, api_key="k", base_url="http://127.0.0.1:9/v1")
     manager = RunManager(MemoryRunLog(60), BatchPolicy(enabled=False))
-    api = Api(settings, manager, Turns(settings), Access(None, True))
+    api = Api(settings, manager, Turns(settings), Access(KeyStore(tmp_path / KEYS_FILE), True))
     app = FastAPI()
     app.include_router(build_router(api))
     record = await manager.start("", _chatty(), 4)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 
+from smart_agent import metrics
 from smart_agent.api.access import Access
-from smart_agent.api.routes import Api, build_router
+from smart_agent.api.keys import KEYS_FILE, KeyStore
+from smart_agent.api.routes import Api, build_router, metrics_route
 from smart_agent.api.turns import Turns
-from smart_agent.config import Settings
+from smart_agent.config import Settings, resolve_data_dir
 from smart_agent.runs.log import RunLog
 from smart_agent.runs.manager import RunManager
 from smart_agent.runs.memory import MemoryRunLog
@@ -26,15 +26,22 @@ def run_log(settings: Settings) -> RunLog:
     return MemoryRunLog(settings.run_retention)
 
 
-def install(app: FastAPI, settings: Settings, *, loopback: bool, keys: Any = None) -> Api:
-    """Add the API's routes to Chainlit's app, ahead of its catch-all page route."""
-    manager = RunManager(run_log(settings), policy_for(settings))
+def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
+    """Add the API's routes (and /metrics) to Chainlit's app, ahead of its catch-all page route."""
+    manager = RunManager(
+        run_log(settings), policy_for(settings), on_end=_count_end, on_start=metrics.run_started
+    )
+    keys = KeyStore(resolve_data_dir(settings) / KEYS_FILE)
     api = Api(settings, manager, Turns(settings), Access(keys, loopback))
     router = build_router(api)
     # Chainlit 2.12 ends its routes with GET /{full_path:path}, which serves the page for any path:
     # routes added after it would never be reached, so the API's go first.
-    app.router.routes[:0] = router.routes
+    app.router.routes[:0] = [*router.routes, metrics_route(api)]
     return api
+
+
+def _count_end(status: str, _usage: dict[str, object]) -> None:
+    metrics.run_ended(status)
 
 
 async def shutdown(api: Api) -> None:

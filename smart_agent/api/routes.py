@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from contextlib import aclosing
@@ -10,13 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from sse_starlette import EventSourceResponse
 
+from smart_agent import metrics
 from smart_agent.api.access import Access, AccessError
 from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
 from smart_agent.api.sse import stream_events
 from smart_agent.api.turns import Turns
 from smart_agent.config import Settings
+from smart_agent.runs.events import HEARTBEAT, SNAPSHOT, TERMINAL
 from smart_agent.runs.log import (
     InvalidEventIdError,
     RunExpiredError,
@@ -34,8 +38,6 @@ RETRY_AFTER_SECONDS = 2
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     """The API's one error shape: {"error": {"code", "message", ...}}."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 429 else None
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status, headers=headers)
 
 
@@ -59,7 +61,9 @@ class Api:
         try:
             return self.access.authorize(request.headers.get("authorization"))
         except AccessError as exc:
-            raise _Refused(error_response(exc.status, exc.code, exc.message)) from None
+            response = error_response(exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers)
+            raise _Refused(response) from None
 
     async def visible_run(self, run_id: str, principal: str) -> RunRecord:
         """The run if `principal` created it; anyone else gets the same 404 as for no run."""
@@ -141,13 +145,17 @@ def build_router(api: Api) -> APIRouter:
             if after is not None:
                 await api.manager.log.check_id(run_id, after)
         except _Refused as refused:
+            if after is not None and refused.response.status_code == 410:
+                metrics.sse_resume("expired")
             return refused.response
         except RequestError as exc:
             return error_response(exc.status, "invalid_request", exc.message, field=exc.field)
         except InvalidEventIdError as exc:
+            metrics.sse_resume("invalid")
             return error_response(400, "invalid_request", str(exc), field="Last-Event-ID")
         if after is not None and record.status != "running" and await _is_last(api, run_id, after):
             # Nothing will ever follow: 204 tells an EventSource to stop reconnecting.
+            metrics.sse_resume("ended")
             return Response(status_code=204)
         if api.streams[principal] >= api.settings.api_max_streams:
             return error_response(
@@ -163,12 +171,27 @@ def build_router(api: Api) -> APIRouter:
                 await api.manager.cancel(run_id)
 
         async def events() -> Any:
+            metrics.sse_connection_opened()
+            reason = "slow_reader"  # unless it ends with the run's terminal event
+            first = True
             try:
                 async for event in stream_events(
                     api.manager.log, run_id, after, options, api.settings.sse_heartbeat
                 ):
+                    if first and after is not None and event.event != HEARTBEAT:
+                        metrics.sse_resume("snapshot" if event.event == SNAPSHOT else "replayed")
+                        first = False
+                    if event.event in TERMINAL:
+                        reason = "ended"
                     yield event
+            except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
+                reason = "client_gone"
+                raise
+            except GeneratorExit:  # ... and closes it when a send fails or times out
+                reason = "send_failed"
+                raise
             finally:
+                metrics.sse_connection_closed(reason)
                 api.streams[principal] -= 1
                 if api.streams[principal] <= 0:
                     del api.streams[principal]
@@ -182,6 +205,20 @@ def build_router(api: Api) -> APIRouter:
         )
 
     return router
+
+
+def metrics_route(api: Api) -> APIRoute:
+    """GET /metrics in Prometheus's text format, under the API's access rule."""
+
+    async def serve_metrics(request: Request) -> Response:
+        try:
+            api.principal(request)
+        except _Refused as refused:
+            return refused.response
+        body, content_type = metrics.render()
+        return Response(body, headers={"Content-Type": content_type})
+
+    return APIRoute("/metrics", serve_metrics, methods=["GET"])
 
 
 async def _is_last(api: Api, run_id: str, after: str) -> bool:

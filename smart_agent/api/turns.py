@@ -17,6 +17,7 @@ from smart_agent.agent.tools import ToolRegistry, builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_limit
+from smart_agent.metrics import metered
 
 log = logging.getLogger("smart_agent.api")
 
@@ -50,7 +51,7 @@ class Turns:
                 self._model = await resolve_model(self._client, self.settings)
             model = self._model
         agent = Agent(self._client, model, self.settings, self._tools)
-        async with aclosing(agent.stream(history)) as events:
+        async with aclosing(metered(agent.stream(history), model)) as events:
             async for event in events:
                 yield event
 

@@ -26,10 +26,17 @@ def new_run_id() -> str:
 class RunManager:
     """The runs this process produces: each one a task that outlives the request that started it."""
 
-    def __init__(self, runs: RunLog, policy: BatchPolicy, on_end: RunObserver | None = None) -> None:
+    def __init__(
+        self,
+        runs: RunLog,
+        policy: BatchPolicy,
+        on_end: RunObserver | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
         self.log = runs
         self._policy = policy
         self._on_end = on_end
+        self._on_start = on_start
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
         runs.on_cancel_request(self._on_cancel_request)
@@ -44,6 +51,8 @@ class RunManager:
     ) -> RunRecord:
         """Register a run (RunLimitError beyond `max_running`) and produce it in the background."""
         record = await self.log.create(new_run_id(), owner, max_running)
+        if self._on_start is not None:
+            self._on_start()
         task = asyncio.get_running_loop().create_task(
             self._produce(record.id, events), name=f"run {record.id}"
         )
@@ -94,6 +103,7 @@ class RunManager:
         finally:
             self._tasks.pop(run_id, None)
             if self._on_end is not None:
-                with contextlib.suppress(Exception):
-                    record = await self.log.get(run_id)
-                    self._on_end(record.status, usage or record.usage)
+                status = "error"
+                with contextlib.suppress(Exception):  # the log is gone (shutdown): count it as failed
+                    status = (await self.log.get(run_id)).status
+                self._on_end(status, usage)

@@ -17,6 +17,7 @@ from smart_agent.config import ConfigError, Settings, apply_session_settings, lo
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
+from smart_agent.metrics import metered
 from smart_agent.web import lag_probe, lifetime, resync
 from smart_agent.web.ui import present_turn, settings_panel
 
@@ -129,4 +130,4 @@ async def on_message(message: cl.Message) -> None:
     cl.user_session.set("model", model)
     history.append({"role": "user", "content": message.content})
     agent = Agent(client, model, settings, tools)
-    await present_turn(agent.stream(history), settings)
+    await present_turn(metered(agent.stream(history), model), settings, model=model)

@@ -62,8 +62,9 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             effective = resources.enter_context(_backend(settings))
             data_dir = resolve_data_dir(settings)
             app_root = resources.enter_context(run_root(data_dir))
+            effective = dataclasses.replace(effective, data_dir=data_dir)
             export(
-                dataclasses.replace(effective, data_dir=data_dir),
+                effective,
                 {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port), "CHAINLIT_APP_ROOT": str(app_root)},
             )
             import chainlit as cl

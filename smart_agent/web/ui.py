@@ -10,6 +10,7 @@ from typing import Any, cast
 import chainlit as cl
 from chainlit.input_widget import NumberInput, Switch
 
+from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
 from smart_agent.config import SESSION_SETTINGS, Settings
 from smart_agent.streaming import SegmentedReply
@@ -163,11 +164,12 @@ class ToolSteps:
 
 
 async def present_turn(
-    events: AsyncIterator[AgentEvent], settings: Settings, clock: Clock | None = None
+    events: AsyncIterator[AgentEvent], settings: Settings, clock: Clock | None = None, *, model: str
 ) -> ReplyOutcome:
     """Show one agent turn: progress, tool steps, the reply in segments, an error, the footer.
 
-    Every element is recorded in the session's turn, which a reconnecting page gets again.
+    Every element is recorded in the session's turn, which a reconnecting page gets again; the
+    UI events the batching sent are counted in the metrics under `model`.
     """
     turn = start_turn()
     replies: list[SegmentedReply] = []
@@ -204,4 +206,5 @@ async def present_turn(
     finally:
         await footer.finish()  # on stop too: the summary says "Stopped"
         turn.running = False
+        metrics.ui_events(model, sum(reply.stats.events_out for reply in replies))
     return outcome

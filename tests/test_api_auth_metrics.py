@@ -1,0 +1,135 @@
+"""The API's keys and /metrics on the real app: who may call it, whose runs they see, what is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api_client import get_run, read_all, start_run, text_of
+from tests.harness import ROOT, clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+from tests.sio_client import connected
+
+
+def _add_key(data_dir: Path, name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "smart_agent", "api-keys", "add", name, "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path, str]]:
+    """An app whose data folder has the key `alice` before it starts."""
+    log_dir = tmp_path_factory.mktemp("keyed")
+    data_dir = log_dir / "data"
+    alice = _add_key(data_dir, "alice")
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(data_dir))
+    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, _):
+        yield url, data_dir, alice
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_keys_when_configured_then_no_or_wrong_key_gets_401_on_loopback_too(
+    keyed: tuple[str, Path, str],
+) -> None:
+    url, _, _ = keyed
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    for headers in ({}, _bearer("sa-wrong"), {"Authorization": "Basic abc"}):
+        response = httpx.post(f"{url}/api/v1/runs", json=body, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] in {"missing_key", "invalid_key"}
+        assert "sa-wrong" not in response.text
+    assert httpx.get(f"{url}/metrics").status_code == 401
+
+
+def test_runs_when_another_key_asks_then_404_as_for_no_run(keyed: tuple[str, Path, str]) -> None:
+    url, data_dir, alice = keyed
+    bob = _add_key(data_dir, "bob")  # added while the app runs: it works at once
+    run = start_run(url, "#script tokens=20", headers=_bearer(alice))
+    assert text_of(read_all(url, run["id"], headers=_bearer(alice))) == "".join(script_tokens(20))
+    assert get_run(url, run["id"], _bearer(alice)).status_code == 200
+    assert get_run(url, run["id"], _bearer(bob)).status_code == 404
+    events = httpx.get(f"{url}/api/v1/runs/{run['id']}/events", headers=_bearer(bob))
+    assert events.status_code == 404
+    cancel = httpx.post(f"{url}/api/v1/runs/{run['id']}/cancel", headers=_bearer(bob))
+    assert cancel.status_code == 404
+    assert events.json() == httpx.get(f"{url}/api/v1/runs/run_none/events", headers=_bearer(bob)).json() | {
+        "error": {"code": "not_found", "message": f"no run {run['id']}"}
+    }
+
+
+async def test_metrics_when_ui_and_api_replied_then_both_counted_with_model_and_outcome_labels_only(
+    keyed: tuple[str, Path, str],
+) -> None:
+    url, _, alice = keyed
+    async with httpx.AsyncClient(headers=_bearer(alice)) as http:
+        before = _samples((await http.get(f"{url}/metrics")).text)
+    async with connected(url) as client:
+        await client.send("#script tokens=30")
+        await client.wait_task_ends(3)
+        assert client.reply() == "".join(script_tokens(30))
+    run = await asyncio.to_thread(start_run, url, "#script tokens=40", headers=_bearer(alice))
+    await asyncio.to_thread(read_all, url, run["id"], headers=_bearer(alice))
+    async with httpx.AsyncClient(headers=_bearer(alice)) as http:
+        response = await http.get(f"{url}/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = _samples(response.text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    model = {"model": MODEL_ID}
+    assert grew("smart_agent_time_to_first_token_seconds_count", **model) == 2  # one UI reply, one run
+    assert grew("smart_agent_generation_tokens_total", **model) == 70
+    assert grew("smart_agent_e2e_request_latency_seconds_count", **model, status="done") == 2
+    assert grew("smart_agent_inter_token_latency_seconds_count", **model) == 29 + 39
+    assert 1 <= grew("smart_agent_ui_events_total", **model) <= 30
+    assert grew("smart_agent_runs_total", status="done") == 1
+    assert grew("smart_agent_sse_disconnects_total", reason="ended") == 1
+    assert after[("smart_agent_runs_active", ())] == 0
+    assert after[("smart_agent_sse_connections", ())] == 0
+    for name, labels in after:
+        if not name.startswith("smart_agent_"):
+            continue  # prometheus-client's own process and GC metrics
+        assert {key for key, _ in labels} <= {"model", "status", "result", "reason", "le"}, name
+    assert alice not in response.text and run["id"] not in response.text
+
+
+def test_api_when_non_loopback_host_and_no_keys_then_refused_with_how_to_turn_it_on(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    flags = ("--host", "0.0.0.0", "--expose-without-login", "--base-url", scripted.url, "--model", MODEL_ID)
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        response = httpx.post(f"{url}/api/v1/runs", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 403
+        assert "smart-agent api-keys add" in response.json()["error"]["message"]
+        assert httpx.get(f"{url}/metrics").status_code == 403
