@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smart_agent import cli
-from smart_agent.api.ask import Printer
+from smart_agent.api.ask import MAX_BACKOFF, MAX_STALL, Ask, AskError, Printer
 from smart_agent.config import ENV_VARS
 from smart_agent.llm.local_server import free_port
 from tests.api_client import get_run, start_run
@@ -118,6 +120,29 @@ def test_ask_when_the_stream_keeps_dropping_then_gives_up_after_the_retries_with
     assert len(lines) == 1 and "could not resume" in lines[0] and "3 tries" in lines[0]
 
 
+def test_ask_when_no_event_arrives_for_too_long_then_stops_resuming_whatever_the_retries(
+    base: str, proxy: DroppingProxy
+) -> None:
+    sleeps: list[float] = []
+    # Time passes only in the waits between reconnects: 1, 2, 4, 8, 8, ... s. After the 19th
+    # failed attempt 127 s have passed without a new event, more than MAX_STALL.
+    proxy.plan(*[100] * 19)
+    with httpx.Client(timeout=10) as client:
+        session = Ask(
+            proxy.url,
+            client,
+            Printer(io.StringIO(), io.StringIO()),
+            retries=100,
+            sleep=sleeps.append,
+            clock=lambda: sum(sleeps),
+        )
+        with pytest.raises(AskError, match=r"could not resume it \(19 tries, 127 s without a new event\)"):
+            session.follow(session.start("#script tokens=20"))
+    assert proxy.planned() == 0
+    assert sleeps[:5] == [1.0, 2.0, 4.0, 8.0, 8.0] and max(sleeps) == MAX_BACKOFF
+    assert sum(sleeps[:-1]) <= MAX_STALL < sum(sleeps)
+
+
 def test_ask_when_a_tool_is_called_then_short_lines_on_stderr_and_the_reply_on_stdout(base: str) -> None:
     result = ask("#script tool=calculator expr=6*7 tokens=5", "--url", base)
     assert result.exit_code == 0, result.stderr
@@ -198,7 +223,9 @@ def test_ask_when_interrupted_then_cancels_the_run_and_exits_130(base: str, tmp_
     )
     assert process.stdout is not None and process.stderr is not None
     try:
-        first = process.stdout.read(7)  # the first token, " w00000": the run is streaming
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "ask printed nothing within 30 s"
+        first = os.read(process.stdout.fileno(), 7)  # the first token, one write: the run streams
         assert first == b" w00000"
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=20)
