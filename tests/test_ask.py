@@ -242,6 +242,34 @@ def test_ask_when_interrupted_then_cancels_the_run_and_exits_130(base: str, tmp_
     assert state["text"].startswith((first + stdout).decode())
 
 
+def test_ask_when_stdout_is_closed_then_cancels_the_run_and_exits_1_without_a_traceback(
+    base: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "smart_agent", "ask", "#script tokens=2000 rate=40", "--url", base]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "ask printed nothing within 30 s"
+        process.stdout.close()  # like `smart-agent ask ... | head -c 7`
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1
+    closed, cancelled = stderr.splitlines()
+    assert closed == "stdout was closed" and cancelled.startswith("cancelled run run_")
+    assert get_run(base, cancelled.split()[-1]).json()["status"] == "cancelled"
+
+
 class _Pipe(io.StringIO):
     def isatty(self) -> bool:
         return False

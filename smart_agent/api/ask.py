@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,7 +147,7 @@ class Ask:
     run_id: str | None = None
     last_id: str | None = None
     retry_seconds: float = DEFAULT_RETRY_SECONDS
-    _progress_at: float = field(default=0.0, repr=False)
+    _heard_at: float = field(default=0.0, repr=False)
 
     def start(self, question: str, model: str | None = None) -> str:
         """POST the run; returns its events URL. Retries only while the request cannot be sent."""
@@ -154,23 +155,24 @@ class Ask:
         if model is not None:
             body["model"] = model
         url = f"{self.base}{PREFIX}/runs"
-        for attempt in range(self.retries + 1):
+        attempts = 0
+        while True:
+            attempts += 1
             try:
                 response = self.client.post(url, json=body)
             except NOT_SENT as exc:
-                if attempt == self.retries:
+                if attempts > self.retries:
                     raise AskError(
-                        f"cannot reach the app at {self.base} ({_describe(exc)}; tried {attempt + 1} "
+                        f"cannot reach the app at {self.base} ({_describe(exc)}; tried {attempts} "
                         "times): is `smart-agent chainlit` running there? (--url or SMART_AGENT_URL)"
                     ) from None
-                self.sleep(self._backoff(attempt + 1))
+                self.sleep(self._backoff(attempts))
                 continue
             except httpx.TransportError as exc:  # sent, maybe received: a retry could start it twice
                 raise AskError(f"the app at {self.base} did not answer: {_describe(exc)}") from None
             if response.status_code == 201:
                 return self._started(response)
             raise self._refused(response, "refused the question")
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _started(self, response: httpx.Response) -> str:
         try:
@@ -184,7 +186,7 @@ class Ask:
     def follow(self, events_url: str) -> int:
         """Print the run's events until its end; the exit code (0 on `done`, 1 on `error`)."""
         failures = 0
-        self._progress_at = self.clock()
+        self._heard_at = self.clock()
         while True:
             wait = 0.0
             seen = self.last_id
@@ -200,7 +202,7 @@ class Ask:
             if self.last_id != seen:
                 failures = 0
             failures += 1
-            stalled = self.clock() - self._progress_at
+            stalled = self.clock() - self._heard_at
             if failures > self.retries or stalled > self.max_stall:
                 raise AskError(
                     f"lost the run's event stream at {self.base} and could not resume it "
@@ -245,6 +247,8 @@ class Ask:
                 raise self._refused(response, "refused the run's events")
             try:
                 for sse in source.iter_sse():
+                    # Heartbeats count: a run may be silent (a long tool call) on a live connection.
+                    self._heard_at = self.clock()
                     if sse.retry is not None:
                         self.retry_seconds = sse.retry / 1000
                     if sse.event == "heartbeat":
@@ -252,7 +256,6 @@ class Ask:
                     ended = self._show(sse.event, _data(sse.data))
                     if sse.id:
                         self.last_id = sse.id
-                        self._progress_at = self.clock()
                     if ended is not None:
                         return ended
             except SSEError:
@@ -286,7 +289,7 @@ class Ask:
         response = self.client.get(f"{self.base}{PREFIX}/runs/{self.run_id}")
         if response.status_code != 200:
             raise self._refused(response, "refused the run's state")
-        status = response.json().get("status")
+        status = _data(response.text).get("status")
         self.printer.finish()
         if status == "done":
             return EXIT_DONE
@@ -310,7 +313,7 @@ def _data(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError:
-        raise AskError(f"an event's data is not JSON: {_short(text)}") from None
+        raise AskError(f"the app sent data that is not JSON: {_short(text)}") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -348,3 +351,20 @@ def ask(
             printer.finish()
             session.cancel()
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # stdout's reader went away (`| head`): nobody wants the rest
+            _discard(out)
+            printer.line("stdout was closed")
+            session.cancel()
+            return EXIT_FAILED
+
+
+def _discard(out: TextIO) -> None:
+    """Point a dead stdout at /dev/null, so flushing it at exit raises nothing more.
+
+    The recipe of Python's documentation, "Note on SIGPIPE" in the `signal` module.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is a ValueError: not a real file
+        return
