@@ -212,6 +212,15 @@ def test_ask_when_the_app_refuses_the_request_then_one_line_naming_its_message(b
     assert "(HTTP 429, limit_exceeded): 3 runs are running" in line and "retry after" in line
 
 
+def test_ask_when_the_url_is_not_a_smart_agent_app_then_exit_1_with_one_line(
+    scripted: ScriptedServer,
+) -> None:
+    result = ask("hello", "--url", scripted.url.removesuffix("/v1"))
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: the app refused the question (HTTP 404, http_404)")
+
+
 def test_ask_when_interrupted_then_cancels_the_run_and_exits_130(base: str, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "smart_agent", "ask", "#script tokens=2000 rate=40", "--url", base]
     process = subprocess.Popen(

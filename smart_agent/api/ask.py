@@ -179,9 +179,12 @@ class Ask:
             run = response.json()
             self.run_id, events_url = str(run["id"]), str(run["events_url"])
         except (ValueError, KeyError, TypeError):
-            raise AskError(f"{self.base} is not a smart-agent app: its answer to a run is not one") from None
-        # The app does not know a path prefix a reverse proxy serves it under; --url includes it.
-        return self.base + events_url if events_url.startswith("/") else events_url
+            events_url = ""
+        # A path on the app, never another host (the API key goes with it). The app does not
+        # know a path prefix a reverse proxy serves it under; --url includes it.
+        if not events_url.startswith("/") or events_url.startswith("//"):
+            raise AskError(f"{self.base} is not a smart-agent app: its answer to a run is not one")
+        return self.base + events_url
 
     def follow(self, events_url: str) -> int:
         """Print the run's events until its end; the exit code (0 on `done`, 1 on `error`)."""
