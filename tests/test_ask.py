@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.harness import ROOT, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 MAX_RUNS = 3
+MAX_STREAMS = 4
 runner = CliRunner()
 
 
@@ -45,6 +47,7 @@ def base(
         OPENAI_API_KEY="test-key",
         SMART_AGENT_ALLOWED_ORIGINS=proxy.url,
         SMART_AGENT_API_MAX_RUNS=str(MAX_RUNS),
+        SMART_AGENT_API_MAX_STREAMS=str(MAX_STREAMS),
     )
     log_dir: Path = tmp_path_factory.mktemp("ask")
     with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, _):
@@ -141,6 +144,48 @@ def test_ask_when_no_event_arrives_for_too_long_then_stops_resuming_whatever_the
     assert proxy.planned() == 0
     assert sleeps[:5] == [1.0, 2.0, 4.0, 8.0, 8.0] and max(sleeps) == MAX_BACKOFF
     assert sum(sleeps[:-1]) <= MAX_STALL < sum(sleeps)
+
+
+class _Lines(io.StringIO):
+    """A stderr that tells a waiting test when a line with `needle` was written."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.seen = threading.Event()
+
+    def write(self, text: str) -> int:
+        if self.needle in text:
+            self.seen.set()
+        return super().write(text)
+
+
+def test_ask_when_the_app_has_no_stream_slot_free_then_waits_retry_after_and_resumes(base: str) -> None:
+    long = start_run(base, "#script tokens=2000 rate=20")
+    out, err = io.StringIO(), _Lines("limit_exceeded")
+    outcome: list[int] = []
+    with httpx.Client(timeout=10) as client:
+        url = f"{base}/api/v1/runs/{long['id']}/events"
+        session = Ask(base, client, Printer(out, err))
+        thread = threading.Thread(
+            target=lambda: outcome.append(session.follow(session.start("#script tokens=30 rate=100")))
+        )
+        held = [client.send(client.build_request("GET", url), stream=True) for _ in range(MAX_STREAMS)]
+        try:
+            assert all(response.status_code == 200 for response in held)
+            thread.start()
+            assert err.seen.wait(10), "ask was refused a stream"
+        finally:
+            for response in held:
+                response.close()
+            httpx.post(f"{base}/api/v1/runs/{long['id']}/cancel")
+            if thread.ident is not None:
+                thread.join(timeout=30)
+    assert outcome == [0]
+    assert out.getvalue() == _words(30)
+    (note,) = err.getvalue().splitlines()
+    assert note.startswith("the app refused the stream for now (HTTP 429, limit_exceeded: ")
+    assert note.endswith("; resuming in 2 s"), "the server's Retry-After, over the 1 s backoff"
 
 
 def test_ask_when_a_tool_is_called_then_short_lines_on_stderr_and_the_reply_on_stdout(base: str) -> None:

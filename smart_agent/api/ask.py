@@ -199,9 +199,9 @@ class Ask:
                     return code
                 reason = "the app closed the stream before the run ended"
             except DROPS as exc:
-                reason = _describe(exc)
+                reason = f"connection lost ({_describe(exc)})"
             except _Retry as exc:
-                reason, wait = str(exc), exc.wait
+                reason, wait = f"the app refused the stream for now ({exc})", exc.wait
             if self.last_id != seen:
                 failures = 0
             failures += 1
@@ -211,8 +211,9 @@ class Ask:
                     f"lost the run's event stream at {self.base} and could not resume it "
                     f"({failures} tries, {stalled:.0f} s without a new event): {reason}"
                 )
-            self.printer.note(f"connection lost ({reason}); resuming")
-            self.sleep(max(wait, self._backoff(failures)))
+            delay = max(wait, self._backoff(failures))
+            self.printer.note(f"{reason}; resuming in {delay:g} s")
+            self.sleep(delay)
 
     def cancel(self) -> None:
         """Ask the app to cancel the run (Ctrl-C); a failure is only reported."""
@@ -244,7 +245,7 @@ class Ask:
             if response.status_code in TRANSIENT_STATUS:
                 response.read()
                 code, message = _refusal(response)
-                raise _Retry(f"{message} [{code}]", _retry_after(response))
+                raise _Retry(f"HTTP {response.status_code}, {code}: {message}", _retry_after(response))
             if response.status_code != 200:
                 response.read()
                 raise self._refused(response, "refused the run's events")
