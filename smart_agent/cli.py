@@ -10,6 +10,8 @@ from smart_agent import __version__
 from smart_agent.agent.mcp import McpError, load_mcp_config
 from smart_agent.api.keys import KEYS_FILE, ApiKeyError, KeyFileError, KeyStore
 from smart_agent.config import (
+    DEFAULT_APP_URL,
+    DEFAULT_ASK_RETRIES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_HOST,
@@ -20,12 +22,13 @@ from smart_agent.config import (
     ensure_data_dir,
     load_settings,
     parse_port,
+    parse_retries,
     resolve_data_dir,
 )
 from smart_agent.web.origins import check_exposure
 
 app = typer.Typer(
-    help="Stream LLM replies smoothly into a Chainlit chat UI.",
+    help="Stream LLM replies smoothly into a Chainlit chat UI, or ask a running app from the terminal.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -258,3 +261,62 @@ def api_keys_remove(
     except (ConfigError, ApiKeyError, KeyFileError) as exc:
         raise _fail(exc) from None
     typer.echo(f"API key {name!r} removed.", err=True)
+
+
+@app.command()
+def ask(
+    question: Annotated[
+        str, typer.Argument(metavar="QUESTION", help="The question; the reply streams to stdout.")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help=f"The running app (`smart-agent chainlit`). "
+            f"[default: {DEFAULT_APP_URL}; env SMART_AGENT_URL]",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(metavar="KEY", help="The app's API key. [env SMART_AGENT_API_KEY]"),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Model name for this run. [default: the app's model]")
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No tool calls, results or resume notes on stderr; errors only."),
+    ] = False,
+    retries: Annotated[
+        str,
+        typer.Option(metavar="N", help="Reconnects in a row without a new event before giving up (0-100)."),
+    ] = str(DEFAULT_ASK_RETRIES),
+) -> None:
+    """Ask a running app through its API; resumes by itself when the connection drops.
+
+    Exit codes: 0 the run is done, 1 it failed (error event, app unreachable or refusing),
+    2 bad arguments (including a question or model the app refuses), 130 Ctrl-C (the run is cancelled).
+    """
+    try:
+        settings = load_settings({"app_url": url, "app_api_key": api_key})
+        tries = parse_retries(retries)
+        if not question.strip():
+            raise ConfigError("the question must not be empty")
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    import sys
+
+    from smart_agent.api.ask import ask as ask_app
+
+    code = ask_app(
+        settings.app_url or DEFAULT_APP_URL,
+        question,
+        out=sys.stdout,
+        err=sys.stderr,
+        api_key=settings.app_api_key,
+        model=model,
+        quiet=quiet,
+        retries=tries,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -30,6 +30,9 @@ DEFAULT_SSE_SEND_TIMEOUT = 30.0
 DEFAULT_API_MAX_RUNS = 4
 DEFAULT_API_MAX_STREAMS = 8
 DEFAULT_RUN_RETENTION = 600.0
+DEFAULT_APP_URL = "http://127.0.0.1:8000"
+DEFAULT_ASK_RETRIES = 5
+MAX_ASK_RETRIES = 100
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -147,6 +150,26 @@ def _parse_redis_url(text: str) -> str | None:
     return value
 
 
+def _parse_app_url(text: str) -> str | None:
+    value = text.strip().rstrip("/")
+    if not value:
+        return None
+    allowed = (
+        "must be the app's URL like http://127.0.0.1:8000 (http or https, a host, optional port and path)"
+    )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(allowed) from None
+    host = parts.hostname or ""
+    if parts.scheme.lower() not in DEFAULT_PORTS or "@" in parts.netloc or not _HOSTNAME.fullmatch(host):
+        raise ValueError(allowed)
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError(allowed)
+    return value
+
+
 def _parse_optional_dir(text: str) -> Path | None:
     value = text.strip()
     if not value:
@@ -215,6 +238,9 @@ _FIELDS: dict[str, _Field] = {
         "SMART_AGENT_RUN_RETENTION", "--run-retention", _parse_float(0.0, inclusive=False)
     ),
     "redis_url": _Field("SMART_AGENT_REDIS_URL", "--redis-url", _parse_redis_url),
+    # `smart-agent ask`: where the running app is, and the API key it is called with.
+    "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
+    "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
 }
 
 
@@ -257,6 +283,10 @@ class Settings:
     run_retention: float = DEFAULT_RUN_RETENTION
     redis_url: str | None = None
     """Runs go to Redis Streams there (shared by instances); None keeps them in memory."""
+    app_url: str | None = None
+    """The running app `smart-agent ask` calls; None means DEFAULT_APP_URL."""
+    app_api_key: str | None = None
+    """The API key `smart-agent ask` sends as `Authorization: Bearer`."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -342,6 +372,14 @@ def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Setting
         except ValueError as exc:
             raise ConfigError(f"{label}: {raw!r} is not allowed, it {exc}") from None
     return replace(base, **changes)
+
+
+def parse_retries(text: str) -> int:
+    """Parse `smart-agent ask --retries`: reconnects in a row without progress."""
+    try:
+        return _parse_int(0, MAX_ASK_RETRIES)(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value {text!r} for --retries: {exc}") from None
 
 
 def parse_port(text: str) -> int:

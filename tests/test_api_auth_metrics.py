@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from smart_agent import cli
 from tests.api_client import get_run, read_all, start_run, text_of
 from tests.harness import ROOT, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
@@ -133,3 +135,16 @@ def test_api_when_non_loopback_host_and_no_keys_then_refused_with_how_to_turn_it
         assert response.status_code == 403
         assert "smart-agent api-keys add" in response.json()["error"]["message"]
         assert httpx.get(f"{url}/metrics").status_code == 403
+
+
+def test_ask_when_keys_are_configured_then_it_needs_the_right_one(keyed: tuple[str, Path, str]) -> None:
+    url, _, alice = keyed
+    runner = CliRunner()
+    good = runner.invoke(cli.app, ["ask", "#script tokens=12", "--url", url, "--api-key", alice])
+    assert good.exit_code == 0, good.stderr
+    assert good.stdout == "".join(script_tokens(12))
+    for args in ([], ["--api-key", "sa-not-a-key"]):
+        refused = runner.invoke(cli.app, ["ask", "#script tokens=12", "--url", url, *args])
+        assert refused.exit_code == 1
+        assert "key" in refused.stderr and "sa-not-a-key" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
