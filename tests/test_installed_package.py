@@ -157,6 +157,14 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
             assert chat.page.locator(REPLY).count() == 1
         finally:
             chat.close()
+        # The SSE API and its own client, as installed: `smart-agent ask` streams a run.
+        answer = _run(
+            [str(installed / "bin" / "smart-agent"), "ask", "#script tokens=40", "--url", url],
+            timeout=60,
+            cwd=folder,
+            env=env,
+        )
+        assert answer == "".join(script_tokens(40))
 
     assert list(folder.iterdir()) == []
     assert list(runs.iterdir()) == []
