@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_ROOT = Path("/usr/lib/postgresql")
+
+
+def _pg_bin() -> Path:
+    """Debian's server binaries: version 15 (bookworm) if installed, else the newest installed."""
+    versions = sorted(
+        (int(path.name) for path in PG_ROOT.glob("*") if path.name.isdigit()), key=lambda v: (v != 15, -v)
+    )
+    return PG_ROOT / str(versions[0] if versions else 15) / "bin"
+
+
+PG_BIN = _pg_bin()
 START_TIMEOUT_S = 60
 
 
@@ -39,8 +50,11 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """Start a fresh cluster in a temporary folder (fsync off), yield it, stop it and delete it."""
+def postgres_server(durable: bool = False) -> Iterator[PostgresServer]:
+    """Start a fresh cluster in a temporary folder, yield it, stop it and delete it.
+
+    Tests run it with fsync off; `durable` keeps PostgreSQL's defaults (for benchmarks).
+    """
     for tool in ("initdb", "pg_ctl"):
         if not (PG_BIN / tool).exists():
             pytest.fail(f"{PG_BIN / tool} is missing: install Debian's postgresql package (make system-deps)")
@@ -61,10 +75,9 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
             timeout=START_TIMEOUT_S,
         )
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {sockets} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        options = f"-p {port} -c listen_addresses=127.0.0.1 -k {sockets}"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             _as_server_user([*pg_ctl, "-o", options, "-l", str(root / "server.log"), "-w", "start"]),
             check=True,

@@ -1,83 +1,27 @@
 """Chainlit's data layer over SQLAlchemy Core: bound parameters, paging in SQL, ownership, loud errors."""
 
-import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any
 
 import sqlalchemy as sa
-from chainlit.context import context_var
 from chainlit.data.base import BaseDataLayer
-from chainlit.data.utils import queue_until_user_message
 from chainlit.element import Element, ElementDict
 from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smart_agent.errors import HistoryAccessError, HistoryError
-from smart_agent.history import rows, sidebar
+from smart_agent.history import ownership, rows, sidebar
 from smart_agent.history.actor import current_actor
-from smart_agent.history.engine import create_engine, writer
+from smart_agent.history.engine import create_engine, insert, writer
 from smart_agent.history.migrate import upgrade
 from smart_agent.history.schema import elements, feedbacks, steps, threads, users
+from smart_agent.history.wrappers import queued, surfaced
 
 logger = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def _queued(method: F) -> F:
-    """Chainlit's `queue_until_user_message` (data/utils.py, 2.12), which an override does not inherit.
-
-    Outside any Chainlit context (scripts, tests, benchmarks) the call runs at once instead of raising.
-    """
-    queued = queue_until_user_message()(method)  # type: ignore[no-untyped-call]
-
-    @functools.wraps(method)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        if context_var.get(None) is None:
-            return await method(*args, **kwargs)
-        return await queued(*args, **kwargs)
-
-    return cast(F, run)
-
-
-def _surfaced(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Log a failure and raise it as a HistoryError; Chainlit's own layer logs a warning and carries on."""
-
-    @functools.wraps(method)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except HistoryAccessError as exc:
-            logger.warning("history: %s refused: %s", method.__name__, exc)
-            raise
-        except HistoryError:
-            logger.exception("history: %s failed", method.__name__)
-            raise
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            logger.exception("history: %s failed", method.__name__)
-            raise HistoryError(f"chat history: {method.__name__} failed: {exc}") from exc
-
-    return run
-
-
-def _insert(connection: AsyncConnection, table: sa.Table) -> Any:
-    """INSERT with ON CONFLICT support for the connection's dialect."""
-    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
-def _may_access(owner: str | None, actor: str | None) -> bool:
-    # No acting user: Chainlit's own check runs at that call site (server.py `is_thread_author`,
-    # socket.py connect). An unowned thread was written by an app without login.
-    return actor is None or owner is None or owner == actor
 
 
 class HistoryDataLayer(BaseDataLayer):
@@ -113,7 +57,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     # Users
 
-    @_surfaced
+    @surfaced
     async def get_user(self, identifier: str) -> PersistedUser | None:
         """The stored user with this identifier, if any."""
         async with self._engine.connect() as connection:
@@ -124,23 +68,23 @@ class HistoryDataLayer(BaseDataLayer):
             id=row.id, identifier=row.identifier, createdAt=row.createdAt, metadata=row.metadata
         )
 
-    @_surfaced
+    @surfaced
     async def create_user(self, user: User) -> PersistedUser | None:
         """Store the user, or update the metadata of the stored user with its identifier."""
         async with self._writer.begin() as connection:
-            insert = _insert(connection, users).values(
+            statement = insert(connection, users).values(
                 id=str(uuid.uuid4()), identifier=user.identifier, metadata=user.metadata, createdAt=rows.now()
             )
             await connection.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[users.c.identifier], set_={"metadata": insert.excluded.metadata}
+                statement.on_conflict_do_update(
+                    index_elements=[users.c.identifier], set_={"metadata": statement.excluded.metadata}
                 )
             )
         return await self.get_user(user.identifier)
 
     # Threads
 
-    @_surfaced
+    @surfaced
     async def get_thread_author(self, thread_id: str) -> str:
         """The identifier of the thread's user; "" when there is no such thread (Chainlit answers 404)."""
         async with self._engine.connect() as connection:
@@ -149,14 +93,14 @@ class HistoryDataLayer(BaseDataLayer):
             )
         return owner or ""
 
-    @_surfaced
+    @surfaced
     async def get_thread(self, thread_id: str) -> ThreadDict | None:
         """The thread with its steps (oldest first, with feedback) and elements; None if not the actor's."""
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(sa.select(*rows.THREAD_COLUMNS).where(threads.c.id == thread_id))
             ).first()
-            if row is None or not _may_access(row.userIdentifier, current_actor()):
+            if row is None or not ownership.may_access(row.userIdentifier, current_actor()):
                 return None
             step_rows = await connection.execute(
                 sa.select(
@@ -181,7 +125,7 @@ class HistoryDataLayer(BaseDataLayer):
             thread_elements = [rows.element_dict(element) for element in element_rows.mappings()]
         return rows.thread_dict(row._mapping, list(thread_steps.values()), thread_elements)
 
-    @_surfaced
+    @surfaced
     async def list_threads(
         self, pagination: Pagination, filters: ThreadFilter
     ) -> PaginatedResponse[ThreadDict]:
@@ -190,7 +134,7 @@ class HistoryDataLayer(BaseDataLayer):
             raise HistoryAccessError("listing threads needs the user's id")
         actor = current_actor()
         async with self._engine.connect() as connection:
-            if actor is not None and await self._user_id(connection, actor) != filters.userId:
+            if actor is not None and await ownership.user_id(connection, actor) != filters.userId:
                 raise HistoryAccessError(f"user {actor!r} may not list another user's threads")
             after: tuple[str, str] | None = None
             if pagination.cursor:
@@ -214,7 +158,7 @@ class HistoryDataLayer(BaseDataLayer):
             data=page,
         )
 
-    @_surfaced
+    @surfaced
     async def update_thread(
         self,
         thread_id: str,
@@ -225,7 +169,7 @@ class HistoryDataLayer(BaseDataLayer):
     ) -> None:
         """Create or update the thread; metadata keys set to None are removed (Chainlit's semantics)."""
         async with self._writer.begin() as connection:
-            stored = await self._own_thread(connection, thread_id, user_id)
+            stored = await ownership.own_thread(connection, thread_id, user_id)
             changes: dict[str, Any] = {}
             if metadata is not None:
                 merged = {**stored, **metadata}
@@ -239,53 +183,53 @@ class HistoryDataLayer(BaseDataLayer):
             if changes:
                 await connection.execute(threads.update().where(threads.c.id == thread_id).values(**changes))
 
-    @_surfaced
+    @surfaced
     async def delete_thread(self, thread_id: str) -> None:
         """Delete the thread with its steps, elements and feedback."""
         async with self._writer.begin() as connection:
             owner = await connection.scalar(
                 sa.select(threads.c.userIdentifier).where(threads.c.id == thread_id)
             )
-            self._check(owner, "delete", thread_id)
+            ownership.check(owner, "delete", thread_id)
             for table in (feedbacks, elements, steps):
                 await connection.execute(table.delete().where(table.c.threadId == thread_id))
             await connection.execute(threads.delete().where(threads.c.id == thread_id))
 
     # Steps
 
-    @_queued
-    @_surfaced
+    @queued
+    @surfaced
     async def create_step(self, step_dict: StepDict) -> None:
         """Store a new step; a step already stored (its update won the race) is kept as is."""
         values = rows.step_values(step_dict)
         async with self._writer.begin() as connection:
-            await self._own_thread(connection, values["threadId"])
-            insert = _insert(connection, steps).values(**values)
-            await connection.execute(insert.on_conflict_do_nothing(index_elements=[steps.c.id]))
+            await ownership.own_thread(connection, values["threadId"])
+            statement = insert(connection, steps).values(**values)
+            await connection.execute(statement.on_conflict_do_nothing(index_elements=[steps.c.id]))
             await self._touch(connection, values["threadId"], values.get("createdAt"))
 
-    @_queued
-    @_surfaced
+    @queued
+    @surfaced
     async def update_step(self, step_dict: StepDict) -> None:
         """Store the step's fields, creating it if its creation has not landed yet."""
         values = rows.step_values(step_dict)
         async with self._writer.begin() as connection:
-            await self._own_thread(connection, values["threadId"])
-            insert = _insert(connection, steps).values(**values)
+            await ownership.own_thread(connection, values["threadId"])
+            statement = insert(connection, steps).values(**values)
             updated = await connection.execute(
-                insert.on_conflict_do_update(
+                statement.on_conflict_do_update(
                     index_elements=[steps.c.id],
-                    set_={key: insert.excluded[key] for key in values if key not in ("id", "threadId")},
+                    set_={key: statement.excluded[key] for key in values if key not in ("id", "threadId")},
                     # A step id from another thread must not let this call rewrite that step.
-                    where=steps.c.threadId == insert.excluded.threadId,
+                    where=steps.c.threadId == statement.excluded.threadId,
                 )
             )
             if updated.rowcount == 0:
                 raise HistoryAccessError(f"step {values['id']!r} belongs to another thread")
             await self._touch(connection, values["threadId"], values.get("createdAt"))
 
-    @_queued
-    @_surfaced
+    @queued
+    @surfaced
     async def delete_step(self, step_id: str) -> None:
         """Delete the step with its elements and feedback."""
         async with self._writer.begin() as connection:
@@ -298,17 +242,17 @@ class HistoryDataLayer(BaseDataLayer):
             ).first()
             if found is None:
                 return
-            self._check(found.userIdentifier, "delete a step of", step_id)
+            ownership.check(found.userIdentifier, "delete a step of", step_id)
             await connection.execute(feedbacks.delete().where(feedbacks.c.forId == step_id))
             await connection.execute(elements.delete().where(elements.c.forId == step_id))
             await connection.execute(steps.delete().where(steps.c.id == step_id))
 
-    @_surfaced
+    @surfaced
     async def get_favorite_steps(self, user_id: str) -> list[StepDict]:
         """The user's steps marked favorite, newest first."""
         actor = current_actor()
         async with self._engine.connect() as connection:
-            if actor is not None and await self._user_id(connection, actor) != user_id:
+            if actor is not None and await ownership.user_id(connection, actor) != user_id:
                 raise HistoryAccessError(f"user {actor!r} may not read another user's favorites")
             found = await connection.execute(
                 sa.select(steps)
@@ -320,25 +264,25 @@ class HistoryDataLayer(BaseDataLayer):
 
     # Elements
 
-    @_queued
-    @_surfaced
+    @queued
+    @surfaced
     async def create_element(self, element: Element) -> None:
         """Store the element's description (its url, name, display, props…); content is not stored."""
         values = rows.element_values(element.to_dict())
         async with self._writer.begin() as connection:
-            await self._own_thread(connection, values["threadId"])
-            insert = _insert(connection, elements).values(**values)
+            await ownership.own_thread(connection, values["threadId"])
+            statement = insert(connection, elements).values(**values)
             updated = await connection.execute(
-                insert.on_conflict_do_update(
+                statement.on_conflict_do_update(
                     index_elements=[elements.c.id],
-                    set_={key: insert.excluded[key] for key in values if key not in ("id", "threadId")},
-                    where=elements.c.threadId == insert.excluded.threadId,
+                    set_={key: statement.excluded[key] for key in values if key not in ("id", "threadId")},
+                    where=elements.c.threadId == statement.excluded.threadId,
                 )
             )
             if updated.rowcount == 0:
                 raise HistoryAccessError(f"element {values['id']!r} belongs to another thread")
 
-    @_surfaced
+    @surfaced
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         """The element if it belongs to this thread and the thread is the actor's."""
         async with self._engine.connect() as connection:
@@ -349,12 +293,12 @@ class HistoryDataLayer(BaseDataLayer):
                     .where(elements.c.id == element_id, elements.c.threadId == thread_id)
                 )
             ).first()
-        if found is None or not _may_access(found.owner, current_actor()):
+        if found is None or not ownership.may_access(found.owner, current_actor()):
             return None
         return rows.element_dict(found._mapping)
 
-    @_queued
-    @_surfaced
+    @queued
+    @surfaced
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
         """Delete the element (only from `thread_id` when given)."""
         async with self._writer.begin() as connection:
@@ -368,15 +312,15 @@ class HistoryDataLayer(BaseDataLayer):
             found = (await connection.execute(query)).first()
             if found is None:
                 return
-            self._check(found.userIdentifier, "delete an element of", element_id)
+            ownership.check(found.userIdentifier, "delete an element of", element_id)
             await connection.execute(elements.delete().where(elements.c.id == element_id))
 
     # Feedback
 
-    @_surfaced
+    @surfaced
     async def upsert_feedback(self, feedback: Feedback) -> str:
         """Store the actor's rating of a step of one of the actor's threads; returns the feedback id."""
-        actor = self._required_actor("rate a message")
+        actor = ownership.required_actor("rate a message")
         async with self._writer.begin() as connection:
             found = (
                 await connection.execute(
@@ -394,7 +338,7 @@ class HistoryDataLayer(BaseDataLayer):
             )
             feedback_id = feedback_id or str(uuid.uuid4())
             # The thread comes from the step, never from the browser's threadId.
-            insert = _insert(connection, feedbacks).values(
+            statement = insert(connection, feedbacks).values(
                 id=feedback_id,
                 forId=feedback.forId,
                 threadId=found.threadId,
@@ -402,12 +346,12 @@ class HistoryDataLayer(BaseDataLayer):
                 comment=feedback.comment,
             )
             updated = await connection.execute(
-                insert.on_conflict_do_update(
+                statement.on_conflict_do_update(
                     index_elements=[feedbacks.c.id],
-                    set_={"value": insert.excluded.value, "comment": insert.excluded.comment},
+                    set_={"value": statement.excluded.value, "comment": statement.excluded.comment},
                     where=sa.and_(
-                        feedbacks.c.forId == insert.excluded.forId,
-                        feedbacks.c.threadId == insert.excluded.threadId,
+                        feedbacks.c.forId == statement.excluded.forId,
+                        feedbacks.c.threadId == statement.excluded.threadId,
                     ),
                 )
             )
@@ -417,10 +361,10 @@ class HistoryDataLayer(BaseDataLayer):
         feedback.threadId = found.threadId
         return str(feedback_id)
 
-    @_surfaced
+    @surfaced
     async def delete_feedback(self, feedback_id: str) -> bool:
         """Delete the actor's feedback; False when there is no such feedback."""
-        actor = self._required_actor("delete a rating")
+        actor = ownership.required_actor("delete a rating")
         async with self._writer.begin() as connection:
             owner = (
                 await connection.execute(
@@ -435,79 +379,6 @@ class HistoryDataLayer(BaseDataLayer):
                 raise HistoryAccessError(f"user {actor!r} may not delete another user's rating")
             await connection.execute(feedbacks.delete().where(feedbacks.c.id == feedback_id))
         return True
-
-    # Ownership
-
-    @staticmethod
-    def _check(owner: str | None, action: str, target: str) -> None:
-        actor = current_actor()
-        if not _may_access(owner, actor):
-            raise HistoryAccessError(f"user {actor!r} may not {action} {target!r}: it is another user's")
-
-    @staticmethod
-    def _required_actor(action: str) -> str:
-        # Chainlit 2.12's /feedback routes check nobody's ownership, so this layer needs to know who asks.
-        actor = current_actor()
-        if actor is None:
-            raise HistoryAccessError(f"no signed-in user to {action} for")
-        return actor
-
-    @staticmethod
-    async def _user_id(connection: AsyncConnection, identifier: str) -> str | None:
-        return await connection.scalar(sa.select(users.c.id).where(users.c.identifier == identifier))
-
-    async def _own_thread(
-        self, connection: AsyncConnection, thread_id: str, user_id: str | None = None
-    ) -> dict[str, Any]:
-        """Create the thread if missing, owned by `user_id`'s user or the actor (refusing another's).
-
-        Returns the thread's metadata.
-        """
-        actor = current_actor()
-        owner_identifier = actor
-        if user_id is not None:
-            owner_identifier = await connection.scalar(
-                sa.select(users.c.identifier).where(users.c.id == user_id)
-            )
-            if owner_identifier is None:
-                raise HistoryError(f"no user with id {user_id!r}")
-            if actor is not None and owner_identifier != actor:
-                raise HistoryAccessError(f"user {actor!r} may not give a thread to another user")
-        owner_id = user_id
-        if owner_id is None and owner_identifier is not None:
-            owner_id = await self._user_id(connection, owner_identifier)
-        created = rows.now()
-        await connection.execute(
-            _insert(connection, threads)
-            .values(
-                id=thread_id,
-                createdAt=created,
-                updatedAt=created,
-                userId=owner_id,
-                userIdentifier=owner_identifier,
-                metadata={},
-            )
-            .on_conflict_do_nothing(index_elements=[threads.c.id])
-        )
-        current = (
-            await connection.execute(
-                sa.select(threads.c.userId, threads.c.userIdentifier, threads.c.metadata)
-                .where(threads.c.id == thread_id)
-                .with_for_update()
-            )
-        ).one()
-        if current.userIdentifier is None:
-            if owner_identifier is not None:
-                await connection.execute(
-                    threads.update()
-                    .where(threads.c.id == thread_id)
-                    .values(userId=owner_id, userIdentifier=owner_identifier)
-                )
-        elif owner_identifier is not None and current.userIdentifier != owner_identifier:
-            raise HistoryAccessError(
-                f"user {owner_identifier!r} may not write to thread {thread_id!r}: it is another user's"
-            )
-        return dict(current.metadata or {})
 
     @staticmethod
     async def _touch(connection: AsyncConnection, thread_id: str, when: str | None) -> None:

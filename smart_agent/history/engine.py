@@ -5,7 +5,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from smart_agent.history.urls import create_private_file, database_url
 
@@ -31,6 +33,11 @@ def create_engine(url_or_path: str | Path | sa.URL) -> AsyncEngine:
 def writer(engine: AsyncEngine) -> AsyncEngine:
     """The same engine, marking its transactions as writes."""
     return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def insert(connection: AsyncConnection, table: sa.Table) -> Any:
+    """INSERT with ON CONFLICT support, for the connection's dialect."""
+    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
