@@ -40,3 +40,4 @@ bench: setup system-deps
 	$(PY) -m benchmarks.browser_bench $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 	  $(if $(VARIANTS),--variants $(VARIANTS))
 	$(PY) -m benchmarks.server_bench
+	$(PY) -m benchmarks.history_bench --out bench-results

@@ -166,24 +166,21 @@ def test_database_url_when_invalid_then_password_not_shown() -> None:
     assert "hunter2" not in str(raised.value)
 
 
-# SQLite under concurrent writes, as Chainlit fires them (create_task per step)
+# Concurrent writes, as Chainlit fires them (one task per step write, session metadata on the side)
 
 
-async def test_sqlite_when_many_writes_race_then_none_fails(tmp_path: Path) -> None:
-    layer = await HistoryDataLayer.open(tmp_path / "history.db")
-    try:
-        user = await make_user(layer, "alice")
-        with acting_user("alice"):
-            writes: list[Any] = []
-            for n in range(10):
-                thread_id = f"t{n}"
-                writes.append(layer.update_thread(thread_id, name=f"chat {n}", user_id=user.id))
-                writes += [layer.create_step(step(thread_id)) for _ in range(4)]  # type: ignore[arg-type]
-                writes.append(layer.update_thread(thread_id, metadata={"n": n}))
-            await asyncio.gather(*writes)
-            for n in range(10):
-                thread = await layer.get_thread(f"t{n}")
-                assert thread is not None and len(thread["steps"]) == 4
-                assert thread["metadata"] == {"n": n}
-    finally:
-        await layer.close()
+async def test_writes_when_racing_then_none_fails_and_no_metadata_is_lost(store: HistoryDataLayer) -> None:
+    user = await make_user(store, "alice")
+    with acting_user("alice"):
+        writes: list[Any] = []
+        for n in range(10):
+            thread_id = f"t{n}"
+            writes.append(store.update_thread(thread_id, name=f"chat {n}", user_id=user.id))
+            writes += [store.create_step(step(thread_id)) for _ in range(4)]  # type: ignore[arg-type]
+            writes += [store.update_thread(thread_id, metadata={f"k{k}": k}) for k in range(3)]
+        await asyncio.gather(*writes)
+        for n in range(10):
+            thread = await store.get_thread(f"t{n}")
+            assert thread is not None and len(thread["steps"]) == 4
+            assert thread["metadata"] == {"k0": 0, "k1": 1, "k2": 2}
+            assert thread["userIdentifier"] == "alice" and thread["name"] == f"chat {n}"
