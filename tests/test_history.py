@@ -519,6 +519,28 @@ async def test_step_when_sent_before_first_user_message_then_queued_until_it(
     assert [s["output"] for s in thread["steps"]] == ["hello"]
 
 
+async def test_every_method_chainlit_queues_when_called_before_first_message_then_queued(
+    store: HistoryDataLayer, alice: PersistedUser
+) -> None:
+    thread_id = await new_thread(store, alice)
+    session = websocket_session(alice, thread_id)
+    init_ws_context(session)
+    await store.create_step(step(thread_id, "s"))  # type: ignore[arg-type]
+    await store.update_step(step(thread_id, "s", output="x"))  # type: ignore[arg-type]
+    await store.delete_step("s")
+    await store.create_element(Text(thread_id=thread_id, name="n", content="x"))
+    await store.delete_element("e")
+    assert sorted(name for name, queue in session.thread_queues.items() if queue) == [
+        "create_element",
+        "create_step",
+        "delete_element",
+        "delete_step",
+        "update_step",
+    ]
+    thread = await store.get_thread(thread_id)
+    assert thread is not None and thread["steps"] == [] and thread["elements"] == []
+
+
 async def test_step_when_database_rejects_it_then_error_logged_and_raised(
     store: HistoryDataLayer, alice: PersistedUser, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -28,6 +28,7 @@ from smart_agent.history.rows import (
     STEP_FIELDS_NOT_STORED,
 )
 from smart_agent.history.schema import metadata
+from tests import postgres_server as pg
 from tests.history_fixtures import BACKENDS, make_user, open_store, step
 
 
@@ -184,3 +185,11 @@ async def test_writes_when_racing_then_none_fails_and_no_metadata_is_lost(store:
             assert thread is not None and len(thread["steps"]) == 4
             assert thread["metadata"] == {"k0": 0, "k1": 1, "k2": 2}
             assert thread["userIdentifier"] == "alice" and thread["name"] == f"chat {n}"
+
+
+def test_postgres_fixture_when_binaries_missing_then_fails_not_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "PG_BIN", tmp_path / "no-postgresql")
+    with pytest.raises(pytest.fail.Exception, match="postgresql"), pg.postgres_server():
+        pass
