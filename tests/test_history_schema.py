@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import socket
 import stat
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from chainlit.session import WebsocketSession
 from chainlit.step import StepDict
 from chainlit.user import PersistedUser
 
+from smart_agent.errors import HistoryError
 from smart_agent.history import HistoryDataLayer, acting_user, create_engine, database_url, upgrade
 from smart_agent.history.migrate import VERSION_TABLE
 from smart_agent.history.rows import (
@@ -159,6 +161,15 @@ def test_database_url_when_unsupported_then_error_names_what_is_allowed(given: s
     with pytest.raises(ValueError, match="postgresql://") as raised:
         database_url(given)
     assert "invalid history database" in str(raised.value)
+
+
+async def test_open_when_server_unreachable_then_history_error_without_password() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(HistoryError, match="cannot open the chat history") as raised:
+        await HistoryDataLayer.open(f"postgresql://u:hunter2@127.0.0.1:{port}/chat")
+    assert "hunter2" not in str(raised.value)
 
 
 def test_database_url_when_invalid_then_password_not_shown() -> None:

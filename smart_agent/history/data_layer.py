@@ -1,6 +1,5 @@
 """Chainlit's data layer over SQLAlchemy Core: bound parameters, paging in SQL, ownership, loud errors."""
 
-import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from smart_agent.history.migrate import upgrade
 from smart_agent.history.schema import elements, feedbacks, steps, threads, users
 from smart_agent.history.wrappers import queued, surfaced
 
-logger = logging.getLogger(__name__)
-
 
 class HistoryDataLayer(BaseDataLayer):
     """Chat history in SQLite or PostgreSQL, in Chainlit's tables, confined to the acting user's threads."""
@@ -37,6 +34,10 @@ class HistoryDataLayer(BaseDataLayer):
         engine = create_engine(url_or_path)
         try:
             await upgrade(engine)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            await engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            raise HistoryError(f"cannot open the chat history at {where}: {exc}") from exc
         except BaseException:
             await engine.dispose()
             raise
@@ -134,7 +135,7 @@ class HistoryDataLayer(BaseDataLayer):
             raise HistoryAccessError("listing threads needs the user's id")
         actor = current_actor()
         async with self._engine.connect() as connection:
-            if actor is not None and await ownership.user_id(connection, actor) != filters.userId:
+            if actor is not None and await ownership.find_user_id(connection, actor) != filters.userId:
                 raise HistoryAccessError(f"user {actor!r} may not list another user's threads")
             after: tuple[str, str] | None = None
             if pagination.cursor:
@@ -252,7 +253,7 @@ class HistoryDataLayer(BaseDataLayer):
         """The user's steps marked favorite, newest first."""
         actor = current_actor()
         async with self._engine.connect() as connection:
-            if actor is not None and await ownership.user_id(connection, actor) != user_id:
+            if actor is not None and await ownership.find_user_id(connection, actor) != user_id:
                 raise HistoryAccessError(f"user {actor!r} may not read another user's favorites")
             found = await connection.execute(
                 sa.select(steps)

@@ -35,13 +35,13 @@ def required_actor(action: str) -> str:
     return actor
 
 
-async def user_id(connection: AsyncConnection, identifier: str) -> str | None:
+async def find_user_id(connection: AsyncConnection, identifier: str) -> str | None:
     """The stored id of the user with this identifier, if any."""
     return await connection.scalar(sa.select(users.c.id).where(users.c.identifier == identifier))
 
 
 async def own_thread(
-    connection: AsyncConnection, thread_id: str, user_id_: str | None = None
+    connection: AsyncConnection, thread_id: str, user_id: str | None = None
 ) -> dict[str, Any]:
     """Create the thread if missing, owned by `user_id`'s user or the actor (refusing another's).
 
@@ -49,17 +49,15 @@ async def own_thread(
     """
     actor = current_actor()
     owner_identifier = actor
-    if user_id_ is not None:
-        owner_identifier = await connection.scalar(
-            sa.select(users.c.identifier).where(users.c.id == user_id_)
-        )
+    if user_id is not None:
+        owner_identifier = await connection.scalar(sa.select(users.c.identifier).where(users.c.id == user_id))
         if owner_identifier is None:
-            raise HistoryError(f"no user with id {user_id_!r}")
+            raise HistoryError(f"no user with id {user_id!r}")
         if actor is not None and owner_identifier != actor:
             raise HistoryAccessError(f"user {actor!r} may not give a thread to another user")
-    owner_id = user_id_
+    owner_id = user_id
     if owner_id is None and owner_identifier is not None:
-        owner_id = await user_id(connection, owner_identifier)
+        owner_id = await find_user_id(connection, owner_identifier)
     created = rows.now()
     await connection.execute(
         insert(connection, threads)

@@ -23,13 +23,13 @@ def queued(method: F) -> F:
 
     Outside any Chainlit context (scripts, tests, benchmarks) the call runs at once instead of raising.
     """
-    queued = queue_until_user_message()(method)  # type: ignore[no-untyped-call]
+    chainlit_queued = queue_until_user_message()(method)  # type: ignore[no-untyped-call]
 
     @functools.wraps(method)
     async def run(*args: Any, **kwargs: Any) -> Any:
         if context_var.get(None) is None:
             return await method(*args, **kwargs)
-        return await queued(*args, **kwargs)
+        return await chainlit_queued(*args, **kwargs)
 
     return cast(F, run)
 
