@@ -52,12 +52,10 @@ async def populate(layer: HistoryDataLayer, identifier: str, n_threads: int, n_s
     thread_rows, step_rows, feedback_rows = [], [], []
     for t in range(n_threads):
         thread_id = str(uuid.uuid4())
-        last = t * 3600 + n_steps
         thread_rows.append(
             {
                 "id": thread_id,
                 "createdAt": _at(t * 3600),
-                "updatedAt": _at(last),
                 "name": f"{identifier} chat {t}",
                 "userId": user.id,
                 "userIdentifier": identifier,

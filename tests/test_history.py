@@ -15,7 +15,6 @@ from chainlit.user import PersistedUser
 
 from smart_agent.errors import HistoryAccessError, HistoryError
 from smart_agent.history import HistoryDataLayer, acting_user
-from smart_agent.history.schema import steps, threads
 from tests.history_fixtures import BACKENDS, make_user, open_store, step
 
 CRAFTED_ID = "x' OR '1'='1"
@@ -290,16 +289,15 @@ async def _list(
     return [thread["id"] for thread in page.data]
 
 
-async def test_list_threads_when_paged_then_newest_activity_first_without_gaps_or_steps(
+async def test_list_threads_when_paged_then_newest_first_without_gaps_or_steps(
     store: HistoryDataLayer, alice: PersistedUser, bob: PersistedUser
 ) -> None:
     ids = [await new_thread(store, alice, f"chat {n}") for n in range(7)]
     await new_thread(store, bob, "bob's")
     with acting_user("alice"):
-        # Activity in reverse creation order, then the oldest thread becomes the most recent.
-        for n, thread_id in enumerate(reversed(ids)):
-            await store.create_step(step(thread_id, createdAt=f"2030-01-01T00:00:{n:02d}.000000Z"))  # type: ignore[arg-type]
-        await store.create_step(step(ids[6], createdAt="2030-01-02T00:00:00.000000Z"))  # type: ignore[arg-type]
+        # New messages in old threads do not move them: Chainlit's sidebar orders by createdAt.
+        for thread_id in ids[:3]:
+            await store.create_step(step(thread_id, createdAt="2099-01-01T00:00:00.000000Z"))  # type: ignore[arg-type]
         pages, cursor = [], None
         while True:
             page = await store.list_threads(Pagination(first=3, cursor=cursor), ThreadFilter(userId=alice.id))
@@ -308,8 +306,8 @@ async def test_list_threads_when_paged_then_newest_activity_first_without_gaps_o
             if not page.pageInfo.hasNextPage:
                 break
             cursor = page.pageInfo.endCursor
-    expected = [ids[6], ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]]
-    assert pages == [expected[0:3], expected[3:6], expected[6:7]]
+    newest_first = ids[::-1]
+    assert pages == [newest_first[0:3], newest_first[3:6], newest_first[6:7]]
 
 
 async def test_list_threads_when_searching_then_matches_names_and_messages_case_insensitively(
@@ -550,16 +548,3 @@ async def test_step_when_database_rejects_it_then_error_logged_and_raised(
     with acting_user("alice"), caplog.at_level(logging.ERROR), pytest.raises(HistoryError):
         await store.create_step(broken)  # type: ignore[arg-type]
     assert any("create_step failed" in record.getMessage() for record in caplog.records)
-
-
-async def test_thread_activity_when_steps_written_then_updated_at_moves_forward_only(
-    store: HistoryDataLayer, alice: PersistedUser
-) -> None:
-    thread_id = await new_thread(store, alice)
-    with acting_user("alice"):
-        await store.create_step(step(thread_id, createdAt="2031-01-01T00:00:00.000000Z"))  # type: ignore[arg-type]
-        await store.create_step(step(thread_id, createdAt="2030-01-01T00:00:00.000000Z"))  # type: ignore[arg-type]
-    async with store.engine.connect() as connection:
-        updated = await connection.scalar(sa.select(threads.c.updatedAt).where(threads.c.id == thread_id))
-        count = await connection.scalar(sa.select(sa.func.count()).select_from(steps))
-    assert updated == "2031-01-01T00:00:00.000000Z" and count == 2

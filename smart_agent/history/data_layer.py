@@ -10,7 +10,7 @@ from chainlit.element import Element, ElementDict
 from chainlit.step import StepDict
 from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, ThreadDict, ThreadFilter
 from chainlit.user import PersistedUser, User
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smart_agent.errors import HistoryAccessError, HistoryError
 from smart_agent.history import ownership, rows, sidebar
@@ -130,7 +130,7 @@ class HistoryDataLayer(BaseDataLayer):
     async def list_threads(
         self, pagination: Pagination, filters: ThreadFilter
     ) -> PaginatedResponse[ThreadDict]:
-        """One sidebar page of the user's threads (steps not loaded), newest activity first."""
+        """One sidebar page of the user's threads (steps not loaded), newest first."""
         if not filters.userId:
             raise HistoryAccessError("listing threads needs the user's id")
         actor = current_actor()
@@ -144,7 +144,7 @@ class HistoryDataLayer(BaseDataLayer):
                 ).first()
                 if key is None:
                     return PaginatedResponse(PageInfo(False, None, None), [])
-                after = (key.updatedAt, key.id)
+                after = (key.createdAt, key.id)
             size = sidebar.page_size(pagination.first)
             found = (
                 await connection.execute(sidebar.page_query(filters.userId, filters, after, size + 1))
@@ -207,7 +207,6 @@ class HistoryDataLayer(BaseDataLayer):
             await ownership.own_thread(connection, values["threadId"])
             statement = insert(connection, steps).values(**values)
             await connection.execute(statement.on_conflict_do_nothing(index_elements=[steps.c.id]))
-            await self._touch(connection, values["threadId"], values.get("createdAt"))
 
     @queued
     @surfaced
@@ -227,7 +226,6 @@ class HistoryDataLayer(BaseDataLayer):
             )
             if updated.rowcount == 0:
                 raise HistoryAccessError(f"step {values['id']!r} belongs to another thread")
-            await self._touch(connection, values["threadId"], values.get("createdAt"))
 
     @queued
     @surfaced
@@ -380,13 +378,3 @@ class HistoryDataLayer(BaseDataLayer):
                 raise HistoryAccessError(f"user {actor!r} may not delete another user's rating")
             await connection.execute(feedbacks.delete().where(feedbacks.c.id == feedback_id))
         return True
-
-    @staticmethod
-    async def _touch(connection: AsyncConnection, thread_id: str, when: str | None) -> None:
-        """Move the thread's last activity forward to `when` (now if unknown)."""
-        when = when or rows.now()
-        await connection.execute(
-            threads.update()
-            .where(threads.c.id == thread_id, threads.c.updatedAt < when)
-            .values(updatedAt=when)
-        )

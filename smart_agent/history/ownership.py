@@ -58,13 +58,11 @@ async def own_thread(
     owner_id = user_id
     if owner_id is None and owner_identifier is not None:
         owner_id = await find_user_id(connection, owner_identifier)
-    created = rows.now()
     await connection.execute(
         insert(connection, threads)
         .values(
             id=thread_id,
-            createdAt=created,
-            updatedAt=created,
+            createdAt=rows.now(),
             userId=owner_id,
             userIdentifier=owner_identifier,
             metadata={},

@@ -22,15 +22,14 @@ threads = sa.Table(
     "threads",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("createdAt", sa.Text),
+    # NOT NULL (Chainlit: nullable): the sidebar pages by it; this layer always sets it.
+    sa.Column("createdAt", sa.Text, nullable=False),
     sa.Column("name", sa.Text),
     sa.Column("userId", sa.Text, sa.ForeignKey("users.id", ondelete="CASCADE")),
     sa.Column("userIdentifier", sa.Text),
     sa.Column("tags", Json),
     sa.Column("metadata", Json),
-    # Not in Chainlit's schema: the time of the last step, kept on write so the sidebar pages by an index.
-    sa.Column("updatedAt", sa.Text, nullable=False),
-    sa.Index("ix_threads_user_updated", "userId", "updatedAt", "id"),
+    sa.Index("ix_threads_user_created", "userId", "createdAt", "id"),
     sa.Index("ix_threads_identifier", "userIdentifier"),
 )
 

@@ -1,4 +1,8 @@
-"""The sidebar's thread list as one SQL query: newest activity first, keyset-paged, filtered in SQL."""
+"""The sidebar's thread list as one SQL query: newest first, keyset-paged, filtered in SQL.
+
+Newest *created* first: Chainlit 2.12's sidebar sorts and groups the threads it has loaded by
+`createdAt` (frontend `ThreadHistory`), so pages in that order only ever append below what is shown.
+"""
 
 from typing import Any
 
@@ -19,7 +23,7 @@ def page_size(first: int) -> int:
 
 def cursor_query(user_id: str, cursor: str) -> sa.Select[Any]:
     """The sort key of the cursor thread, found among this user's threads only."""
-    return sa.select(threads.c.updatedAt, threads.c.id).where(
+    return sa.select(threads.c.createdAt, threads.c.id).where(
         threads.c.id == cursor, threads.c.userId == user_id
     )
 
@@ -30,7 +34,7 @@ def page_query(
     """Up to `limit` of the user's threads after the cursor's sort key, matching the filters."""
     query = sa.select(*THREAD_COLUMNS).where(threads.c.userId == user_id)
     if after is not None:
-        query = query.where(sa.tuple_(threads.c.updatedAt, threads.c.id) < sa.tuple_(*after))
+        query = query.where(sa.tuple_(threads.c.createdAt, threads.c.id) < sa.tuple_(*after))
     if filters.search:
         needle = filters.search.lower()
         in_steps = (
@@ -49,4 +53,4 @@ def page_query(
             .exists()
         )
         query = query.where(rated)
-    return query.order_by(threads.c.updatedAt.desc(), threads.c.id.desc()).limit(limit)
+    return query.order_by(threads.c.createdAt.desc(), threads.c.id.desc()).limit(limit)

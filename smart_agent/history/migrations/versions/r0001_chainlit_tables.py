@@ -25,15 +25,14 @@ def upgrade() -> None:
     op.create_table(
         "threads",
         sa.Column("id", sa.Text, primary_key=True),
-        sa.Column("createdAt", sa.Text),
+        sa.Column("createdAt", sa.Text, nullable=False),
         sa.Column("name", sa.Text),
         sa.Column("userId", sa.Text, sa.ForeignKey("users.id", ondelete="CASCADE")),
         sa.Column("userIdentifier", sa.Text),
         sa.Column("tags", Json),
         sa.Column("metadata", Json),
-        sa.Column("updatedAt", sa.Text, nullable=False),
     )
-    op.create_index("ix_threads_user_updated", "threads", ["userId", "updatedAt", "id"])
+    op.create_index("ix_threads_user_created", "threads", ["userId", "createdAt", "id"])
     op.create_index("ix_threads_identifier", "threads", ["userIdentifier"])
     op.create_table(
         "steps",
