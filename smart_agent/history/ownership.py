@@ -55,27 +55,29 @@ async def own_thread(
             raise HistoryError(f"no user with id {user_id!r}")
         if actor is not None and owner_identifier != actor:
             raise HistoryAccessError(f"user {actor!r} may not give a thread to another user")
+    locked = sa.select(threads.c.userIdentifier, threads.c.metadata).where(threads.c.id == thread_id)
+    current = (await connection.execute(locked.with_for_update())).first()
     owner_id = user_id
-    if owner_id is None and owner_identifier is not None:
+    if (
+        (current is None or current.userIdentifier is None)
+        and owner_identifier is not None
+        and owner_id is None
+    ):
         owner_id = await find_user_id(connection, owner_identifier)
-    await connection.execute(
-        insert(connection, threads)
-        .values(
-            id=thread_id,
-            createdAt=rows.now(),
-            userId=owner_id,
-            userIdentifier=owner_identifier,
-            metadata={},
-        )
-        .on_conflict_do_nothing(index_elements=[threads.c.id])
-    )
-    current = (
+    if current is None:
+        # Two writers may create the thread at once: the loser's insert does nothing, and both read it back.
         await connection.execute(
-            sa.select(threads.c.userId, threads.c.userIdentifier, threads.c.metadata)
-            .where(threads.c.id == thread_id)
-            .with_for_update()
+            insert(connection, threads)
+            .values(
+                id=thread_id,
+                createdAt=rows.now(),
+                userId=owner_id,
+                userIdentifier=owner_identifier,
+                metadata={},
+            )
+            .on_conflict_do_nothing(index_elements=[threads.c.id])
         )
-    ).one()
+        current = (await connection.execute(locked.with_for_update())).one()
     if current.userIdentifier is None:
         if owner_identifier is not None:
             await connection.execute(
