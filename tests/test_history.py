@@ -468,6 +468,8 @@ async def test_other_user_when_writing_steps_or_elements_into_alices_thread_then
         # Alice's step id sent with Bob's own thread: the upsert must not move or rewrite her step.
         with pytest.raises(HistoryAccessError):
             await store.update_step(step(bobs_thread, "a-step", output="overwritten"))  # type: ignore[arg-type]
+        with pytest.raises(HistoryAccessError):
+            await store.create_step(step(bobs_thread, "a-step", output="overwritten"))  # type: ignore[arg-type]
         element = Text(thread_id=bobs_thread, name="n", content="x")
         element.id = "a-element"
         with pytest.raises(HistoryAccessError):

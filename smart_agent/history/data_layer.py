@@ -206,7 +206,13 @@ class HistoryDataLayer(BaseDataLayer):
         async with self._writer.begin() as connection:
             await ownership.own_thread(connection, values["threadId"])
             statement = insert(connection, steps).values(**values)
-            await connection.execute(statement.on_conflict_do_nothing(index_elements=[steps.c.id]))
+            created = await connection.execute(statement.on_conflict_do_nothing(index_elements=[steps.c.id]))
+            if created.rowcount == 0:
+                stored_in = await connection.scalar(
+                    sa.select(steps.c.threadId).where(steps.c.id == values["id"])
+                )
+                if stored_in != values["threadId"]:
+                    raise HistoryAccessError(f"step {values['id']!r} belongs to another thread")
 
     @queued
     @surfaced
