@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright never downloads a browser of its own) and
-# Debian's redis-server, which the tests of the shared run log start on a free loopback port.
+# Debian's redis-server, which the tests of the shared run log start on a free loopback port, and
+# Debian's postgresql (15 on bookworm), whose initdb/pg_ctl the chat history's tests run in a temporary folder.
 system-deps:
-	@{ command -v chromium && command -v redis-server; } >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v redis-server && ls /usr/lib/postgresql/*/bin/initdb; } \
+	  >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium redis-server; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium redis-server postgresql; }
 
 run: setup
 	$(VENV)/bin/smart-agent chainlit
@@ -38,3 +40,4 @@ bench: setup system-deps
 	$(PY) -m benchmarks.browser_bench $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 	  $(if $(VARIANTS),--variants $(VARIANTS))
 	$(PY) -m benchmarks.server_bench
+	$(PY) -m benchmarks.history_bench --out bench-results

@@ -11,3 +11,11 @@ class ModelError(SmartAgentError):
 
 class LocalModelError(SmartAgentError):
     """The embedded llama.cpp server could not be started."""
+
+
+class HistoryError(SmartAgentError):
+    """The chat history store failed; the message names the operation and the cause."""
+
+
+class HistoryAccessError(HistoryError):
+    """The acting user may not touch this thread, step, element or feedback."""

@@ -14,6 +14,7 @@ import pytest
 
 from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
+from tests.postgres_server import PostgresServer, postgres_server
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
 
 # Tests that import Chainlit in-process (session hooks, the security middleware) would make it
@@ -29,6 +30,13 @@ def tool_workers_closed() -> Iterator[None]:
     """No tool worker process outlives the test run."""
     yield
     close_shared_workers()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole run; missing binaries fail the test."""
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

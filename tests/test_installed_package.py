@@ -169,3 +169,34 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
     assert list(folder.iterdir()) == []
     assert list(runs.iterdir()) == []
     assert _snapshot(package) == package_before
+
+
+def test_installed_wheel_when_history_opened_then_shipped_migrations_create_the_tables(
+    installed: Path, tmp_path: Path
+) -> None:
+    # Alembic reads the migrations as files: they must ship in the wheel and run without alembic.ini.
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    database = tmp_path / "data" / "history.db"
+    script = (
+        "import asyncio, sqlalchemy as sa\n"
+        "from smart_agent.history import HistoryDataLayer\n"
+        "async def main():\n"
+        f"    layer = await HistoryDataLayer.open({str(database)!r})\n"
+        "    async with layer.engine.connect() as c:\n"
+        "        print(sorted(await c.run_sync(lambda s: sa.inspect(s).get_table_names())))\n"
+        "    await layer.close()\n"
+        "asyncio.run(main())\n"
+    )
+    env = clean_env()
+    env.pop("PYTHONPATH", None)
+    tables = _run([str(installed / "bin" / "python"), "-c", script], timeout=120, cwd=folder, env=env)
+    assert tables.split() == [
+        "['elements',",
+        "'feedbacks',",
+        "'smart_agent_history_version',",
+        "'steps',",
+        "'threads',",
+        "'users']",
+    ]
+    assert list(folder.iterdir()) == []
