@@ -14,6 +14,7 @@ import pytest
 
 from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
+from tests.redis_server import RedisServer, running_redis
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
 
 # Tests that import Chainlit in-process (session hooks, the security middleware) would make it
@@ -29,6 +30,14 @@ def tool_workers_closed() -> Iterator[None]:
     """No tool worker process outlives the test run."""
     yield
     close_shared_workers()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Debian redis-server for the whole run; a missing redis-server fails, never skips.
+    Tests keep apart by key prefix."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
