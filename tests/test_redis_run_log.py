@@ -122,6 +122,13 @@ async def test_keys_expire_while_running_unless_refreshed_and_after_the_retentio
         await log.aclose()
 
 
+async def _registered_live(log: RedisRunLog, key: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while key not in log._dispatcher.watched():  # a reader's registration is not observable otherwise
+        assert time.monotonic() < deadline, f"no live reader of {key}"
+        await asyncio.sleep(0.001)
+
+
 async def test_a_new_reader_gets_live_events_without_waiting_for_the_read_under_way(
     pair: tuple[RedisRunLog, RedisRunLog, str],
 ) -> None:
@@ -129,15 +136,11 @@ async def test_a_new_reader_gets_live_events_without_waiting_for_the_read_under_
     await a.create("run_1", "key", 5)
     await a.create("run_2", "key", 5)
     first = b.read("run_1")
-    waiting = asyncio.ensure_future(anext(first))  # b's reader task now blocks in XREAD on run_1
-    await a.append("run_1", TOKEN, {"text": "x"})
-    await asyncio.wait_for(waiting, WAIT)
+    waiting = asyncio.ensure_future(anext(first))
+    await _registered_live(b, RunKeys.of(prefix, "run_1").events)  # b's reader task is in XREAD
     second = b.read("run_2")
     pending = asyncio.ensure_future(anext(second))
-    deadline = time.monotonic() + WAIT
-    while RunKeys.of(prefix, "run_2").events not in b._dispatcher.watched():  # registered live
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.001)
+    await _registered_live(b, RunKeys.of(prefix, "run_2").events)  # the XREAD under way lacks it
 
     started = time.monotonic()
     await a.append("run_2", TOKEN, {"text": "y"})
@@ -145,6 +148,8 @@ async def test_a_new_reader_gets_live_events_without_waiting_for_the_read_under_
     latency = time.monotonic() - started
 
     assert latency < XREAD_BLOCK_MS / 1000 / 4, f"{latency * 1000:.0f} ms"
+    await a.append("run_1", TOKEN, {"text": "x"})
+    await asyncio.wait_for(waiting, WAIT)
     await first.aclose()  # type: ignore[attr-defined]  # an async generator
     await second.aclose()  # type: ignore[attr-defined]
 

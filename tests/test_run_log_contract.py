@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -269,6 +270,22 @@ async def test_a_reader_that_stops_consuming_is_dropped_and_can_resume_without_l
     assert resumed[0].kind == SNAPSHOT
     assert resumed[0].data["text"] == "".join(str(i) for i in range(21))
     assert [e.id for e in resumed[1:]] == [*appended[21:], done_id]
+
+
+async def test_a_reader_paused_while_the_kept_events_move_past_it_never_skips_one(logs: Logs) -> None:
+    log = logs.new(max_events=5)
+    run_id = await _started(log)
+    ids = [await log.append(run_id, TOKEN, {"text": str(i)}) for i in range(5)]
+    reader = log.read(run_id)
+    got = [e.id for e in await take(reader, 2)]
+    ids += [await log.append(run_id, TOKEN, {"text": str(i)}) for i in range(5, 10)]
+    done_id = await log.finish(run_id, DONE, {})
+    ids.append(done_id or "")
+
+    with contextlib.suppress(ReaderTooSlowError):  # dropped, or it still had them: both are fine
+        got += [e.id for e in await read_to_end(reader)]
+
+    assert got == ids[: len(got)]
 
 
 Step = tuple[list[str], int, bool]
