@@ -63,7 +63,14 @@ def parse_entry(raw_id: Any, fields: Mapping[Any, Any] | Sequence[Any]) -> Entry
     if not isinstance(fields, Mapping):
         fields = dict(zip(fields[::2], fields[1::2], strict=True))
     values = {_text(key): value for key, value in fields.items()}
-    return Entry(_text(raw_id), _text(values["k"]), json.loads(values["d"]), int(values["n"]))
+    number, _, kind = _text(values["h"]).split(" ", 2)
+    return Entry(_text(raw_id), kind, json.loads(values["d"]), int(number))
+
+
+def _oldest(readers: set[Reader]) -> str:
+    if len(readers) == 1:  # the usual case, and this runs for every stream on every XREAD
+        return next(iter(readers)).last
+    return min((reader.last for reader in readers), key=id_key)
 
 
 class Reader:
@@ -182,7 +189,7 @@ class Dispatcher:
                 self._idle.clear()
                 await self._idle.wait()
                 continue
-            streams = {key: min((r.last for r in rs), key=id_key) for key, rs in self._readers.items()}
+            streams = {key: _oldest(readers) for key, readers in self._readers.items()}
             streams[self._wake_key] = self._wake_last
             self._inflight = streams
             try:
