@@ -11,9 +11,10 @@ import pytest
 from redis.asyncio import Redis
 
 from smart_agent.runs.events import DONE, ERROR, PRODUCER_LOST, TOKEN
+from smart_agent.runs.log import RunExpiredError, RunLogError
 from smart_agent.runs.redis_dispatch import XREAD_BLOCK_MS
 from smart_agent.runs.redis_log import RedisRunLog, RunKeys
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.run_logs import WAIT, read_to_end, take
 
 
@@ -161,3 +162,37 @@ async def test_the_log_prints_its_url_without_the_password(redis_server: RedisSe
         assert f"127.0.0.1:{redis_server.port}" in log.description
     finally:
         await log.aclose()
+
+
+async def test_a_live_reader_of_a_run_whose_keys_vanished_ends_with_run_expired(
+    pair: tuple[RedisRunLog, RedisRunLog, str], raw: Redis
+) -> None:
+    a, b, prefix = pair
+    await a.create("run_1", "key", 5)
+    await a.append("run_1", TOKEN, {"text": "a"})
+    reader = b.read("run_1")
+    await take(reader, 1)
+    pending = asyncio.ensure_future(anext(reader))
+    keys = RunKeys.of(prefix, "run_1")
+
+    await raw.delete(keys.meta, keys.events, keys.text, keys.lease)  # as an emptied Redis would
+
+    with pytest.raises(RunExpiredError):
+        await asyncio.wait_for(pending, WAIT)
+
+
+async def test_live_readers_end_with_a_run_log_error_when_redis_goes_away() -> None:
+    with running_redis() as server:
+        log = RedisRunLog(server.url, 30.0)
+        try:
+            await log.create("run_1", "key", 5)
+            reader = log.read("run_1")
+            pending = asyncio.ensure_future(anext(reader))
+            await _registered_live(log, RunKeys.of("smart-agent:", "run_1").events)
+
+            server.kill()
+
+            with pytest.raises(RunLogError):
+                await asyncio.wait_for(pending, WAIT)
+        finally:
+            await log.aclose()

@@ -162,6 +162,11 @@ class Dispatcher:
             if not readers:
                 del self._readers[reader.key]
 
+    def fail(self, key: str, error: RunLogError) -> None:
+        """End every reader of stream `key` with `error`."""
+        for reader in self._readers.pop(key, set()):
+            reader.fail(error)
+
     async def aclose(self) -> None:
         """Stop the loop; readers still waiting end with RunLogError."""
         if self._task is not None:

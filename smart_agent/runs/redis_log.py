@@ -37,6 +37,7 @@ from smart_agent.runs.log import (
     ReaderTooSlowError,
     RunExpiredError,
     RunLimitError,
+    RunLogError,
     RunRecord,
     UnknownRunError,
 )
@@ -139,7 +140,7 @@ class RedisRunLog:
         self._handlers: list[CancelHandler] = []
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._producer_started = False
+        self._start_lock = asyncio.Lock()
         self._monitor_started = False
 
     @classmethod
@@ -368,19 +369,26 @@ class RedisRunLog:
 
     async def _start_producing(self) -> None:
         """Subscribe to cancel requests (confirmed before the first run exists) and keep leases."""
-        if self._producer_started:
-            return
-        self._producer_started = True
-        pubsub = self._pubsub = self._blocking.pubsub()
-        await pubsub.subscribe(self._cancel_channel)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:  # the confirmation: from now on no request is missed
-            message = await pubsub.get_message(timeout=1.0)
-            if message is not None and message["type"] == "subscribe":
-                break
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._listen_for_cancels(pubsub), name="run cancels"))
-        self._tasks.append(loop.create_task(self._keep_leases(), name="run leases"))
+        async with self._start_lock:
+            if self._pubsub is not None:
+                return
+            pubsub = self._blocking.pubsub()
+            try:
+                await pubsub.subscribe(self._cancel_channel)
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline:  # the confirmation: from now on no request is missed
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "subscribe":
+                        break
+                else:
+                    raise RunLogError(f"{self.description} did not confirm the cancel subscription")
+            except BaseException:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 8.1
+                raise
+            self._pubsub = pubsub
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self._listen_for_cancels(pubsub), name="run cancels"))
+            self._tasks.append(loop.create_task(self._keep_leases(), name="run leases"))
 
     async def _start_monitor(self) -> None:
         if not self._monitor_started:
@@ -451,10 +459,15 @@ class RedisRunLog:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for run_id in run_ids:
-                        pipe.exists(self._keys(run_id).lease)
-                    leased = await pipe.execute()
-                for run_id, alive in zip(run_ids, leased, strict=True):
-                    if not alive:
+                        keys = self._keys(run_id)
+                        pipe.exists(keys.lease)
+                        pipe.exists(keys.meta)
+                    found = await pipe.execute()
+                for run_id, leased, exists in zip(run_ids, found[::2], found[1::2], strict=True):
+                    if not exists:  # gone under its readers (Redis emptied, keys expired)
+                        error = RunExpiredError(f"run {run_id!r} is no longer in {self.description}")
+                        self._dispatcher.fail(self._keys(run_id).events, error)
+                    elif not leased:
                         await self._declare_lost(run_id)
             except (RedisError, OSError) as exc:
                 log.warning("checking run leases in %s: %s", self.description, exc)
