@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from smart_agent.runs.events import DONE, ERROR, PRODUCER_LOST, TOKEN
+from smart_agent.agent.events import AgentEvent, TextDelta
+from smart_agent.runs.events import CANCELLED, DONE, ERROR, PRODUCER_LOST, TOKEN
 from smart_agent.runs.log import RunExpiredError, RunLogError
+from smart_agent.runs.manager import RunManager
 from smart_agent.runs.redis_dispatch import XREAD_BLOCK_MS
 from smart_agent.runs.redis_log import RedisRunLog, RunKeys
+from smart_agent.streaming.batcher import BatchPolicy
 from tests.redis_server import RedisServer, running_redis
 from tests.run_logs import WAIT, read_to_end, take
 
@@ -196,3 +199,29 @@ async def test_live_readers_end_with_a_run_log_error_when_redis_goes_away() -> N
                 await asyncio.wait_for(pending, WAIT)
         finally:
             await log.aclose()
+
+
+async def test_a_run_cancelled_through_another_instance_ends_cancelled_with_its_text_kept(
+    pair: tuple[RedisRunLog, RedisRunLog, str],
+) -> None:
+    a, b, _ = pair
+    producing, other = RunManager(a, BatchPolicy()), RunManager(b, BatchPolicy())
+    never = asyncio.Event()
+
+    async def turn() -> AsyncGenerator[AgentEvent, None]:
+        yield TextDelta("Hello")
+        await never.wait()  # a model that stalls until cancelled
+        yield TextDelta("never sent")
+
+    record = await producing.start("key", turn(), 5)
+    reader = b.read(record.id)
+    assert [e.data for e in await take(reader, 1)] == [{"text": "Hello"}]
+
+    await other.cancel(record.id)
+
+    rest = await read_to_end(reader)
+    assert (rest[-1].kind, rest[-1].data["code"]) == (ERROR, CANCELLED)
+    assert TOKEN not in [e.kind for e in rest]
+    assert (await b.get(record.id)).text == "Hello"
+    assert (await b.get(record.id)).status == "cancelled"
+    await producing.wait(record.id)
