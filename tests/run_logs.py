@@ -23,8 +23,8 @@ class Logs:
     def __init__(self, kind: str, redis_url: str | None) -> None:
         self.kind = kind
         self._url = redis_url
-        self._prefix = f"test-{uuid.uuid4().hex[:12]}:"
         self._opened: list[RunLog] = []
+        self._stores: dict[int, dict[str, Any]] = {}  # id(log) -> its prefix and settings
 
     def new(
         self,
@@ -34,19 +34,18 @@ class Logs:
         reader_buffer: int = READER_BUFFER,
         lease_seconds: float = 3.0,
     ) -> RunLog:
-        """A fresh store's log (a new prefix for Redis)."""
-        self._prefix = f"test-{uuid.uuid4().hex[:12]}:"
-        self._settings: dict[str, Any] = {
-            "retention": retention,
-            "max_events": max_events,
-            "reader_buffer": reader_buffer,
-            "lease_seconds": lease_seconds,
-        }
+        """A log on a store of its own (a new key prefix for Redis)."""
         log: RunLog
         if self.kind == "memory":
             log = MemoryRunLog(retention, max_events=max_events)
         else:
-            log = self._redis()
+            log = self._redis(
+                prefix=f"test-{uuid.uuid4().hex[:12]}:",
+                retention=retention,
+                max_events=max_events,
+                reader_buffer=reader_buffer,
+                lease_seconds=lease_seconds,
+            )
         self._opened.append(log)
         return log
 
@@ -54,21 +53,15 @@ class Logs:
         """Another instance on the same store (the same object in memory: one process only)."""
         if isinstance(log, MemoryRunLog):
             return log
-        peer = self._redis()
+        peer = self._redis(**self._stores[id(log)])
         self._opened.append(peer)
         return peer
 
-    def _redis(self) -> RedisRunLog:
+    def _redis(self, **store: Any) -> RedisRunLog:
         assert self._url is not None
-        settings = self._settings
-        return RedisRunLog(
-            self._url,
-            settings["retention"],
-            max_events=settings["max_events"],
-            reader_buffer=settings["reader_buffer"],
-            lease_seconds=settings["lease_seconds"],
-            prefix=self._prefix,
-        )
+        log = RedisRunLog(self._url, **store)
+        self._stores[id(log)] = store
+        return log
 
     @staticmethod
     def next_id(event_id: str) -> str:
