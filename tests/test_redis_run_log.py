@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from smart_agent.agent.events import AgentEvent, TextDelta
 from smart_agent.runs.events import CANCELLED, DONE, ERROR, PRODUCER_LOST, TOKEN
-from smart_agent.runs.log import RunExpiredError, RunLogError
+from smart_agent.runs.log import RunExpiredError, RunLogUnavailableError
 from smart_agent.runs.manager import RunManager
 from smart_agent.runs.redis_dispatch import XREAD_BLOCK_MS
 from smart_agent.runs.redis_log import RedisRunLog, RunKeys
@@ -184,7 +184,7 @@ async def test_a_live_reader_of_a_run_whose_keys_vanished_ends_with_run_expired(
         await asyncio.wait_for(pending, WAIT)
 
 
-async def test_live_readers_end_with_a_run_log_error_when_redis_goes_away() -> None:
+async def test_readers_and_writers_get_run_log_unavailable_when_redis_goes_away() -> None:
     with running_redis() as server:
         log = RedisRunLog(server.url, 30.0)
         try:
@@ -195,8 +195,12 @@ async def test_live_readers_end_with_a_run_log_error_when_redis_goes_away() -> N
 
             server.kill()
 
-            with pytest.raises(RunLogError):
+            with pytest.raises(RunLogUnavailableError):
                 await asyncio.wait_for(pending, WAIT)
+            with pytest.raises(RunLogUnavailableError):
+                await log.append("run_1", TOKEN, {"text": "into the void"})
+            with pytest.raises(RunLogUnavailableError):
+                await log.get("run_1")
         finally:
             await log.aclose()
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from smart_agent.runs.events import TERMINAL
-from smart_agent.runs.log import ReaderTooSlowError, RunLogError
+from smart_agent.runs.log import ReaderTooSlowError, RunLogError, RunLogUnavailableError
 
 log = logging.getLogger("smart_agent.runs")
 
@@ -151,7 +151,11 @@ class Dispatcher:
         if inflight is None:
             self._idle.set()  # the loop is between reads, or idle: its next XREAD includes this reader
         elif key not in inflight or id_before(last, inflight[key]):
-            await self._wake()  # the XREAD under way does not cover this reader: end it now
+            try:
+                await self._wake()  # the XREAD under way does not cover this reader: end it now
+            except BaseException:
+                self.remove(reader)
+                raise
         return reader
 
     def remove(self, reader: Reader) -> None:
@@ -205,7 +209,7 @@ class Dispatcher:
                 )
             except (RedisError, OSError) as exc:
                 log.warning("reading the run streams failed: %s", exc)
-                self._fail_all(RunLogError(f"reading the run log failed: {exc}"))
+                self._fail_all(RunLogUnavailableError(f"reading the run log failed: {exc}"))
                 await asyncio.sleep(RETRY_SECONDS)  # a back-off before the next attempt
                 continue
             finally:

@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from smart_agent.runs.log import (
     RunExpiredError,
     RunLimitError,
     RunLogError,
+    RunLogUnavailableError,
     RunRecord,
     UnknownRunError,
 )
@@ -155,6 +156,14 @@ class RedisRunLog:
         """Where the runs are, without credentials (for logs)."""
         return f"Redis at {redact_url(self._url)}"
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Redis's own errors become the log's, at its edge."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise RunLogUnavailableError(f"{self.description} cannot be reached: {exc}") from exc
+
     def _keys(self, run_id: str) -> RunKeys:
         return RunKeys.of(self._prefix, run_id)
 
@@ -163,152 +172,158 @@ class RedisRunLog:
 
     async def create(self, run_id: str, owner: str, max_running: int) -> RunRecord:
         """Register a new running run; RunLimitError when `owner` has `max_running` running."""
-        await self._start_producing()
-        keys = self._keys(run_id)
-        created = time.time()
-        known_ms = self._running_ttl_ms + round(TOMBSTONE_SECONDS * 1000)
-        answer, running = await self._create(
-            keys=[keys.meta, keys.known, keys.lease, self._running_key(owner)],
-            args=[
-                run_id,
-                owner,
-                max_running,
-                self._lease_ms,
-                self._running_ttl_ms,
-                known_ms,
-                created,
-                self._instance,
-            ],
-        )
-        if answer == b"limit":
-            raise RunLimitError(int(running), max_running)
-        if answer == b"taken":
-            raise ValueError(f"run id {run_id!r} is taken")
-        self._producing[run_id] = owner
-        return RunRecord(id=run_id, owner=owner, created=created)
+        with self._reaching():
+            await self._start_producing()
+            keys = self._keys(run_id)
+            created = time.time()
+            known_ms = self._running_ttl_ms + round(TOMBSTONE_SECONDS * 1000)
+            answer, running = await self._create(
+                keys=[keys.meta, keys.known, keys.lease, self._running_key(owner)],
+                args=[
+                    run_id,
+                    owner,
+                    max_running,
+                    self._lease_ms,
+                    self._running_ttl_ms,
+                    known_ms,
+                    created,
+                    self._instance,
+                ],
+            )
+            if answer == b"limit":
+                raise RunLimitError(int(running), max_running)
+            if answer == b"taken":
+                raise ValueError(f"run id {run_id!r} is taken")
+            self._producing[run_id] = owner
+            return RunRecord(id=run_id, owner=owner, created=created)
 
     async def append(self, run_id: str, kind: str, data: dict[str, Any]) -> str:
         """Add one non-terminal event; returns its id (UnknownRunError once the run has ended)."""
-        keys = self._keys(run_id)
-        token = _encode(data["text"]) if kind == TOKEN else b""
-        event_id = await self._append(
-            keys=[keys.meta, keys.events, keys.text],
-            args=[kind, json.dumps(data), token, self._max_events, self._running_ttl_ms],
-        )
-        if event_id is None:
-            self._producing.pop(run_id, None)
-            raise UnknownRunError(f"no running run {run_id!r}")
-        return _text(event_id)
+        with self._reaching():
+            keys = self._keys(run_id)
+            token = _encode(data["text"]) if kind == TOKEN else b""
+            event_id = await self._append(
+                keys=[keys.meta, keys.events, keys.text],
+                args=[kind, json.dumps(data), token, self._max_events, self._running_ttl_ms],
+            )
+            if event_id is None:
+                self._producing.pop(run_id, None)
+                raise UnknownRunError(f"no running run {run_id!r}")
+            return _text(event_id)
 
     async def finish(
         self, run_id: str, kind: str, data: dict[str, Any], usage: dict[str, Any] | None = None
     ) -> str | None:
         """End the run with its terminal event, once (the first of all instances wins)."""
-        owner = self._producing.pop(run_id, None)
-        keys = self._keys(run_id)
-        if owner is None:
-            raw = await self._redis.hget(keys.meta, "owner")
-            if raw is None:
-                return None
-            owner = _text(raw)
-        event_id = await self._finish(
-            keys=[keys.meta, keys.events, keys.text, keys.lease, keys.known, self._running_key(owner)],
-            args=[
-                run_id,
-                kind,
-                json.dumps(data),
-                status_of(kind, data),
-                json.dumps(usage or {}),
-                time.time(),
-                self._retention_ms,
-                self._retention_ms + round(TOMBSTONE_SECONDS * 1000),
-                self._max_events,
-            ],
-        )
-        return None if event_id is None else _text(event_id)
+        with self._reaching():
+            owner = self._producing.pop(run_id, None)
+            keys = self._keys(run_id)
+            if owner is None:
+                raw = await self._redis.hget(keys.meta, "owner")
+                if raw is None:
+                    return None
+                owner = _text(raw)
+            event_id = await self._finish(
+                keys=[keys.meta, keys.events, keys.text, keys.lease, keys.known, self._running_key(owner)],
+                args=[
+                    run_id,
+                    kind,
+                    json.dumps(data),
+                    status_of(kind, data),
+                    json.dumps(usage or {}),
+                    time.time(),
+                    self._retention_ms,
+                    self._retention_ms + round(TOMBSTONE_SECONDS * 1000),
+                    self._max_events,
+                ],
+            )
+            return None if event_id is None else _text(event_id)
 
     async def get(self, run_id: str) -> RunRecord:
         """The run's record; a running run whose producer's lease lapsed is ended `producer_lost` first."""
-        for _ in range(2):
-            keys = self._keys(run_id)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hgetall(keys.meta)
-                pipe.get(keys.text)
-                pipe.exists(keys.lease)
-                pipe.exists(keys.known)
-                meta, text, leased, known = await pipe.execute()
-            if not meta:
-                self._raise_missing(run_id, bool(known))
-            fields = {_text(k): _text(v) for k, v in meta.items()}
-            if fields["status"] == "running" and not leased and run_id not in self._producing:
-                await self._declare_lost(run_id)
-                continue
-            break
-        ended = fields.get("ended")
-        return RunRecord(
-            id=run_id,
-            owner=fields["owner"],
-            status=fields["status"],  # type: ignore[arg-type]  # written only by status_of
-            text=(text or b"").decode("utf-8", "surrogatepass"),
-            usage=json.loads(fields.get("usage", "{}")),
-            created=float(fields["created"]),
-            ended=float(ended) if ended else None,
-        )
+        with self._reaching():
+            for _ in range(2):
+                keys = self._keys(run_id)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.hgetall(keys.meta)
+                    pipe.get(keys.text)
+                    pipe.exists(keys.lease)
+                    pipe.exists(keys.known)
+                    meta, text, leased, known = await pipe.execute()
+                if not meta:
+                    self._raise_missing(run_id, bool(known))
+                fields = {_text(k): _text(v) for k, v in meta.items()}
+                if fields["status"] == "running" and not leased and run_id not in self._producing:
+                    await self._declare_lost(run_id)
+                    continue
+                break
+            ended = fields.get("ended")
+            return RunRecord(
+                id=run_id,
+                owner=fields["owner"],
+                status=fields["status"],  # type: ignore[arg-type]  # written only by status_of
+                text=(text or b"").decode("utf-8", "surrogatepass"),
+                usage=json.loads(fields.get("usage", "{}")),
+                created=float(fields["created"]),
+                ended=float(ended) if ended else None,
+            )
 
     async def read(self, run_id: str, after: str | None = None) -> AsyncIterator[RunEvent]:
         """Events strictly after `after` (replayed with XRANGE), then live ones from the reader task."""
-        cursor = _parse_id(after)
-        keys = self._keys(run_id)
-        await self._start_monitor()
-        answer = await self._page_at(keys, run_id, cursor, "open")
-        status, cursor, snapshot, number, entries = answer
-        if snapshot is not None:
-            yield RunEvent(SNAPSHOT, {"text": snapshot.decode("utf-8", "surrogatepass")}, cursor)
-        number = entries[0].number - 1 if entries else number
-        while True:
-            for entry in entries:
-                if entry.number != number + 1:
-                    raise ReaderTooSlowError("the reader fell behind the events kept")
-                number, cursor = entry.number, entry.id
-                yield RunEvent(entry.kind, entry.data, entry.id)
-                if entry.kind in TERMINAL:
-                    return
-            if len(entries) < PAGE_SIZE:
-                break
-            status, cursor, _, _, entries = await self._page_at(keys, run_id, cursor, "next")
-        if status != b"running":
-            return  # its terminal event came at or before `after`
-        # Registered at the last replayed id before anything else runs: the reader task's next XREAD
-        # starts there, so nothing is missed and nothing comes twice.
-        reader = await self._dispatcher.add(keys.events, cursor)
-        try:
+        with self._reaching():
+            cursor = _parse_id(after)
+            keys = self._keys(run_id)
+            await self._start_monitor()
+            answer = await self._page_at(keys, run_id, cursor, "open")
+            status, cursor, snapshot, number, entries = answer
+            if snapshot is not None:
+                yield RunEvent(SNAPSHOT, {"text": snapshot.decode("utf-8", "surrogatepass")}, cursor)
+            number = entries[0].number - 1 if entries else number
             while True:
-                entry = await reader.next()
-                if entry.number != number + 1:
-                    raise ReaderTooSlowError("the reader fell behind the events kept")
-                number = entry.number
-                yield RunEvent(entry.kind, entry.data, entry.id)
-                if entry.kind in TERMINAL:
-                    return
-        finally:
-            self._dispatcher.remove(reader)
+                for entry in entries:
+                    if entry.number != number + 1:
+                        raise ReaderTooSlowError("the reader fell behind the events kept")
+                    number, cursor = entry.number, entry.id
+                    yield RunEvent(entry.kind, entry.data, entry.id)
+                    if entry.kind in TERMINAL:
+                        return
+                if len(entries) < PAGE_SIZE:
+                    break
+                status, cursor, _, _, entries = await self._page_at(keys, run_id, cursor, "next")
+            if status != b"running":
+                return  # its terminal event came at or before `after`
+            # Registered at the last replayed id before anything else runs: the reader task's next XREAD
+            # starts there, so nothing is missed and nothing comes twice.
+            reader = await self._dispatcher.add(keys.events, cursor)
+            try:
+                while True:
+                    entry = await reader.next()
+                    if entry.number != number + 1:
+                        raise ReaderTooSlowError("the reader fell behind the events kept")
+                    number = entry.number
+                    yield RunEvent(entry.kind, entry.data, entry.id)
+                    if entry.kind in TERMINAL:
+                        return
+            finally:
+                self._dispatcher.remove(reader)
 
     async def request_cancel(self, run_id: str) -> None:
         """Tell every instance; the one producing the run cancels it."""
-        keys = self._keys(run_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hget(keys.meta, "status")
-            pipe.exists(keys.lease)
-            pipe.exists(keys.known)
-            status, leased, known = await pipe.execute()
-        if status is None:
-            self._raise_missing(run_id, bool(known))
-        if status != b"running":
-            return
-        if not leased:  # nobody produces it any more: end it as asked
-            await self.finish(run_id, ERROR, error_data(CANCELLED_CODE, "The run was cancelled."))
-            return
-        await self._redis.publish(self._cancel_channel, run_id)
+        with self._reaching():
+            keys = self._keys(run_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.meta, "status")
+                pipe.exists(keys.lease)
+                pipe.exists(keys.known)
+                status, leased, known = await pipe.execute()
+            if status is None:
+                self._raise_missing(run_id, bool(known))
+            if status != b"running":
+                return
+            if not leased:  # nobody produces it any more: end it as asked
+                await self.finish(run_id, ERROR, error_data(CANCELLED_CODE, "The run was cancelled."))
+                return
+            await self._redis.publish(self._cancel_channel, run_id)
 
     def on_cancel_request(self, handler: CancelHandler) -> None:
         """Call `handler` with the id of each run of this process that some instance asked to cancel."""
@@ -316,7 +331,8 @@ class RedisRunLog:
 
     async def running(self, owner: str) -> int:
         """How many of `owner`'s runs are running (their producer's lease is alive)."""
-        return int(await self._running(keys=[self._running_key(owner)]))
+        with self._reaching():
+            return int(await self._running(keys=[self._running_key(owner)]))
 
     async def aclose(self) -> None:
         """Stop this process's tasks and close its connections; runs are not ended here (a crash
