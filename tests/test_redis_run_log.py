@@ -229,3 +229,20 @@ async def test_a_run_cancelled_through_another_instance_ends_cancelled_with_its_
     assert (await b.get(record.id)).text == "Hello"
     assert (await b.get(record.id)).status == "cancelled"
     await producing.wait(record.id)
+
+
+async def test_cancelling_a_run_nobody_produces_any_more_ends_it_cancelled(
+    redis_server: RedisServer, pair: tuple[RedisRunLog, RedisRunLog, str], raw: Redis
+) -> None:
+    _, b, prefix = pair
+    producer = RedisRunLog(redis_server.url, 30.0, prefix=prefix)
+    await producer.create("run_1", "key", 5)
+    await producer.append("run_1", TOKEN, {"text": "partial"})
+    await producer.aclose()
+    await raw.delete(RunKeys.of(prefix, "run_1").lease)  # as if its lease had lapsed
+
+    await b.request_cancel("run_1")
+
+    events = await read_to_end(b.read("run_1"))
+    assert (events[-1].kind, events[-1].data["code"]) == (ERROR, CANCELLED)
+    assert (await b.get("run_1")).status == "cancelled"

@@ -1,4 +1,18 @@
-"""The run log in Redis Streams: every instance sharing the Redis serves, resumes and cancels any run."""
+"""The run log in Redis Streams: every instance sharing the Redis serves, resumes and cancels any run.
+
+Why it is built this way:
+- Every write is one Lua script (redis_scripts.py): append = APPEND text + XADD + trim in one atomic
+  round trip, so a snapshot is always exact and two instances racing to end a run write one end.
+- Ids are the stream's ids; each entry also carries its number in the run, so a reader that fell
+  behind the trimming notices the gap (ReaderTooSlowError) instead of silently skipping events.
+- One reader task per process (redis_dispatch.py), not one blocking read per reader.
+- Leases, not heartbeats through the stream: the producer refreshes a PX key per run every third of
+  the lease; the running count per owner is a sorted set scored by lease expiry, so a dead
+  producer's runs stop counting by themselves, and any instance with readers of a run whose lease is
+  gone ends it `producer_lost` (within lease + a third of it: about 4 s by default).
+- Cancel requests go over PUBLISH; only the instance producing the run acts on them.
+- Not for Redis Cluster: a create touches the run's keys and its owner's set in one script.
+"""
 
 from __future__ import annotations
 
