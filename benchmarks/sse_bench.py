@@ -118,10 +118,10 @@ def _scripted_process() -> Iterator[str]:
 
 @contextlib.contextmanager
 def _redis() -> Iterator[str]:
-    from tests.redis_server import redis_server
+    from tests.redis_server import running_redis
 
-    with redis_server() as url:
-        yield url
+    with running_redis() as server:
+        yield server.url
 
 
 def measure(clients: int, tokens: int, rate: float, use_redis: bool) -> dict[str, Any]:

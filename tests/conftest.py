@@ -15,6 +15,7 @@ import pytest
 from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.postgres_server import PostgresServer, postgres_server
+from tests.redis_server import RedisServer, running_redis
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
 
 # Tests that import Chainlit in-process (session hooks, the security middleware) would make it
@@ -36,6 +37,14 @@ def tool_workers_closed() -> Iterator[None]:
 def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the whole run; missing binaries fail the test."""
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Debian redis-server for the whole run; a missing redis-server fails, never skips.
+    Tests keep apart by key prefix."""
+    with running_redis() as server:
         yield server
 
 

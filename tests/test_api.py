@@ -23,15 +23,19 @@ MAX_RUNS = 3
 MAX_STREAMS = 4
 
 
-@pytest.fixture(scope="module")
-def base(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One app for this module: short heartbeats and small limits, so both can be seen."""
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def base(
+    request: pytest.FixtureRequest, scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One app per run log (memory, Redis): short heartbeats and small limits, so both can be seen."""
     env = clean_env(
         OPENAI_API_KEY="test-key",
         SMART_AGENT_SSE_HEARTBEAT=str(HEARTBEAT),
         SMART_AGENT_API_MAX_RUNS=str(MAX_RUNS),
         SMART_AGENT_API_MAX_STREAMS=str(MAX_STREAMS),
     )
+    if request.param == "redis":
+        env["SMART_AGENT_REDIS_URL"] = request.getfixturevalue("redis_server").url
     log_dir: Path = tmp_path_factory.mktemp("api")
     mcp = log_dir / "mcp.json"
     echo = {"command": sys.executable, "args": [str(Path(__file__).with_name("mcp_echo_server.py"))]}
@@ -45,8 +49,9 @@ def _words(count: int) -> str:
     return "".join(script_tokens(count))
 
 
-def _ids(received: list[Event]) -> list[int]:
-    return [int(event.id) for event in received if event.id is not None]
+def _ids(received: list[Event]) -> list[tuple[int, ...]]:
+    """Event ids as comparable numbers: `7` in memory, `1764000000000-3` from Redis."""
+    return [tuple(int(part) for part in event.id.split("-")) for event in received if event.id is not None]
 
 
 def test_run_when_read_from_start_then_every_event_in_order_and_the_text_exact(base: str) -> None:
@@ -246,7 +251,17 @@ def test_bad_reads_when_sent_then_4xx_naming_the_problem(base: str) -> None:
     run = start_run(base, "#script tokens=3")
     read_all(base, run["id"])
     url = f"{base}/api/v1/runs/{run['id']}/events"
-    assert httpx.get(url, headers={"Last-Event-ID": "99999"}).json()["error"]["field"] == "Last-Event-ID"
+    assert (
+        httpx.get(
+            url,
+            headers={
+                "Last-Event-ID": "99999999999999-0"
+                if "-" in (read_all(base, run["id"])[0].id or "")
+                else "99999"
+            },
+        ).json()["error"]["field"]
+        == "Last-Event-ID"
+    )
     assert httpx.get(url, params={"last_event_id": "abc"}).status_code == 400
     assert httpx.get(url, params={"flush_interval": "0.001"}).json()["error"]["field"] == "flush_interval"
     assert httpx.get(url, params={"max_events_per_second": "1e9"}).status_code == 400

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request, Response
 
 from smart_agent import metrics
 from smart_agent.api.access import Access
 from smart_agent.api.keys import KEYS_FILE, KeyStore
-from smart_agent.api.routes import Api, build_router, metrics_route
+from smart_agent.api.routes import RETRY_AFTER_SECONDS, Api, build_router, error_response, metrics_route
 from smart_agent.api.turns import Turns
 from smart_agent.config import Settings, resolve_data_dir
-from smart_agent.runs.log import RunLog
+from smart_agent.runs.log import RunLog, RunLogUnavailableError
 from smart_agent.runs.manager import RunManager
 from smart_agent.runs.memory import MemoryRunLog
 from smart_agent.streaming.batcher import policy_for
+
+log = logging.getLogger("smart_agent.api")
 
 
 def run_log(settings: Settings) -> RunLog:
@@ -37,7 +41,16 @@ def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
     # Chainlit 2.12 ends its routes with GET /{full_path:path}, which serves the page for any path:
     # routes added after it would never be reached, so the API's go first.
     app.router.routes[:0] = [*router.routes, metrics_route(api)]
+    app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
+
+
+async def _unavailable(_request: Request, exc: Exception) -> Response:
+    # Redis is down or unreachable: say so, and when to try again, instead of a bare 500.
+    log.warning("%s", exc)  # where and why, for the operator; the client learns only that it failed
+    response = error_response(503, "run_log_unavailable", "The run log cannot be reached; try again shortly.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _count_end(status: str, _usage: dict[str, object]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,8 +13,9 @@ from sse_starlette import ServerSentEvent
 
 from smart_agent.api.schema import StreamOptions
 from smart_agent.runs.events import HEARTBEAT, TERMINAL, TOKEN, RunEvent
-from smart_agent.runs.log import ReaderTooSlowError, RunLog
+from smart_agent.runs.log import RunLog, RunLogError
 
+log = logging.getLogger("smart_agent.api")
 READ_AHEAD = 64
 """Events read from the log ahead of this reader's socket; the log itself is the reader's buffer."""
 RECONNECT_MS = 1_000
@@ -116,8 +118,11 @@ async def stream_events(
                 retry = None
             if item is _END:
                 return
-            if isinstance(item, ReaderTooSlowError):
-                return  # a disconnect: the client resumes from its last id, from the log
+            if isinstance(item, RunLogError):
+                # A disconnect: the client resumes from its last id (too slow), or learns on its
+                # next request what became of the run (expired, log unreachable).
+                log.info("event stream of %s closed: %s", run_id, item)
+                return
             if isinstance(item, Exception):
                 raise item
             yield encode(item, retry)

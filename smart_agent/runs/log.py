@@ -36,6 +36,10 @@ class RunLimitError(RunLogError):
         self.limit = limit
 
 
+class RunLogUnavailableError(RunLogError):
+    """The log's store (Redis) cannot be reached; the request may be retried later."""
+
+
 class ReaderTooSlowError(RunLogError):
     """A reader fell so far behind that its bounded buffer overflowed; it may resume by id."""
 

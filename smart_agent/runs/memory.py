@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_agent.runs.events import SNAPSHOT, TOKEN, RunEvent, status_of
+from smart_agent.runs.events import SNAPSHOT, TERMINAL, TOKEN, RunEvent, status_of
 from smart_agent.runs.log import (
     EXPIRED_RUNS_REMEMBERED,
     MAX_RETAINED_EVENTS,
@@ -111,16 +111,17 @@ class MemoryRunLog:
             yield RunEvent(SNAPSHOT, {"text": run.trimmed_text}, str(seq))
         while True:
             changed = run.changed
-            if seq + 1 < run.first_seq:
-                raise ReaderTooSlowError(f"the reader fell behind the {self._max_events} events kept")
-            start = seq + 1 - run.first_seq
-            for index in range(start, len(run.events)):
-                number, event = run.events[index]
+            # The position is looked up again after every yield: while the reader was away the
+            # window may have moved, and an index taken before would skip events silently.
+            while seq + 1 < run.next_seq:
+                if seq + 1 < run.first_seq:
+                    raise ReaderTooSlowError(f"the reader fell behind the {self._max_events} events kept")
+                number, event = run.events[seq + 1 - run.first_seq]
                 seq = number
                 yield event
-                if event.kind in ("done", "error"):
+                if event.kind in TERMINAL:
                     return
-            if run.record.status != "running" and seq + 1 >= run.next_seq:
+            if run.record.status != "running":
                 return  # the terminal event was consumed on an earlier pass
             await changed.wait()
 
@@ -183,7 +184,8 @@ class MemoryRunLog:
         if after is None:
             return 0
         text = after.strip()
-        if not text.isdigit() or int(text) >= run.next_seq:
+        # ASCII only: int() also takes other scripts' digits, which no id of ours has.
+        if not (text.isascii() and text.isdigit()) or int(text) >= run.next_seq:
             raise InvalidEventIdError(f"{after!r} is not an event id of this run")
         return int(text)
 

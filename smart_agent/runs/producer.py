@@ -29,7 +29,7 @@ from smart_agent.runs.events import (
     TOOL_RESULT,
     error_data,
 )
-from smart_agent.runs.log import RunLog
+from smart_agent.runs.log import RunLog, RunLogError
 from smart_agent.streaming.batcher import BatchPolicy, TokenBatcher
 from smart_agent.streaming.clock import Clock, MonotonicClock
 from smart_agent.streaming.progress import ReplyMeter
@@ -73,8 +73,13 @@ async def produce(
         }
 
     async def end(kind: str, data: dict[str, Any]) -> None:
-        await batcher.aclose()  # the text so far is kept, whatever ended the run
-        await runs.finish(run_id, kind, data, usage())
+        try:
+            await batcher.aclose()  # the text so far is kept, whatever ended the run
+            await runs.finish(run_id, kind, data, usage())
+        except RunLogError as exc:
+            # The log is out of reach, or another instance already ended the run (it thought this
+            # producer dead): nothing more can be written; its readers learn it from the log.
+            log.warning("run %s could not be ended in the run log: %s", run_id, exc)
 
     try:
         async with aclosing(events) as turn:  # closing it closes the model's HTTP stream at once
@@ -129,6 +134,9 @@ async def produce(
     except asyncio.CancelledError:
         await end(ERROR, stopped() if stopped else error_data(CANCELLED, "The run was cancelled."))
         raise
+    except RunLogError as exc:  # a write failed: the run cannot go on where nobody can read it
+        log.warning("run %s stopped: the run log failed: %s", run_id, exc)
+        await end(ERROR, error_data(INTERNAL_ERROR, "The run log failed; the run stopped."))
     except SmartAgentError as exc:
         await end(ERROR, error_data(MODEL_ERROR, str(exc)))
     except Exception:  # the run must end with a terminal event whatever broke; the log has the trace
