@@ -160,6 +160,14 @@ def chainlit(
             "config's allow-list admits. [env SMART_AGENT_MCP_USER_SERVERS]",
         ),
     ] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Keep the API's runs in Redis Streams there, shared by every instance using it, e.g. "
+            "redis://127.0.0.1:6379/0. [default: in memory; env SMART_AGENT_REDIS_URL]",
+        ),
+    ] = None,
 ) -> None:
     """Launch the Chainlit chat app."""
     try:
@@ -178,6 +186,7 @@ def chainlit(
                 "allowed_origins": allowed_origins,
                 "expose_without_login": True if expose_without_login else None,
                 "mcp_user_servers": True if mcp_user_servers else None,
+                "redis_url": redis_url,
                 "data_dir": data_dir,
             }
         )

@@ -156,6 +156,8 @@ def test_precedence_when_all_sources_set_then_flag_beats_env_beats_dotenv(
         (["--port", "70000"], "--port", "an integer from 1 to 65535"),
         (["--port", "0"], "--port", "an integer from 1 to 65535"),
         (["--port", "http"], "--port", "an integer from 1 to 65535"),
+        (["--redis-url", "localhost:6379"], "--redis-url", "a URL like redis://"),
+        (["--redis-url", "redis://h:99999"], "--redis-url", "a URL like redis://"),
     ],
 )
 def test_bad_flag_when_given_then_exit_2_with_one_line(
@@ -181,6 +183,12 @@ def test_bad_flag_when_given_then_exit_2_with_one_line(
         ("SMART_AGENT_ALLOWED_ORIGINS", "https://chat.example.com/app", "an origin like https://"),
         ("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "sure", "1/0, true/false"),
         ("SMART_AGENT_MCP_USER_SERVERS", "all", "1/0, true/false"),
+        ("SMART_AGENT_REDIS_URL", "http://cache:6379", "a URL like redis://"),
+        ("SMART_AGENT_SSE_HEARTBEAT", "0", "a number > 0"),
+        ("SMART_AGENT_SSE_SEND_TIMEOUT", "-1", "a number > 0"),
+        ("SMART_AGENT_API_MAX_RUNS", "0", "an integer from 1 to 100000"),
+        ("SMART_AGENT_API_MAX_STREAMS", "many", "an integer from 1 to 100000"),
+        ("SMART_AGENT_RUN_RETENTION", "forever", "a number > 0"),
     ],
 )
 def test_bad_env_value_when_launched_then_exit_2_naming_variable(
