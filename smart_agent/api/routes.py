@@ -164,13 +164,15 @@ def build_router(api: Api) -> APIRouter:
                 f"{api.streams[principal]} event streams are open for this key; "
                 f"at most {api.settings.api_max_streams} may be open at once",
             )
-        api.streams[principal] += 1
 
         async def on_disconnect(_message: Any) -> None:
             if options.cancel_on_disconnect:
                 await api.manager.cancel(run_id)
 
         async def events() -> Any:
+            # Counted here, not in the route: a generator that never starts never runs its
+            # `finally`, and the slot would be lost for good.
+            api.streams[principal] += 1
             metrics.sse_connection_opened()
             reason = "slow_reader"  # unless it ends with the run's terminal event
             first = True
