@@ -45,7 +45,14 @@ class ClientResult:
     error: str | None = None
 
 
-async def _client(client: httpx.AsyncClient, base: str, tokens: int, rate: float) -> ClientResult:
+async def _client(base: str, tokens: int, rate: float) -> ClientResult:
+    # A client of its own per reader, as separate programs have: sharing one pool would hand a
+    # connection the server is just closing (keep-alive timeout) from one reader to the next.
+    async with httpx.AsyncClient(timeout=httpx.Timeout(120, connect=30)) as client:
+        return await _read(client, base, tokens, rate)
+
+
+async def _read(client: httpx.AsyncClient, base: str, tokens: int, rate: float) -> ClientResult:
     result = ClientResult()
     content = f"bench #script tokens={tokens} rate={rate:g} kind=clock"
     try:
@@ -76,14 +83,13 @@ async def _client(client: httpx.AsyncClient, base: str, tokens: int, rate: float
         if ended != "done":
             result.error = f"ended with {ended}"
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        result.error = f"{type(exc).__name__}: {exc}"
+        stage = "starting the run" if result.events == 0 else f"after {result.events} events"
+        result.error = f"{type(exc).__name__} {stage}: {exc!r} {exc.__cause__!r}"
     return result
 
 
 async def _load(base: str, clients: int, tokens: int, rate: float) -> list[ClientResult]:
-    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(120, connect=30), limits=limits) as client:
-        return await asyncio.gather(*(_client(client, base, tokens, rate) for _ in range(clients)))
+    return await asyncio.gather(*(_client(base, tokens, rate) for _ in range(clients)))
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -135,7 +141,8 @@ def measure(clients: int, tokens: int, rate: float, use_redis: bool) -> dict[str
         )
         if use_redis:
             env["SMART_AGENT_REDIS_URL"] = stack.enter_context(_redis())
-        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        log_dir = Path(tempfile.mkdtemp(prefix="sse-bench-"))
+        print(f"app log in {log_dir}", file=sys.stderr)
         base, process = stack.enter_context(
             running_app("--base-url", model_url, "--model", "scripted-model", env=env, log_dir=log_dir)
         )
@@ -170,7 +177,7 @@ def measure(clients: int, tokens: int, rate: float, use_redis: bool) -> dict[str
         "tokens_per_run": tokens,
         "rate": rate,
         "exact": sum(result.exact for result in results),
-        "errors": sorted({result.error for result in results if result.error})[:5],
+        "errors": sorted({result.error for result in results if result.error})[:8],
         "wall_s": round(wall, 1),
         "events_per_client": round(statistics.mean(result.events for result in results), 1),
         "latency_newest_ms_p50": round(_percentile(newest, 0.5), 1),

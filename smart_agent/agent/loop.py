@@ -282,9 +282,20 @@ class Agent:
             return await self._request(_encodable(messages), stream, _encodable(extra))
 
     async def _request(self, messages: list[Message], stream: bool, extra: dict[str, Any]) -> Any:
+        if stream:
+            # The SDK's own request, status errors, SSE decoding and mid-stream `error` payloads,
+            # but each chunk left as the JSON dict it was: building a ChatCompletionChunk model per
+            # token cost ~47 µs, about 40 % of the app's whole cost per streamed token.
+            return await self.client.post(
+                "/chat/completions",
+                body={"model": self.model, "messages": messages, "stream": True, **extra},
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
         return await self.client.chat.completions.create(
             model=self.model,
             messages=cast("list[ChatCompletionMessageParam]", messages),
-            stream=stream,
+            stream=False,
             **extra,
         )
