@@ -41,3 +41,5 @@ bench: setup system-deps
 	  $(if $(VARIANTS),--variants $(VARIANTS))
 	$(PY) -m benchmarks.server_bench
 	$(PY) -m benchmarks.history_bench --out bench-results
+	$(PY) -m benchmarks.sse_bench --out bench-results
+	$(PY) -m benchmarks.run_log_bench
