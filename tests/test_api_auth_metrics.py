@@ -40,9 +40,14 @@ def keyed(
     log_dir = tmp_path_factory.mktemp("keyed")
     data_dir = log_dir / "data"
     alice = _add_key(data_dir, "alice")
-    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(data_dir))
+    env = clean_env(
+        OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(data_dir), SMART_AGENT_ALLOWED_ORIGINS=FRONTEND
+    )
     with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, _):
         yield url, data_dir, alice
+
+
+FRONTEND = "https://app.example.com"
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -148,3 +153,23 @@ def test_ask_when_keys_are_configured_then_it_needs_the_right_one(keyed: tuple[s
         assert refused.exit_code == 1
         assert "key" in refused.stderr and "sa-not-a-key" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_cors_when_a_listed_frontend_calls_then_allowed_and_another_site_refused(
+    keyed: tuple[str, Path, str],
+) -> None:
+    url, _, alice = keyed
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    allowed = httpx.options(f"{url}/api/v1/runs", headers={"Origin": FRONTEND, **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == FRONTEND
+    assert "authorization" in allowed.headers["access-control-allow-headers"]
+    refused = httpx.options(f"{url}/api/v1/runs", headers={"Origin": "https://evil.example", **preflight})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    run = start_run(url, "#script tokens=3", headers={"Origin": FRONTEND, **_bearer(alice)})
+    state = httpx.get(f"{url}/api/v1/runs/{run['id']}", headers={"Origin": FRONTEND, **_bearer(alice)})
+    assert state.headers["access-control-allow-origin"] == FRONTEND
+    stolen = httpx.get(
+        f"{url}/api/v1/runs/{run['id']}", headers={"Origin": "https://evil.example", **_bearer(alice)}
+    )
+    assert stolen.status_code == 403 and run["id"] not in stolen.text
