@@ -1,8 +1,8 @@
-"""Accounts: argon2id hashes in our own table, on SQLite and PostgreSQL; migration 0002; no secret in errors."""
+"""Accounts on SQLite and PostgreSQL: argon2id hashes in our own table, migration 0002, secret-free errors."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ class CountingHasher(PasswordHasher):
         super().__init__(**{"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params})
         self.verified = 0
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002 -- argon2's name
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.verified += 1
         return super().verify(hash, password)
 
@@ -121,7 +121,7 @@ async def test_remove_when_present_then_gone_and_unknown_then_error(store: Accou
 
 @pytest.mark.parametrize("name", ["", "x" * 65, "a b", "a/b", "é", "alice\n", "a;DROP TABLE users"])
 async def test_add_when_name_not_allowed_then_error_naming_what_is(store: Accounts, name: str) -> None:
-    with pytest.raises(AccountError, match="letters, digits and . _ - @"):
+    with pytest.raises(AccountError, match=r"letters, digits and \. _ - @"):
         await store.add(name, PASSWORD)
     assert await store.names() == []
 

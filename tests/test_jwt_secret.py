@@ -1,4 +1,4 @@
-"""The JWT secret file: made once (0600), read afterwards, one secret for concurrent starts, refused if exposed."""
+"""The JWT secret file: made once (0600), then read; concurrent starts agree; refused if exposed."""
 
 import os
 import stat
