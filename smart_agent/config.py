@@ -211,7 +211,7 @@ def _parse_database_url(text: str) -> str | None:
 
 def _redact_url(text: str) -> str:
     """`text` with the password of a `scheme://user:password@host` URL replaced by ***."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", text)  # up to the last @: passwords may hold one
 
 
 @dataclass(frozen=True)
