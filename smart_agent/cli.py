@@ -366,9 +366,15 @@ def _accounts_target(data_dir: str | None, database_url: str | None) -> str | Pa
 
 def _read_password() -> str:
     """One line from stdin when it is piped (newline stripped), else asked twice without echo."""
+    if sys.stdin is None:  # started with stdin closed
+        return ""
     if sys.stdin.isatty():
         return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
-    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    try:
+        line = sys.stdin.buffer.readline().decode()
+    except UnicodeDecodeError:
+        raise AccountError("the password read from stdin is not UTF-8 text") from None
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def _run_accounts(target: str | Path, action: Callable[[Accounts], Awaitable[T]]) -> T:

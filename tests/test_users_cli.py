@@ -199,6 +199,20 @@ def test_process_when_password_piped_then_account_added_and_listed(tmp_path: Pat
     assert verify(history_path(data), "carol", PASSWORD)
 
 
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"\xff\xfepw\n", b"Error: the password read from stdin is not UTF-8 text\n"),
+        (b"", b"Error: the password must not be empty\n"),
+    ],
+)
+def test_process_when_piped_password_not_text_or_missing_then_exit_2_with_one_line(
+    tmp_path: Path, stdin: bytes, message: bytes
+) -> None:
+    added = run("add", "carol", data=tmp_path / "data", stdin=stdin)
+    assert (added.returncode, added.stdout, added.stderr) == (2, b"", message)
+
+
 def test_process_when_stdin_is_a_terminal_then_prompts_twice_without_echo(tmp_path: Path) -> None:
     data = tmp_path / "data"
     leader, follower = pty.openpty()

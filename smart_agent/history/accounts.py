@@ -18,6 +18,7 @@ from smart_agent.history.engine import create_engine, insert, writer
 from smart_agent.history.migrate import upgrade
 from smart_agent.history.rows import now
 from smart_agent.history.schema import accounts
+from smart_agent.history.urls import database_url
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,16 @@ class Accounts:
 
     @classmethod
     async def open(cls, url_or_path: str | Path, hasher: PasswordHasher | None = None) -> "Accounts":
-        """Open (or create) the history database and apply the migrations; HistoryError if it fails."""
+        """Open (or create) the history database and apply the migrations; HistoryError if it fails.
+
+        A URL that is not a database's raises ValueError (config.py checks URLs before they get here).
+        """
+        url = database_url(url_or_path)
         try:
-            engine = create_engine(url_or_path)
+            engine = create_engine(url)
         except OSError as exc:
-            raise HistoryError(f"cannot open the accounts at {url_or_path}: {exc}") from exc
+            where = url.render_as_string(hide_password=True)
+            raise HistoryError(f"cannot open the accounts at {where}: {exc.strerror or exc}") from exc
         try:
             await upgrade(engine)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
