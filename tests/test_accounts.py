@@ -195,3 +195,15 @@ async def test_open_when_database_unreachable_then_history_error_without_its_pas
     with pytest.raises(HistoryError, match="cannot open the accounts") as caught:
         await Accounts.open("postgresql://someone:hush-hush@127.0.0.1:1/nothing")
     assert "hush-hush" not in str(caught.value)
+
+
+@pytest.mark.parametrize("corrupt", ["$argon2id$not-a-hash", "garbage"])
+async def test_verify_when_stored_hash_is_corrupt_then_false_and_the_log_holds_no_secret(
+    store: Accounts, caplog: pytest.LogCaptureFixture, corrupt: str
+) -> None:
+    await store.add("alice", PASSWORD)
+    async with store._engine.begin() as connection:
+        await connection.execute(sa.update(accounts_table).values(password_hash=corrupt))
+    assert not await store.verify("alice", PASSWORD)
+    assert "password hash of account 'alice' is damaged" in caplog.text
+    assert corrupt not in caplog.text and PASSWORD not in caplog.text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smart_agent.errors import AccountError, HistoryError
@@ -126,19 +126,23 @@ class Accounts:
         if stored is None:
             await asyncio.to_thread(self._matches, await self._dummy(), password)
             return False
-        if not await asyncio.to_thread(self._matches, stored, password):
+        if not await asyncio.to_thread(self._matches, stored, password, name):
             return False
         if self._hasher.check_needs_rehash(stored):
             await self._rehash(name, stored, password)
         return True
 
-    def _matches(self, password_hash: str, password: str) -> bool:
+    def _matches(self, password_hash: str, password: str, name: str | None = None) -> bool:
         try:
             return self._hasher.verify(password_hash, password)
-        except InvalidHashError:
-            logger.warning("the stored password hash of an account is not an argon2 hash; it cannot sign in")
+        except VerifyMismatchError:
             return False
-        except VerificationError:
+        except (InvalidHashError, VerificationError):
+            logger.warning(
+                "the stored password hash of account %r is damaged, so it cannot sign in: "
+                "remove the account and add it again",
+                name,
+            )
             return False
 
     async def _dummy(self) -> str:
