@@ -53,13 +53,9 @@ async def store(target: str | Path) -> AsyncIterator[Accounts]:
 
 
 async def stored_hash(accounts: Accounts, name: str) -> str:
-    engine = create_engine(accounts._engine.url)
-    try:
-        async with engine.connect() as connection:
-            query = sa.select(accounts_table.c.password_hash).where(accounts_table.c.identifier == name)
-            return str((await connection.execute(query)).scalar_one())
-    finally:
-        await engine.dispose()
+    query = sa.select(accounts_table.c.password_hash).where(accounts_table.c.identifier == name)
+    async with accounts.engine.connect() as connection:
+        return str((await connection.execute(query)).scalar_one())
 
 
 async def test_add_when_new_then_only_its_password_verifies(store: Accounts) -> None:
@@ -75,18 +71,22 @@ async def test_add_when_stored_then_argon2id_hash_in_our_table_and_nothing_in_ch
     await store.add("alice", PASSWORD)
     stored = await stored_hash(store, "alice")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
-    async with store._engine.connect() as connection:
+    async with store.engine.connect() as connection:
         assert (await connection.execute(sa.select(users))).all() == []
 
 
-async def test_verify_when_unknown_name_then_false_and_the_kdf_still_runs(store: Accounts) -> None:
-    hasher = store._hasher
-    assert isinstance(hasher, CountingHasher)
-    await store.add("alice", PASSWORD)
-    before = hasher.verified
-    assert not await store.verify("bob", PASSWORD)
-    assert not await store.verify("bob", "another")
-    assert hasher.verified == before + 2
+async def test_verify_when_unknown_name_then_false_and_the_kdf_still_runs(target: str | Path) -> None:
+    hasher = CountingHasher()
+    store = await Accounts.open(target, hasher)
+    try:
+        await store.add("alice", PASSWORD)
+        assert not await store.verify("bob", PASSWORD)
+        assert not await store.verify("bob", "another")
+        assert hasher.verified == 2
+        assert await store.verify("alice", PASSWORD)
+        assert hasher.verified == 3
+    finally:
+        await store.close()
 
 
 async def test_add_when_name_taken_then_error_and_the_first_password_kept(store: Accounts) -> None:
@@ -202,7 +202,7 @@ async def test_verify_when_stored_hash_is_corrupt_then_false_and_the_log_holds_n
     store: Accounts, caplog: pytest.LogCaptureFixture, corrupt: str
 ) -> None:
     await store.add("alice", PASSWORD)
-    async with store._engine.begin() as connection:
+    async with store.engine.begin() as connection:
         await connection.execute(sa.update(accounts_table).values(password_hash=corrupt))
     assert not await store.verify("alice", PASSWORD)
     assert "password hash of account 'alice' is damaged" in caplog.text

@@ -81,6 +81,11 @@ class Accounts:
             raise
         return cls(engine, hasher)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the accounts are read and written through."""
+        return self._engine
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self._engine.dispose()
@@ -120,11 +125,13 @@ class Accounts:
         """True if the password is the account's; an unknown name costs the same hashing as a known one."""
         if not _NAME.fullmatch(name) or not password or len(password) > MAX_PASSWORD_CHARS:
             return False
+        # Made before the lookup, so the first sign-in costs the same whether the name exists or not.
+        dummy = await self._dummy()
         query = sa.select(accounts.c.password_hash).where(accounts.c.identifier == name)
         async with self._surfaced("read an account"), self._engine.connect() as connection:
             stored = (await connection.execute(query)).scalar_one_or_none()
         if stored is None:
-            await asyncio.to_thread(self._matches, await self._dummy(), password)
+            await asyncio.to_thread(self._matches, dummy, password)
             return False
         if not await asyncio.to_thread(self._matches, stored, password, name):
             return False
