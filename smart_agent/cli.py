@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -25,7 +28,13 @@ from smart_agent.config import (
     parse_retries,
     resolve_data_dir,
 )
+from smart_agent.errors import AccountError, HistoryError
 from smart_agent.web.origins import check_exposure
+
+if TYPE_CHECKING:
+    from smart_agent.history.accounts import Accounts
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Stream LLM replies smoothly into a Chainlit chat UI, or ask a running app from the terminal.",
@@ -272,6 +281,124 @@ def api_keys_remove(
     typer.echo(f"API key {name!r} removed.", err=True)
 
 
+users = typer.Typer(
+    help="Manage the accounts that may sign in to the chat (argon2id hashes in the history database).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(users, name="users")
+
+UsersDataDir = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DIR",
+        help="The data folder holding history.db. [default: $XDG_DATA_HOME/smart-agent or "
+        "~/.local/share/smart-agent; env SMART_AGENT_DATA_DIR]",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="The history database, e.g. postgresql://USER:PASSWORD@HOST:5432/DATABASE. "
+        "[default: history.db in the data folder; env SMART_AGENT_DATABASE_URL, else DATABASE_URL]",
+    ),
+]
+
+
+@users.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The sign-in name: 1-64 letters, digits, '.', '_', '-', '@'.")],
+    data_dir: UsersDataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add an account. The password is read from stdin when it is not a terminal, else prompted."""
+    from smart_agent.history.accounts import check_name, check_password
+
+    try:
+        target = _accounts_target(data_dir, database_url)
+        check_name(name)
+        password = check_password(_read_password())
+    except (ConfigError, AccountError) as exc:
+        raise _fail(exc) from None
+    _run_accounts(target, lambda accounts: accounts.add(name, password))
+    typer.echo(f"Account {name!r} added.", err=True)
+
+
+@users.command("list")
+def users_list(data_dir: UsersDataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List the accounts' names and when they were made."""
+    try:
+        target = _accounts_target(data_dir, database_url)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    names = _run_accounts(target, lambda accounts: accounts.names())
+    if not names:
+        typer.echo("No accounts. Add one with `smart-agent users add NAME`.", err=True)
+    for name, created in names:
+        typer.echo(f"{name}\t{created}")
+
+
+@users.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="The name of the account to remove.")],
+    data_dir: UsersDataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove an account (its chat history stays)."""
+    try:
+        target = _accounts_target(data_dir, database_url)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    _run_accounts(target, lambda accounts: accounts.remove(name))
+    typer.echo(f"Account {name!r} removed.", err=True)
+
+
+def _accounts_target(data_dir: str | None, database_url: str | None) -> str | Path:
+    """The history database these flags and the environment name: a URL, else the data folder's file."""
+    settings = load_settings({"data_dir": data_dir, "database_url": database_url})
+    if settings.database_url:
+        return settings.database_url
+    from smart_agent.history.urls import history_path
+
+    return history_path(ensure_data_dir(settings))
+
+
+def _read_password() -> str:
+    """One line from stdin when it is piped (newline stripped), else asked twice without echo."""
+    if sys.stdin is None:  # started with stdin closed
+        return ""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
+    try:
+        line = sys.stdin.buffer.readline().decode()
+    except UnicodeDecodeError:
+        raise AccountError("the password read from stdin is not UTF-8 text") from None
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def _run_accounts(target: str | Path, action: Callable[[Accounts], Awaitable[T]]) -> T:
+    """Run `action` on the accounts of `target`; exit 2 on a refused name, 1 if the database fails."""
+    import asyncio
+
+    from smart_agent.history.accounts import Accounts
+
+    async def run() -> T:
+        accounts = await Accounts.open(target)
+        try:
+            return await action(accounts)
+        finally:
+            await accounts.close()
+
+    try:
+        return asyncio.run(run())
+    except AccountError as exc:
+        raise _fail(exc) from None
+    except HistoryError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+
+
 @app.command()
 def ask(
     question: Annotated[
@@ -313,8 +440,6 @@ def ask(
             raise ConfigError("the question must not be empty")
     except ConfigError as exc:
         raise _fail(exc) from None
-    import sys
-
     from smart_agent.api.ask import ask as ask_app
 
     code = ask_app(

@@ -182,11 +182,47 @@ def _parse_optional_dir(text: str) -> Path | None:
     return path
 
 
+_DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
+
+
+def _parse_database_url(text: str) -> str | None:
+    value = text.strip()
+    if not value:
+        return None
+    allowed = (
+        "must be postgresql://USER:PASSWORD@HOST:PORT/DATABASE or sqlite:////ABSOLUTE/PATH "
+        "(postgres:// and libpq's ?sslmode= are accepted)"
+    )
+    scheme, _, rest = value.partition("://")
+    if not rest or scheme.lower() not in _DATABASE_SCHEMES:
+        raise ValueError(allowed)
+    # Imported here: SQLAlchemy loads only when a database is named.
+    from smart_agent.history.urls import database_url
+
+    try:
+        database_url(value)
+    except ValueError:
+        raise ValueError(allowed) from None
+    # A relative SQLite path would depend on where the command is started.
+    if scheme.lower() == "sqlite" and not rest.startswith("//"):
+        raise ValueError(allowed)
+    return value
+
+
+def _redact_url(text: str) -> str:
+    """`text` with the password of a `scheme://user:password@host` URL replaced by ***."""
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", text)  # up to the last @: passwords may hold one
+
+
 @dataclass(frozen=True)
 class _Field:
     env: str
     flag: str
     parse: Callable[[str], Any]
+    fallback_env: str | None = None
+    """A standard variable read when `env` is not set (DATABASE_URL, as hosting platforms set it)."""
+    shown: Callable[[str], str] = str
+    """How a bad value is quoted in the error (without the secrets it may hold)."""
 
 
 # One row per setting: its environment variable, its CLI flag, and its parser.
@@ -238,13 +274,22 @@ _FIELDS: dict[str, _Field] = {
         "SMART_AGENT_RUN_RETENTION", "--run-retention", _parse_float(0.0, inclusive=False)
     ),
     "redis_url": _Field("SMART_AGENT_REDIS_URL", "--redis-url", _parse_redis_url),
+    "database_url": _Field(
+        "SMART_AGENT_DATABASE_URL",
+        "--database-url",
+        _parse_database_url,
+        fallback_env="DATABASE_URL",
+        shown=_redact_url,
+    ),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
 }
 
 
-ENV_VARS: tuple[str, ...] = tuple(spec.env for spec in _FIELDS.values())
+ENV_VARS: tuple[str, ...] = tuple(spec.env for spec in _FIELDS.values()) + tuple(
+    spec.fallback_env for spec in _FIELDS.values() if spec.fallback_env
+)
 """Every environment variable smart-agent reads."""
 
 
@@ -283,6 +328,8 @@ class Settings:
     run_retention: float = DEFAULT_RUN_RETENTION
     redis_url: str | None = None
     """Runs go to Redis Streams there (shared by instances); None keeps them in memory."""
+    database_url: str | None = None
+    """The history database (postgresql:// or sqlite:///); None means history.db in the data folder."""
     app_url: str | None = None
     """The running app `smart-agent ask` calls; None means DEFAULT_APP_URL."""
     app_api_key: str | None = None
@@ -308,9 +355,13 @@ class Settings:
         return env
 
 
-def _describe(name: str, source: str) -> str:
-    spec = _FIELDS[name]
-    return spec.flag if source == "flag" else spec.env
+def _lookup(names: tuple[str, ...], source: Mapping[str, str | None]) -> tuple[str, str] | None:
+    """The first of `names` set in `source`, with its value."""
+    for name in names:
+        value = source.get(name)
+        if value is not None:
+            return name, value
+    return None
 
 
 def load_settings(
@@ -326,13 +377,14 @@ def load_settings(
         dotenv = dotenv_values(dotenv_path)
     values: dict[str, Any] = {}
     for name, spec in _FIELDS.items():
+        names = (spec.env, spec.fallback_env) if spec.fallback_env else (spec.env,)
         flag_value = (overrides or {}).get(name)
         if flag_value is not None:
-            raw, source = flag_value, "flag"
-        elif spec.env in env:
-            raw, source = env[spec.env], "environment"
-        elif dotenv.get(spec.env) is not None:
-            raw, source = dotenv[spec.env], ".env"
+            raw, where, source = flag_value, spec.flag, "flag"
+        elif found := _lookup(names, env):
+            (where, raw), source = found, "environment"
+        elif found := _lookup(names, dotenv):
+            (where, raw), source = found, ".env"
         else:
             continue
         if not isinstance(raw, str):
@@ -340,9 +392,8 @@ def load_settings(
         try:
             values[name] = spec.parse(raw)
         except ValueError as exc:
-            where = _describe(name, source)
             origin = "" if source == "flag" else f" (from the {source})"
-            raise ConfigError(f"invalid value {raw!r} for {where}{origin}: {exc}") from None
+            raise ConfigError(f"invalid value {spec.shown(raw)!r} for {where}{origin}: {exc}") from None
     return Settings(**values)
 
 

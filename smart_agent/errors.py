@@ -19,3 +19,11 @@ class HistoryError(SmartAgentError):
 
 class HistoryAccessError(HistoryError):
     """The acting user may not touch this thread, step, element or feedback."""
+
+
+class AccountError(SmartAgentError):
+    """An account name or password is not allowed, or the name is taken or unknown."""
+
+
+class SecretFileError(SmartAgentError):
+    """The JWT secret file cannot be created or read, or others may read it."""

@@ -104,3 +104,49 @@ def test_ensure_data_dir_when_a_file_is_in_the_way_then_config_error(tmp_path: P
     target = blocker / "sub" if below else blocker
     with pytest.raises(ConfigError, match=r"cannot use .* as the data folder \(SMART_AGENT_DATA_DIR"):
         ensure_data_dir(Settings(data_dir=target))
+
+
+# The history database
+
+
+def test_database_url_when_only_the_standard_name_set_then_read(tmp_path: Path) -> None:
+    url = "postgresql://app:pw@db.example.com:5432/chat"
+    assert load_settings(environ={"DATABASE_URL": url}, dotenv_path=None).database_url == url
+
+
+def test_database_url_when_both_names_set_then_ours_wins_and_the_other_is_not_read() -> None:
+    environ = {"SMART_AGENT_DATABASE_URL": "sqlite:////srv/history.db", "DATABASE_URL": "mysql://x"}
+    assert load_settings(environ=environ, dotenv_path=None).database_url == "sqlite:////srv/history.db"
+
+
+def test_database_url_when_standard_name_in_dotenv_then_the_environment_still_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DATABASE_URL=postgres://a@h/one\n")
+    settings = load_settings(environ={"DATABASE_URL": "postgres://a@h/two"}, dotenv_path=dotenv)
+    assert settings.database_url == "postgres://a@h/two"
+    assert load_settings(environ={}, dotenv_path=dotenv).database_url == "postgres://a@h/one"
+
+
+@pytest.mark.parametrize(
+    "value", ["mysql://u@h/db", "redis://h", "history.db", "sqlite:///relative.db", "sqlite://", "http://x"]
+)
+def test_database_url_when_not_postgresql_or_absolute_sqlite_then_config_error_naming_the_variable(
+    value: str,
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"for DATABASE_URL \(from the environment\): must be postgresql://"
+    ):
+        load_settings(environ={"DATABASE_URL": value}, dotenv_path=None)
+
+
+def test_database_url_when_refused_then_its_password_is_not_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"SMART_AGENT_DATABASE_URL": "mysql://u:hush-hush@h/db"}, dotenv_path=None)
+    assert "hush-hush" not in str(caught.value)
+    assert "'mysql://u:***@h/db' for SMART_AGENT_DATABASE_URL" in str(caught.value)
+
+
+def test_database_url_when_password_holds_an_at_sign_then_none_of_it_is_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"DATABASE_URL": "mysql://u:hush@hush@h/db"}, dotenv_path=None)
+    assert "hush" not in str(caught.value)

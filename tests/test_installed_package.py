@@ -194,9 +194,33 @@ def test_installed_wheel_when_history_opened_then_shipped_migrations_create_the_
     assert tables.split() == [
         "['elements',",
         "'feedbacks',",
+        "'smart_agent_accounts',",
         "'smart_agent_history_version',",
         "'steps',",
         "'threads',",
         "'users']",
     ]
+    assert list(folder.iterdir()) == []
+
+
+def test_installed_command_when_password_piped_then_account_added_and_listed(
+    installed: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    env = clean_env(SMART_AGENT_DATA_DIR=str(tmp_path / "data"))
+    env.pop("PYTHONPATH", None)
+    command = str(installed / "bin" / "smart-agent")
+    added = subprocess.run(
+        [command, "users", "add", "erin"],
+        input=b"a piped password\n",
+        capture_output=True,
+        timeout=120,
+        cwd=folder,
+        env=env,
+        check=False,
+    )
+    assert (added.returncode, added.stdout, added.stderr) == (0, b"", b"Account 'erin' added.\n")
+    listed = _run([command, "users", "list"], timeout=120, cwd=folder, env=env)
+    assert listed.startswith("erin\t")
     assert list(folder.iterdir()) == []

@@ -95,3 +95,12 @@ feedbacks = sa.Table(
     sa.Index("ix_feedbacks_for", "forId"),
     sa.Index("ix_feedbacks_thread_value", "threadId", "value"),
 )
+
+# Our own table, not Chainlit's `users.metadata`: Chainlit sends a user's metadata to the browser.
+accounts = sa.Table(
+    "smart_agent_accounts",
+    metadata,
+    sa.Column("identifier", sa.Text, primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("createdAt", sa.Text, nullable=False),
+)
