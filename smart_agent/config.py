@@ -392,6 +392,10 @@ def load_settings(
         try:
             values[name] = spec.parse(raw)
         except ValueError as exc:
+            if where == spec.fallback_env:
+                # A conventional variable may belong to another program (a MySQL DATABASE_URL):
+                # one smart-agent cannot use is not smart-agent's, so it is ignored, not an error.
+                continue
             origin = "" if source == "flag" else f" (from the {source})"
             raise ConfigError(f"invalid value {spec.shown(raw)!r} for {where}{origin}: {exc}") from None
     return Settings(**values)

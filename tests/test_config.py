@@ -134,9 +134,15 @@ def test_database_url_when_not_postgresql_or_absolute_sqlite_then_config_error_n
     value: str,
 ) -> None:
     with pytest.raises(
-        ConfigError, match=r"for DATABASE_URL \(from the environment\): must be postgresql://"
+        ConfigError, match=r"for SMART_AGENT_DATABASE_URL \(from the environment\): must be postgresql://"
     ):
-        load_settings(environ={"DATABASE_URL": value}, dotenv_path=None)
+        load_settings(environ={"SMART_AGENT_DATABASE_URL": value}, dotenv_path=None)
+
+
+@pytest.mark.parametrize("value", ["mysql://u:p@h/db", "redis://h", "history.db"])
+def test_conventional_database_url_when_not_one_smart_agent_can_use_then_ignored(value: str) -> None:
+    # Another program's DATABASE_URL (MySQL, ...) must not stop smart-agent from starting.
+    assert load_settings(environ={"DATABASE_URL": value}, dotenv_path=None).database_url is None
 
 
 def test_database_url_when_refused_then_its_password_is_not_in_the_error() -> None:
@@ -148,5 +154,5 @@ def test_database_url_when_refused_then_its_password_is_not_in_the_error() -> No
 
 def test_database_url_when_password_holds_an_at_sign_then_none_of_it_is_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(environ={"DATABASE_URL": "mysql://u:hush@hush@h/db"}, dotenv_path=None)
+        load_settings(environ={"SMART_AGENT_DATABASE_URL": "mysql://u:hush@hush@h/db"}, dotenv_path=None)
     assert "hush" not in str(caught.value)
