@@ -14,11 +14,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smart_agent.errors import AccountError, HistoryError
-from smart_agent.history.engine import create_engine, insert, writer
-from smart_agent.history.migrate import upgrade
+from smart_agent.history.engine import insert, writer
+from smart_agent.history.migrate import describe_cause, open_migrated
 from smart_agent.history.rows import now
 from smart_agent.history.schema import accounts
-from smart_agent.history.urls import database_url
 
 logger = logging.getLogger(__name__)
 
@@ -65,21 +64,7 @@ class Accounts:
 
         A URL that is not a database's raises ValueError (config.py checks URLs before they get here).
         """
-        url = database_url(url_or_path)
-        try:
-            engine = create_engine(url)
-        except OSError as exc:
-            where = url.render_as_string(hide_password=True)
-            raise HistoryError(f"cannot open the accounts at {where}: {exc.strerror or exc}") from exc
-        try:
-            await upgrade(engine)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
-            raise HistoryError(f"cannot open the accounts at {_where(engine)}: {_cause(exc)}") from exc
-        except BaseException:
-            await engine.dispose()
-            raise
-        return cls(engine, hasher)
+        return cls(await open_migrated(url_or_path, "the accounts"), hasher)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -175,17 +160,10 @@ class Accounts:
             yield
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             where = _where(self._engine)
-            raise HistoryError(f"cannot {action} in the history database at {where}: {_cause(exc)}") from exc
+            raise HistoryError(
+                f"cannot {action} in the history database at {where}: {describe_cause(exc)}"
+            ) from exc
 
 
 def _where(engine: AsyncEngine) -> str:
     return engine.url.render_as_string(hide_password=True)
-
-
-def _cause(exc: BaseException) -> str:
-    # SQLAlchemy's own message lists the statement's parameters, which may hold a password hash.
-    if isinstance(exc, sa.exc.DBAPIError):
-        return str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
-    if isinstance(exc, sa.exc.SQLAlchemyError):
-        return type(exc).__name__
-    return str(exc) or type(exc).__name__

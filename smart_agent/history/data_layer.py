@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smart_agent.errors import HistoryAccessError, HistoryError
 from smart_agent.history import ownership, rows, sidebar
 from smart_agent.history.actor import current_actor
-from smart_agent.history.engine import create_engine, insert, writer
-from smart_agent.history.migrate import upgrade
+from smart_agent.history.engine import insert, writer
+from smart_agent.history.migrate import open_migrated
 from smart_agent.history.schema import elements, feedbacks, steps, threads, users
 from smart_agent.history.wrappers import queued, surfaced
 
@@ -31,17 +31,7 @@ class HistoryDataLayer(BaseDataLayer):
     @classmethod
     async def open(cls, url_or_path: str | Path) -> "HistoryDataLayer":
         """Open (or create) the database, apply the migrations, and return its data layer."""
-        engine = create_engine(url_or_path)
-        try:
-            await upgrade(engine)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            await engine.dispose()
-            where = engine.url.render_as_string(hide_password=True)
-            raise HistoryError(f"cannot open the chat history at {where}: {exc}") from exc
-        except BaseException:
-            await engine.dispose()
-            raise
-        return cls(engine)
+        return cls(await open_migrated(url_or_path, "the chat history"))
 
     @property
     def engine(self) -> AsyncEngine:
