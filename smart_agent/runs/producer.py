@@ -72,7 +72,13 @@ async def produce(
             "duration_s": _round(snapshot.elapsed),
         }
 
+    ended = False
+
     async def end(kind: str, data: dict[str, Any]) -> None:
+        nonlocal ended
+        if ended:
+            return
+        ended = True
         try:
             await batcher.aclose()  # the text so far is kept, whatever ended the run
             await runs.finish(run_id, kind, data, usage())
@@ -130,7 +136,7 @@ async def produce(
                     )
                 elif isinstance(event, ReplyFailed):
                     await end(ERROR, error_data(event.code, event.message))
-        await end(ERROR, error_data(MODEL_ERROR, "The turn ended without an answer."))  # no-op once ended
+        await end(ERROR, error_data(MODEL_ERROR, "The turn ended without an answer."))  # unless it has
     except asyncio.CancelledError:
         await end(ERROR, stopped() if stopped else error_data(CANCELLED, "The run was cancelled."))
         raise

@@ -285,14 +285,7 @@ class RedisRunLog:
     async def check_id(self, run_id: str, event_id: str) -> None:
         """InvalidEventIdError unless `event_id` is a stream id at or before the run's newest."""
         with self._reaching():
-            keys = self._keys(run_id)
-            reply = await self._page(
-                keys=[keys.meta, keys.events, keys.text, keys.known], args=[_parse_id(event_id), 1, "open"]
-            )
-            if reply[0] == b"invalid":
-                raise InvalidEventIdError(f"{event_id!r} is not an event id of run {run_id!r}")
-            if reply[0] != b"ok":
-                self._raise_missing(run_id, reply[0] == b"expired")
+            await self._page_at(self._keys(run_id), run_id, _parse_id(event_id), "open", count=1)
 
     async def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """Events strictly after `after` (replayed with XRANGE), then live ones from the reader task."""
@@ -388,10 +381,10 @@ class RedisRunLog:
         raise UnknownRunError(f"no run {run_id!r}")
 
     async def _page_at(
-        self, keys: RunKeys, run_id: str, after: str, mode: str
+        self, keys: RunKeys, run_id: str, after: str, mode: str, count: int = PAGE_SIZE
     ) -> tuple[bytes, str, bytes | None, int, list[Entry]]:
         reply = await self._page(
-            keys=[keys.meta, keys.events, keys.text, keys.known], args=[after, PAGE_SIZE, mode]
+            keys=[keys.meta, keys.events, keys.text, keys.known], args=[after, count, mode]
         )
         answer = reply[0]
         if answer == b"ok":
