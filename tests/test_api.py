@@ -270,6 +270,14 @@ def test_bad_reads_when_sent_then_4xx_naming_the_problem(base: str) -> None:
         missing = httpx.get(base + path)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert httpx.post(f"{base}/api/v1/runs/run_nope/cancel").status_code == 404
+    # Paths the API does not have answer in its JSON shape, not with the chat page.
+    for method, path in [
+        ("GET", "/api/v1/runs/..%2F..%2Fetc%2Fpasswd/events"),
+        ("GET", "/api/v2/runs"),
+        ("DELETE", "/api/v1/runs"),
+    ]:
+        stray = httpx.request(method, base + path)
+        assert stray.status_code in (404, 405) and stray.headers["content-type"] == "application/json", path
 
 
 class _Drops:

@@ -9,7 +9,14 @@ from fastapi import FastAPI, Request, Response
 from smart_agent import metrics
 from smart_agent.api.access import Access
 from smart_agent.api.keys import KEYS_FILE, KeyStore
-from smart_agent.api.routes import RETRY_AFTER_SECONDS, Api, build_router, error_response, metrics_route
+from smart_agent.api.routes import (
+    RETRY_AFTER_SECONDS,
+    Api,
+    build_router,
+    error_response,
+    metrics_route,
+    unknown_api_route,
+)
 from smart_agent.api.turns import Turns
 from smart_agent.config import Settings, resolve_data_dir
 from smart_agent.runs.log import RunLog, RunLogUnavailableError
@@ -40,7 +47,7 @@ def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
     router = build_router(api)
     # Chainlit 2.12 ends its routes with GET /{full_path:path}, which serves the page for any path:
     # routes added after it would never be reached, so the API's go first.
-    app.router.routes[:0] = [*router.routes, metrics_route(api)]
+    app.router.routes[:0] = [*router.routes, metrics_route(api), unknown_api_route()]
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
 

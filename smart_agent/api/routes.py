@@ -223,6 +223,15 @@ def metrics_route(api: Api) -> APIRoute:
     return APIRoute("/metrics", serve_metrics, methods=["GET"])
 
 
+def unknown_api_route() -> APIRoute:
+    """Any other path under /api/: a JSON 404, not the chat page Chainlit serves for every path."""
+
+    async def not_found(request: Request) -> Response:
+        return error_response(404, "not_found", f"no API endpoint {request.method} {request.url.path}")
+
+    return APIRoute("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+
+
 async def _is_last(api: Api, run_id: str, after: str) -> bool:
     """True when nothing follows `after` in an ended run (it is the terminal event's id)."""
     async with aclosing(api.manager.log.read(run_id, after)) as events:
