@@ -18,7 +18,8 @@ from smart_agent.errors import ModelError
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
-from smart_agent.web import lag_probe, lifetime, resync
+from smart_agent.web import history, lag_probe, lifetime, resync
+from smart_agent.web.origins import is_loopback
 from smart_agent.web.ui import present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
@@ -30,6 +31,10 @@ if SETTINGS.debug:
 
 resync.install()
 lifetime.install()
+if SETTINGS.history and SETTINGS.data_dir is not None:
+    from chainlit.config import config as _chainlit_config
+
+    history.install(SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
 
 
 @cl.on_chat_start

@@ -122,6 +122,8 @@ class Footer:
 
 
 SHOWN_ARGUMENT_CHARS = 10_000
+TOOL_ARGUMENTS_KEY = "arguments"
+"""The tool step's metadata key holding the model's arguments exactly as sent."""
 
 
 def _pretty(arguments: str) -> str:
@@ -157,6 +159,8 @@ class ToolSteps:
         run = cl.context.current_step
         step = cl.Step(name=name, type="tool", show_input="json", parent_id=run.id if run else None)
         step.input = _pretty(arguments)
+        # The input shown is reformatted and cut; history rebuilds the model's call from these.
+        step.metadata = {TOOL_ARGUMENTS_KEY: arguments}
         step.start = cl.utils.utc_now()
         self._turn.add(step)
         await step.send()

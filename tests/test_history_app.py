@@ -1,0 +1,81 @@
+"""The real app with history on: what one chat leaves in the SQLite file in the data folder."""
+
+import asyncio
+import json
+import sqlite3
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smart_agent.history import HISTORY_FILE
+from tests.conftest import AppFactory
+from tests.harness import clean_env
+from tests.scripted_server import MODEL_ID, ScriptedServer
+from tests.sio_client import ChatClient
+
+
+def sign_in(url: str) -> dict[str, str]:
+    """Sign in as the local user by header auth, as the page does; the socket's headers."""
+    request = urllib.request.Request(f"{url}/auth/header", method="POST", headers={"Origin": url})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        cookies = [value.split(";", 1)[0] for value in response.headers.get_all("set-cookie") or []]
+    return {"Cookie": "; ".join(cookies), "Origin": url}
+
+
+def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every row of Chainlit's tables in the history file."""
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return {
+            table: [dict(row) for row in db.execute(f'SELECT * FROM "{table}"')]
+            for table in ("users", "threads", "steps", "elements", "feedbacks")
+        }
+
+
+async def settled(
+    path: Path, done: Callable[[dict[str, list[dict[str, Any]]]], bool], seconds: float = 30
+) -> dict[str, list[dict[str, Any]]]:
+    """The stored rows once `done` holds for them.
+
+    Chainlit 2.12 persists in fire-and-forget tasks (message.py `_create`, `update`, `remove`), so
+    nothing the client receives says the writes have landed: the file is read until they have.
+    """
+    async with asyncio.timeout(seconds):
+        # Another process writes: no event crosses, so the file is polled.
+        while not done(rows := stored(path)):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    return rows
+
+
+async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_footer_are_stored(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="40")
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    client = ChatClient(url)
+    await client.connect(headers=sign_in(url))
+    try:
+        await client.send('#script tool=calculator expr=2+3*4 args_raw={"expression":"2+3*4"}')
+        await client.wait_task_ends(3, 60)
+        reply = client.reply()
+        rows = await settled(
+            tmp_path / "data" / HISTORY_FILE,
+            lambda r: bool(r["elements"]) and not any(s["name"] == "stats" for s in r["steps"]),
+        )
+    finally:
+        await client.close()
+
+    assert [user["identifier"] for user in rows["users"]] == ["local"]
+    assert len(rows["threads"]) == 1 and rows["threads"][0]["userIdentifier"] == "local"
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for step in rows["steps"]:
+        by_type.setdefault(step["type"], []).append(step)
+    assert by_type["user_message"][0]["output"].startswith("#script tool=calculator")
+    tools = by_type["tool"]
+    assert len(tools) == 1 and tools[0]["output"] == "14"
+    assert json.loads(tools[0]["metadata"]) == {"arguments": '{"expression":"2+3*4"}'}
+    replies = [s for s in by_type["assistant_message"] if s["name"] not in ("stats", "note")]
+    assert reply and "".join(s["output"] for s in replies) == reply
+    footer = rows["elements"]
+    assert [e["name"] for e in footer] == ["ReplyFooter"] and footer[0]["forId"] == replies[-1]["id"]
