@@ -13,6 +13,7 @@ from chainlit.input_widget import NumberInput, Switch
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
 from smart_agent.config import SESSION_SETTINGS, Settings
+from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
 from smart_agent.streaming.clock import Clock
@@ -122,8 +123,6 @@ class Footer:
 
 
 SHOWN_ARGUMENT_CHARS = 10_000
-TOOL_ARGUMENTS_KEY = "arguments"
-"""The tool step's metadata key holding the model's arguments exactly as sent."""
 
 
 def _pretty(arguments: str) -> str:
