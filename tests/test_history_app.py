@@ -10,7 +10,7 @@ from typing import Any
 
 from smart_agent.history import HISTORY_FILE
 from tests.conftest import AppFactory
-from tests.harness import clean_env
+from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
 from tests.sio_client import ChatClient
 
@@ -79,3 +79,58 @@ async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_foo
     assert reply and "".join(s["output"] for s in replies) == reply
     footer = rows["elements"]
     assert [e["name"] for e in footer] == ["ReplyFooter"] and footer[0]["forId"] == replies[-1]["id"]
+
+
+async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation_and_chat_goes_on(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SYSTEM_PROMPT="be brief")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    first = '#script tool=calculator args_raw={"expression":"2+3*4"}'
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+        await client.connect(headers=sign_in(url))
+        try:
+            await client.send(first)
+            await client.wait_task_ends(3, 60)
+            reply = client.reply()
+        finally:
+            await client.close()
+        # The disconnect copies the user session into the thread's metadata (client_type among it).
+        rows = await settled(
+            database,
+            lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
+        )
+    thread = rows["threads"][0]
+    assert "history" not in json.loads(thread["metadata"])
+    tool = next(s for s in rows["steps"] if s["type"] == "tool")
+
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url, thread_id=thread["id"])
+        await client.connect(headers=sign_in(url), task_ends=1)
+        try:
+            resumed = await client.wait_resumed()
+            assert resumed["id"] == thread["id"]
+            seen = len(scripted.requests)
+            await client.send("#script text=and_again")
+            await client.wait_text(lambda text: "and_again" in text, 60)
+        finally:
+            await client.close()
+
+    assert len(scripted.requests) == seen + 1
+    call = {"id": f"call_{tool['id']}", "type": "function"}
+    assert scripted.requests[-1]["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": first},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {**call, "function": {"name": "calculator", "arguments": '{"expression":"2+3*4"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": "14"},
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "#script text=and_again"},
+    ]

@@ -26,8 +26,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, upgrade
 
+Message = dict[str, Any]
+
 LOCAL_USER = "local"
 """The identifier of the one user signed in automatically on a loopback host."""
+
+
+class LiveConversation:
+    """The messages the model sees, kept in the user session where Chainlit cannot copy them.
+
+    On every disconnect Chainlit 2.12 copies the whole user session into the thread's metadata
+    (socket.py `disconnect` → session.py `to_persistable` → `clean_metadata`, redacted whole beyond
+    1 MiB); an object JSON cannot encode is written as null there, and the data layer drops nulls.
+    """
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
 
 
 def prepare(data_dir: Path) -> dict[str, str]:
