@@ -33,6 +33,15 @@ def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
         }
 
 
+def reply_text(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """The stored reply: its segments' text, joined."""
+    return "".join(
+        s["output"] or ""
+        for s in rows["steps"]
+        if s["type"] == "assistant_message" and s["name"] not in ("stats", "note")
+    )
+
+
 async def settled(
     path: Path, done: Callable[[dict[str, list[dict[str, Any]]]], bool], seconds: float = 30
 ) -> dict[str, list[dict[str, Any]]]:
@@ -59,9 +68,10 @@ async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_foo
         await client.send('#script tool=calculator expr=2+3*4 args_raw={"expression":"2+3*4"}')
         await client.wait_task_ends(3, 60)
         reply = client.reply()
+        # Done: the footer and the reply's final text have landed (in any order, see `settled`).
         rows = await settled(
             tmp_path / "data" / HISTORY_FILE,
-            lambda r: bool(r["elements"]) and not any(s["name"] == "stats" for s in r["steps"]),
+            lambda r: bool(r["elements"]) and reply_text(r) == reply,
         )
     finally:
         await client.close()
@@ -76,7 +86,8 @@ async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_foo
     assert len(tools) == 1 and tools[0]["output"] == "14"
     assert json.loads(tools[0]["metadata"]) == {"arguments": '{"expression":"2+3*4"}'}
     replies = [s for s in by_type["assistant_message"] if s["name"] not in ("stats", "note")]
-    assert reply and "".join(s["output"] for s in replies) == reply
+    assert reply and reply_text(rows) == reply
+    assert not [s for s in rows["steps"] if s["name"] == "stats"], "the live stats line is not history"
     footer = rows["elements"]
     assert [e["name"] for e in footer] == ["ReplyFooter"] and footer[0]["forId"] == replies[-1]["id"]
 

@@ -20,11 +20,13 @@ from typing import Any
 import chainlit as cl
 from chainlit.auth.cookie import get_token_from_cookies
 from chainlit.auth.jwt import decode_jwt
+from chainlit.step import StepDict
 from jwt import InvalidTokenError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, upgrade
+from smart_agent.web.ui import STATS_AUTHOR
 
 Message = dict[str, Any]
 
@@ -42,6 +44,23 @@ class LiveConversation:
 
     def __init__(self, messages: list[Message]) -> None:
         self.messages = messages
+
+
+class AppDataLayer(HistoryDataLayer):
+    """The history data layer minus the live stats line, which is page decoration, not history."""
+
+    # Chainlit persists in fire-and-forget tasks (message.py `_create`/`update`/`remove`), so the
+    # stats line's delete could run before its last update, which then stored it again: measured
+    # in tests/test_history_app.py. Not writing it at all also saves a write per progress tick.
+    async def create_step(self, step_dict: StepDict) -> None:
+        """Store the step unless it is the stats line."""
+        if step_dict.get("name") != STATS_AUTHOR:
+            await super().create_step(step_dict)
+
+    async def update_step(self, step_dict: StepDict) -> None:
+        """Store the step's fields unless it is the stats line."""
+        if step_dict.get("name") != STATS_AUTHOR:
+            await super().update_step(step_dict)
 
 
 def prepare(data_dir: Path) -> dict[str, str]:
@@ -65,7 +84,7 @@ def install(data_dir: Path, *, loopback: bool) -> None:
 
     @cl.data_layer
     def data_layer() -> HistoryDataLayer:
-        return HistoryDataLayer(create_engine(history_path(data_dir)))
+        return AppDataLayer(create_engine(history_path(data_dir)))
 
     if loopback:
 
