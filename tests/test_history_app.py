@@ -3,6 +3,7 @@
 import asyncio
 import json
 import sqlite3
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,45 @@ async def settled(
         while not done(rows := stored(path)):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     return rows
+
+
+def put_feedback(url: str, headers: dict[str, str], body: dict[str, Any]) -> int:
+    """PUT /feedback as the page does; the HTTP status."""
+    request = urllib.request.Request(
+        f"{url}/feedback",
+        method="PUT",
+        data=json.dumps(body).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_feedback_when_signed_in_owner_rates_a_reply_then_it_is_stored_for_that_step(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1")
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    headers = sign_in(url)
+    client = ChatClient(url)
+    await client.connect(headers=dict(headers))  # the Socket.IO client takes the cookie out of the dict
+    try:
+        await client.send("#script text=rate_me")
+        await client.wait_task_ends(3, 60)
+        rows = await settled(tmp_path / "data" / HISTORY_FILE, lambda r: reply_text(r) == client.reply())
+        reply = next(s for s in rows["steps"] if s["type"] == "assistant_message")
+        feedback = {"forId": reply["id"], "threadId": reply["threadId"], "value": 1, "comment": "good"}
+        # Chainlit checks nobody's ownership on /feedback: the data layer needs the acting user.
+        status = put_feedback(url, headers, {"feedback": feedback, "sessionId": client.session_id})
+        anonymous = put_feedback(url, {"Origin": url}, {"feedback": feedback, "sessionId": client.session_id})
+    finally:
+        await client.close()
+    assert (status, anonymous) == (200, 401)
+    stored_feedback = stored(tmp_path / "data" / HISTORY_FILE)["feedbacks"]
+    assert [(f["forId"], f["value"], f["comment"]) for f in stored_feedback] == [(reply["id"], 1, "good")]
 
 
 async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_footer_are_stored(
