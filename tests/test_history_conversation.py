@@ -112,3 +112,17 @@ def test_model_messages_when_a_turn_failed_before_any_answer_then_its_user_messa
         {"role": "assistant", "content": "Partial"},
         {"role": "user", "content": "again"},
     ]
+
+
+def test_model_messages_when_a_turn_was_stopped_then_partial_reply_kept_and_stop_marker_left_out() -> None:
+    stored = thread(
+        step("user_message", "long story", name="User"),
+        step("assistant_message", "Once upon", parentId="run1"),
+        step("assistant_message", "Task manually stopped.", name="Assistant", parentId=None),
+        step("user_message", "shorter", name="User"),
+    )
+    assert model_messages(stored) == [
+        {"role": "user", "content": "long story"},
+        {"role": "assistant", "content": "Once upon"},
+        {"role": "user", "content": "shorter"},
+    ]

@@ -16,6 +16,9 @@ TOOL_ARGUMENTS_KEY = "arguments"
 SKIPPED_AUTHORS = frozenset({"stats", "note"})
 """Assistant-side messages that are page decoration, never part of the model's conversation."""
 
+STOPPED_MARKER = "Task manually stopped."
+"""What Chainlit 2.12 sends, and stores, when the stop button is pressed (socket.py `stop`)."""
+
 
 def model_messages(thread: ThreadDict, system_prompt: str | None = None) -> list[Message]:
     """System prompt, then per turn: the user's message, the reply's text joined across segments,
@@ -58,7 +61,7 @@ def _turn(steps: list[StepDict]) -> list[Message]:
     for step in rest:
         if step["type"] == "tool":
             calls.append(step)
-        elif step["type"] == "assistant_message" and step.get("name") not in SKIPPED_AUTHORS:
+        elif step["type"] == "assistant_message" and not _decoration(step):
             if step.get("isError"):
                 failed = True
                 continue
@@ -70,6 +73,12 @@ def _turn(steps: list[StepDict]) -> list[Message]:
     if failed and not replied:
         return []
     return [{"role": "user", "content": user.get("output") or ""}, *replied]
+
+
+def _decoration(step: StepDict) -> bool:
+    # The stop marker is a message without a parent; a reply segment is a child of the turn's run.
+    stop_marker = step.get("output") == STOPPED_MARKER and not step.get("parentId")
+    return step.get("name") in SKIPPED_AUTHORS or stop_marker
 
 
 def _calls(steps: Iterable[StepDict]) -> list[Message]:
