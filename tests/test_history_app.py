@@ -25,11 +25,13 @@ def sign_in(url: str) -> dict[str, str]:
 
 
 def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every row of Chainlit's tables in the history file."""
+    """Every row of Chainlit's tables in the history file; steps in the order the page shows them."""
+    # Rows land in any order (see `settled`): only createdAt orders the steps.
+    order = {"steps": ' ORDER BY "createdAt", id'}
     with sqlite3.connect(path) as db:
         db.row_factory = sqlite3.Row
         return {
-            table: [dict(row) for row in db.execute(f'SELECT * FROM "{table}"')]
+            table: [dict(row) for row in db.execute(f'SELECT * FROM "{table}"{order.get(table, "")}')]
             for table in ("users", "threads", "steps", "elements", "feedbacks")
         }
 
@@ -185,3 +187,34 @@ async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation
         {"role": "assistant", "content": reply},
         {"role": "user", "content": "#script text=and_again"},
     ]
+
+
+async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_with_its_footer(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="300")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+        await client.connect(headers=sign_in(url))
+        try:
+            await client.send("#script tokens=300 kind=markdown")
+            await client.wait_task_ends(3, 60)
+            reply = client.reply()
+            rows = await settled(database, lambda r: bool(r["elements"]) and reply_text(r) == reply)
+        finally:
+            await client.close()
+    segments = [s for s in rows["steps"] if s["type"] == "assistant_message"]
+    assert len(segments) > 1, "the reply must have been stored in segments for this test to mean anything"
+
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url, thread_id=rows["threads"][0]["id"])
+        await client.connect(headers=sign_in(url), task_ends=1)
+        try:
+            resumed = await client.wait_resumed()
+        finally:
+            await client.close()
+    shown = [s for s in resumed["steps"] if s["type"] == "assistant_message"]
+    assert [s["output"] for s in shown] == [reply]
+    assert [e["forId"] for e in resumed["elements"]] == [shown[0]["id"]]

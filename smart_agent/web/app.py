@@ -17,6 +17,7 @@ from smart_agent.agent.workers import shared_workers
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
 from smart_agent.history.conversation import model_messages
+from smart_agent.history.reopen import join_segments
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
@@ -53,6 +54,7 @@ async def on_chat_start() -> None:
 async def on_chat_resume(thread: ThreadDict) -> None:
     """A stored thread reopened: the model sees its conversation again, and the chat goes on."""
     await _open_session(model_messages(thread, SETTINGS.system_prompt))
+    join_segments(thread)  # after the rebuild: only what the page shows changes
 
 
 async def _open_session(history: list[dict[str, Any]]) -> None:
