@@ -262,6 +262,7 @@ _FIELDS: dict[str, _Field] = {
     "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
     "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
     "data_dir": _Field("SMART_AGENT_DATA_DIR", "--data-dir", _parse_optional_dir),
+    "history": _Field("SMART_AGENT_HISTORY", "--history", _parse_bool),
     "sse_heartbeat": _Field(
         "SMART_AGENT_SSE_HEARTBEAT", "--sse-heartbeat", _parse_float(0.0, inclusive=False)
     ),
@@ -321,6 +322,8 @@ class Settings:
     mcp_user_servers: bool = False
     data_dir: Path | None = None
     """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
+    history: bool = False
+    """Chat history in the data folder (prototype: off by default until the test clients sign in)."""
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
     sse_send_timeout: float = DEFAULT_SSE_SEND_TIMEOUT
     api_max_runs: int = DEFAULT_API_MAX_RUNS

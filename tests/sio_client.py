@@ -33,6 +33,8 @@ class ChatClient:
     authors: set[str] = field(default_factory=set)  # every assistant-side author seen
     notes: dict[str, str] = field(default_factory=dict)  # note id -> text
     arrivals: list[float] = field(default_factory=list)  # monotonic time of each reply event
+    thread_id: str | None = None  # a stored thread to resume (history on)
+    resumed: dict[str, Any] | None = None  # the thread the server sent back on resuming
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(
@@ -64,6 +66,11 @@ class ChatClient:
             self.messages[data["id"]] = data["token"] if data.get("isSequence") else previous + data["token"]
             self._changed.set()
 
+        @sio.on("resume_thread")  # type: ignore[untyped-decorator]
+        async def resume_thread(data: dict[str, Any]) -> None:
+            self.resumed = data
+            self._changed.set()
+
         @sio.on("task_end")  # type: ignore[untyped-decorator]
         async def task_end(data: dict[str, Any]) -> None:
             self.task_ends += 1
@@ -73,7 +80,12 @@ class ChatClient:
             self.url,
             socketio_path="/ws/socket.io",
             transports=["websocket"],
-            auth={"sessionId": self.session_id, "clientType": "webapp", "userEnv": "{}"},
+            auth={
+                "sessionId": self.session_id,
+                "clientType": "webapp",
+                "userEnv": "{}",
+                **({"threadId": self.thread_id} if self.thread_id else {}),
+            },
             headers=headers or {},
             wait_timeout=seconds,
         )
@@ -93,6 +105,14 @@ class ChatClient:
             self.order.append(data["id"])
         self.messages[data["id"]] = data.get("output") or ""
         self._changed.set()
+
+    async def wait_resumed(self, seconds: float = 30) -> dict[str, Any]:
+        """Wait until the server has resumed the thread (on_chat_resume has run) and return it."""
+        async with asyncio.timeout(seconds):
+            while self.resumed is None:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.resumed
 
     async def wait_task_ends(self, count: int, seconds: float = 60) -> None:
         """Wait until `count` task_end events have arrived."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
+from chainlit.types import ThreadDict
 from mcp import ClientSession
 
 from smart_agent.agent.loop import Agent
@@ -15,10 +16,14 @@ from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
 from smart_agent.agent.workers import shared_workers
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
+from smart_agent.history.conversation import model_messages
+from smart_agent.history.reopen import join_segments
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
-from smart_agent.web import lag_probe, lifetime, resync
+from smart_agent.web import history, lag_probe, lifetime, resync
+from smart_agent.web.history import LiveConversation
+from smart_agent.web.origins import is_loopback
 from smart_agent.web.ui import present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
@@ -30,17 +35,33 @@ if SETTINGS.debug:
 
 resync.install()
 lifetime.install()
+if SETTINGS.history and SETTINGS.data_dir is not None:
+    from chainlit.config import config as _chainlit_config
+
+    history.install(SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
 
 
 @cl.on_chat_start
 async def on_chat_start() -> None:
     """Give the session its own client, tools (built-in and MCP) and an empty history."""
-    if SETTINGS.lag_probe:
-        lag_probe.start(Path(SETTINGS.lag_probe))
     history: list[dict[str, Any]] = []
     if SETTINGS.system_prompt:
         history.append({"role": "system", "content": SETTINGS.system_prompt})
-    cl.user_session.set("history", history)
+    await _open_session(history)
+
+
+@cl.on_chat_resume
+async def on_chat_resume(thread: ThreadDict) -> None:
+    """A stored thread reopened: the model sees its conversation again, and the chat goes on."""
+    await _open_session(model_messages(thread, SETTINGS.system_prompt))
+    join_segments(thread)  # after the rebuild: only what the page shows changes
+
+
+async def _open_session(history: list[dict[str, Any]]) -> None:
+    """Give the session its own client, tools (built-in and MCP) and this history."""
+    if SETTINGS.lag_probe:
+        lag_probe.start(Path(SETTINGS.lag_probe))
+    cl.user_session.set("history", LiveConversation(history))
     cl.user_session.set("settings", SETTINGS)
     await settings_panel(SETTINGS).send()
     cl.user_session.set("client", make_client(SETTINGS))
@@ -114,7 +135,7 @@ async def on_mcp_disconnect(name: str, session: ClientSession) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """Answer the user's message; text streams through the batching wrapper."""
-    history: list[dict[str, Any]] = cl.user_session.get("history")
+    history: list[dict[str, Any]] = cl.user_session.get("history").messages
     client = cl.user_session.get("client")
     settings: Settings = cl.user_session.get("settings")
     tools: ToolRegistry = cl.user_session.get("tools")

@@ -67,6 +67,12 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                 effective,
                 {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port), "CHAINLIT_APP_ROOT": str(app_root)},
             )
+            if settings.history:
+                # Imports Chainlit: only once its app root is exported. The secret must be set before
+                # run_chainlit's ensure_jwt_secret() (chainlit/cli/__init__.py:88).
+                from smart_agent.web.history import prepare
+
+                export(effective, prepare(data_dir))
             import chainlit as cl
             from chainlit.cli import run_chainlit
             from chainlit.config import config

@@ -13,6 +13,7 @@ from chainlit.input_widget import NumberInput, Switch
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
 from smart_agent.config import SESSION_SETTINGS, Settings
+from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
 from smart_agent.streaming.clock import Clock
@@ -157,6 +158,8 @@ class ToolSteps:
         run = cl.context.current_step
         step = cl.Step(name=name, type="tool", show_input="json", parent_id=run.id if run else None)
         step.input = _pretty(arguments)
+        # The input shown is reformatted and cut; history rebuilds the model's call from these.
+        step.metadata = {TOOL_ARGUMENTS_KEY: arguments}
         step.start = cl.utils.utc_now()
         self._turn.add(step)
         await step.send()

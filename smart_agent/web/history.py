@@ -1,0 +1,128 @@
+"""Chat history in the app: the data layer, the acting user over HTTP, the local user on loopback.
+
+Chainlit 2.12 internals touched here (see docs/history-wiring.md):
+- `@cl.data_layer` is called lazily by `chainlit.data.get_data_layer()` from the server's event loop;
+  Chainlit's lifespan closes the layer at shutdown (server.py `lifespan`).
+- `CHAINLIT_AUTH_SECRET` is read at every `create_jwt`/`decode_jwt` (auth/jwt.py) and checked once by
+  `ensure_jwt_secret()` right after app.py is loaded (cli/__init__.py `run_chainlit`), so `prepare()`
+  in the launcher sets it in time.
+- Socket handlers run inside Chainlit's context, where `actor.current_actor` finds the session's user;
+  HTTP routes do not, so `ActingUserMiddleware` sets the acting user from the JWT cookie or header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Any
+
+import chainlit as cl
+from chainlit.auth.cookie import get_token_from_cookies
+from chainlit.auth.jwt import decode_jwt
+from chainlit.step import StepDict
+from jwt import InvalidTokenError
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, upgrade
+from smart_agent.web.ui import STATS_AUTHOR
+
+Message = dict[str, Any]
+
+LOCAL_USER = "local"
+"""The identifier of the one user signed in automatically on a loopback host."""
+
+
+class LiveConversation:
+    """The messages the model sees, kept in the user session where Chainlit cannot copy them.
+
+    On every disconnect Chainlit 2.12 copies the whole user session into the thread's metadata
+    (socket.py `disconnect` → session.py `to_persistable` → `clean_metadata`, redacted whole beyond
+    1 MiB); an object JSON cannot encode is written as null there, and the data layer drops nulls.
+    """
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
+
+
+class AppDataLayer(HistoryDataLayer):
+    """The history data layer minus the live stats line, which is page decoration, not history."""
+
+    # Chainlit persists in fire-and-forget tasks (message.py `_create`/`update`/`remove`), so the
+    # stats line's delete could run before its last update, which then stored it again: measured
+    # in tests/test_history_app.py. Not writing it at all also saves a write per progress tick.
+    async def create_step(self, step_dict: StepDict) -> None:
+        """Store the step unless it is the stats line."""
+        if step_dict.get("name") != STATS_AUTHOR:
+            await super().create_step(step_dict)
+
+    async def update_step(self, step_dict: StepDict) -> None:
+        """Store the step's fields unless it is the stats line."""
+        if step_dict.get("name") != STATS_AUTHOR:
+            await super().update_step(step_dict)
+
+
+def prepare(data_dir: Path) -> dict[str, str]:
+    """Migrate the history database before Chainlit starts; return the environment Chainlit needs."""
+    asyncio.run(_migrate(history_path(data_dir)))
+    # Prototype: a fresh secret per process (a restart signs the local user in again through header
+    # auth). history/secret.py (another branch) keeps one in the data folder instead.
+    return {"CHAINLIT_AUTH_SECRET": secrets.token_urlsafe(48)}
+
+
+async def _migrate(path: Path) -> None:
+    engine = create_engine(path)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def install(data_dir: Path, *, loopback: bool) -> None:
+    """Register the data layer, and on a loopback host sign the local user in by header auth."""
+
+    @cl.data_layer
+    def data_layer() -> HistoryDataLayer:
+        return AppDataLayer(create_engine(history_path(data_dir)))
+
+    if loopback:
+
+        @cl.header_auth_callback
+        async def local_user(headers: Any) -> cl.User | None:
+            return cl.User(identifier=LOCAL_USER, metadata={"provider": "local"})
+
+    from chainlit.server import app
+
+    app.add_middleware(ActingUserMiddleware)
+
+
+class ActingUserMiddleware:
+    """Run each HTTP request as the user its Chainlit token names (none: Chainlit refuses it itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        identifier = _token_user(HTTPConnection(scope))
+        if identifier is None:
+            await self.app(scope, receive, send)
+            return
+        with acting_user(identifier):
+            await self.app(scope, receive, send)
+
+
+def _token_user(connection: HTTPConnection) -> str | None:
+    token = get_token_from_cookies(dict(connection.cookies))
+    header = connection.headers.get("authorization", "")
+    if token is None and header.lower().startswith("bearer "):
+        token = header[7:]
+    if not token:
+        return None
+    try:
+        return decode_jwt(token).identifier
+    except (InvalidTokenError, AssertionError, TypeError):  # bad or foreign token: Chainlit answers 401
+        return None

@@ -1,0 +1,220 @@
+"""The real app with history on: what one chat leaves in the SQLite file in the data folder."""
+
+import asyncio
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smart_agent.history import HISTORY_FILE
+from tests.conftest import AppFactory
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer
+from tests.sio_client import ChatClient
+
+
+def sign_in(url: str) -> dict[str, str]:
+    """Sign in as the local user by header auth, as the page does; the socket's headers."""
+    request = urllib.request.Request(f"{url}/auth/header", method="POST", headers={"Origin": url})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        cookies = [value.split(";", 1)[0] for value in response.headers.get_all("set-cookie") or []]
+    return {"Cookie": "; ".join(cookies), "Origin": url}
+
+
+def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every row of Chainlit's tables in the history file; steps in the order the page shows them."""
+    # Rows land in any order (see `settled`): only createdAt orders the steps.
+    order = {"steps": ' ORDER BY "createdAt", id'}
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return {
+            table: [dict(row) for row in db.execute(f'SELECT * FROM "{table}"{order.get(table, "")}')]
+            for table in ("users", "threads", "steps", "elements", "feedbacks")
+        }
+
+
+def reply_text(rows: dict[str, list[dict[str, Any]]]) -> str:
+    """The stored reply: its segments' text, joined."""
+    return "".join(
+        s["output"] or ""
+        for s in rows["steps"]
+        if s["type"] == "assistant_message" and s["name"] not in ("stats", "note")
+    )
+
+
+async def settled(
+    path: Path, done: Callable[[dict[str, list[dict[str, Any]]]], bool], seconds: float = 30
+) -> dict[str, list[dict[str, Any]]]:
+    """The stored rows once `done` holds for them.
+
+    Chainlit 2.12 persists in fire-and-forget tasks (message.py `_create`, `update`, `remove`), so
+    nothing the client receives says the writes have landed: the file is read until they have.
+    """
+    async with asyncio.timeout(seconds):
+        # Another process writes: no event crosses, so the file is polled.
+        while not done(rows := stored(path)):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    return rows
+
+
+def put_feedback(url: str, headers: dict[str, str], body: dict[str, Any]) -> int:
+    """PUT /feedback as the page does; the HTTP status."""
+    request = urllib.request.Request(
+        f"{url}/feedback",
+        method="PUT",
+        data=json.dumps(body).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_feedback_when_signed_in_owner_rates_a_reply_then_it_is_stored_for_that_step(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1")
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    headers = sign_in(url)
+    client = ChatClient(url)
+    await client.connect(headers=dict(headers))  # the Socket.IO client takes the cookie out of the dict
+    try:
+        await client.send("#script text=rate_me")
+        await client.wait_task_ends(3, 60)
+        rows = await settled(tmp_path / "data" / HISTORY_FILE, lambda r: reply_text(r) == client.reply())
+        reply = next(s for s in rows["steps"] if s["type"] == "assistant_message")
+        feedback = {"forId": reply["id"], "threadId": reply["threadId"], "value": 1, "comment": "good"}
+        # Chainlit checks nobody's ownership on /feedback: the data layer needs the acting user.
+        status = put_feedback(url, headers, {"feedback": feedback, "sessionId": client.session_id})
+        anonymous = put_feedback(url, {"Origin": url}, {"feedback": feedback, "sessionId": client.session_id})
+    finally:
+        await client.close()
+    assert (status, anonymous) == (200, 401)
+    stored_feedback = stored(tmp_path / "data" / HISTORY_FILE)["feedbacks"]
+    assert [(f["forId"], f["value"], f["comment"]) for f in stored_feedback] == [(reply["id"], 1, "good")]
+
+
+async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_footer_are_stored(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="40")
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    client = ChatClient(url)
+    await client.connect(headers=sign_in(url))
+    try:
+        await client.send('#script tool=calculator expr=2+3*4 args_raw={"expression":"2+3*4"}')
+        await client.wait_task_ends(3, 60)
+        reply = client.reply()
+        # Done: the footer and the reply's final text have landed (in any order, see `settled`).
+        rows = await settled(
+            tmp_path / "data" / HISTORY_FILE,
+            lambda r: bool(r["elements"]) and reply_text(r) == reply,
+        )
+    finally:
+        await client.close()
+
+    assert [user["identifier"] for user in rows["users"]] == ["local"]
+    assert len(rows["threads"]) == 1 and rows["threads"][0]["userIdentifier"] == "local"
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for step in rows["steps"]:
+        by_type.setdefault(step["type"], []).append(step)
+    assert by_type["user_message"][0]["output"].startswith("#script tool=calculator")
+    tools = by_type["tool"]
+    assert len(tools) == 1 and tools[0]["output"] == "14"
+    assert json.loads(tools[0]["metadata"]) == {"arguments": '{"expression":"2+3*4"}'}
+    replies = [s for s in by_type["assistant_message"] if s["name"] not in ("stats", "note")]
+    assert reply and reply_text(rows) == reply
+    assert not [s for s in rows["steps"] if s["name"] == "stats"], "the live stats line is not history"
+    footer = rows["elements"]
+    assert [e["name"] for e in footer] == ["ReplyFooter"] and footer[0]["forId"] == replies[-1]["id"]
+
+
+async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation_and_chat_goes_on(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SYSTEM_PROMPT="be brief")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    first = '#script tool=calculator args_raw={"expression":"2+3*4"}'
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+        await client.connect(headers=sign_in(url))
+        try:
+            await client.send(first)
+            await client.wait_task_ends(3, 60)
+            reply = client.reply()
+        finally:
+            await client.close()
+        # The disconnect copies the user session into the thread's metadata (client_type among it).
+        rows = await settled(
+            database,
+            lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
+        )
+    thread = rows["threads"][0]
+    assert "history" not in json.loads(thread["metadata"])
+    tool = next(s for s in rows["steps"] if s["type"] == "tool")
+
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url, thread_id=thread["id"])
+        await client.connect(headers=sign_in(url), task_ends=1)
+        try:
+            resumed = await client.wait_resumed()
+            assert resumed["id"] == thread["id"]
+            seen = len(scripted.requests)
+            await client.send("#script text=and_again")
+            await client.wait_text(lambda text: "and_again" in text, 60)
+        finally:
+            await client.close()
+
+    assert len(scripted.requests) == seen + 1
+    call = {"id": f"call_{tool['id']}", "type": "function"}
+    assert scripted.requests[-1]["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": first},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {**call, "function": {"name": "calculator", "arguments": '{"expression":"2+3*4"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": call["id"], "content": "14"},
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "#script text=and_again"},
+    ]
+
+
+async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_with_its_footer(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="300")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+        await client.connect(headers=sign_in(url))
+        try:
+            await client.send("#script tokens=300 kind=markdown")
+            await client.wait_task_ends(3, 60)
+            reply = client.reply()
+            rows = await settled(database, lambda r: bool(r["elements"]) and reply_text(r) == reply)
+        finally:
+            await client.close()
+    segments = [s for s in rows["steps"] if s["type"] == "assistant_message"]
+    assert len(segments) > 1, "the reply must have been stored in segments for this test to mean anything"
+
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url, thread_id=rows["threads"][0]["id"])
+        await client.connect(headers=sign_in(url), task_ends=1)
+        try:
+            resumed = await client.wait_resumed()
+        finally:
+            await client.close()
+    shown = [s for s in resumed["steps"] if s["type"] == "assistant_message"]
+    assert [s["output"] for s in shown] == [reply]
+    assert [e["forId"] for e in resumed["elements"]] == [shown[0]["id"]]
