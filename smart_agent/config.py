@@ -209,6 +209,18 @@ def _parse_database_url(text: str) -> str | None:
     return value
 
 
+_MIN_SECRET_CHARS = 32
+
+
+def _parse_auth_secret(text: str) -> str | None:
+    value = text.strip()
+    if not value:
+        return None
+    if len(value) < _MIN_SECRET_CHARS:
+        raise ValueError(f"must be at least {_MIN_SECRET_CHARS} characters (e.g. `openssl rand -base64 48`)")
+    return value
+
+
 def _redact_url(text: str) -> str:
     """`text` with the password of a `scheme://user:password@host` URL replaced by ***."""
     return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", text)  # up to the last @: passwords may hold one
@@ -262,7 +274,7 @@ _FIELDS: dict[str, _Field] = {
     "expose_without_login": _Field("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "--expose-without-login", _parse_bool),
     "mcp_user_servers": _Field("SMART_AGENT_MCP_USER_SERVERS", "--mcp-user-servers", _parse_bool),
     "data_dir": _Field("SMART_AGENT_DATA_DIR", "--data-dir", _parse_optional_dir),
-    "history": _Field("SMART_AGENT_HISTORY", "--history", _parse_bool),
+    "history": _Field("SMART_AGENT_HISTORY", "--no-history", _parse_bool),
     "sse_heartbeat": _Field(
         "SMART_AGENT_SSE_HEARTBEAT", "--sse-heartbeat", _parse_float(0.0, inclusive=False)
     ),
@@ -285,6 +297,10 @@ _FIELDS: dict[str, _Field] = {
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
+    # Chainlit's own variable: instances behind one balancer must share it (no flag: it would show in ps).
+    "auth_secret": _Field(
+        "CHAINLIT_AUTH_SECRET", "CHAINLIT_AUTH_SECRET", _parse_auth_secret, shown=lambda _: "***"
+    ),
 }
 
 
@@ -323,7 +339,7 @@ class Settings:
     data_dir: Path | None = None
     """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
     history: bool = False
-    """Chat history in the data folder (prototype: off by default until the test clients sign in)."""
+    """Chat history (threads in the sidebar) in the history database."""
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
     sse_send_timeout: float = DEFAULT_SSE_SEND_TIMEOUT
     api_max_runs: int = DEFAULT_API_MAX_RUNS
@@ -337,6 +353,8 @@ class Settings:
     """The running app `smart-agent ask` calls; None means DEFAULT_APP_URL."""
     app_api_key: str | None = None
     """The API key `smart-agent ask` sends as `Authorization: Bearer`."""
+    auth_secret: str | None = None
+    """Signs login tokens; None means the one kept in the data folder (history/secret.py)."""
 
     @property
     def uses_embedded_model(self) -> bool:

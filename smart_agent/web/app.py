@@ -38,7 +38,7 @@ lifetime.install()
 if SETTINGS.history and SETTINGS.data_dir is not None:
     from chainlit.config import config as _chainlit_config
 
-    history.install(SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
+    history.install(SETTINGS, SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
 
 
 @cl.on_chat_start

@@ -13,7 +13,6 @@ Chainlit 2.12 internals touched here (see docs/history-wiring.md):
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ from jwt import InvalidTokenError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, upgrade
+from smart_agent.config import Settings
+from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, jwt_secret
+from smart_agent.history.migrate import open_migrated
 from smart_agent.web.ui import STATS_AUTHOR
 
 Message = dict[str, Any]
@@ -63,28 +64,32 @@ class AppDataLayer(HistoryDataLayer):
             await super().update_step(step_dict)
 
 
-def prepare(data_dir: Path) -> dict[str, str]:
-    """Migrate the history database before Chainlit starts; return the environment Chainlit needs."""
-    asyncio.run(_migrate(history_path(data_dir)))
-    # Prototype: a fresh secret per process (a restart signs the local user in again through header
-    # auth). history/secret.py (another branch) keeps one in the data folder instead.
-    return {"CHAINLIT_AUTH_SECRET": secrets.token_urlsafe(48)}
+def database(settings: Settings, data_dir: Path) -> str | Path:
+    """The history database: the configured URL, else history.db in the data folder."""
+    return settings.database_url or history_path(data_dir)
 
 
-async def _migrate(path: Path) -> None:
-    engine = create_engine(path)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
+def prepare(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """Migrate the history database before Chainlit starts; return the environment Chainlit needs.
+
+    Raises HistoryError naming the database (password hidden) when it cannot be opened.
+    """
+    asyncio.run(_migrate(database(settings, data_dir)))
+    return {"CHAINLIT_AUTH_SECRET": settings.auth_secret or jwt_secret(data_dir)}
 
 
-def install(data_dir: Path, *, loopback: bool) -> None:
+async def _migrate(where: str | Path) -> None:
+    engine = await open_migrated(where, "the history database")
+    await engine.dispose()
+
+
+def install(settings: Settings, data_dir: Path, *, loopback: bool) -> None:
     """Register the data layer, and on a loopback host sign the local user in by header auth."""
+    where = database(settings, data_dir)
 
     @cl.data_layer
     def data_layer() -> HistoryDataLayer:
-        return AppDataLayer(create_engine(history_path(data_dir)))
+        return AppDataLayer(create_engine(where))
 
     if loopback:
 

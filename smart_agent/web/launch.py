@@ -12,7 +12,7 @@ import typer
 
 from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import Settings, export, resolve_data_dir
-from smart_agent.errors import LocalModelError
+from smart_agent.errors import HistoryError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 from smart_agent.web import security
 from smart_agent.web.chainlit_root import run_root
@@ -72,7 +72,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                 # run_chainlit's ensure_jwt_secret() (chainlit/cli/__init__.py:88).
                 from smart_agent.web.history import prepare
 
-                export(effective, prepare(data_dir))
+                export(effective, prepare(effective, data_dir))
             import chainlit as cl
             from chainlit.cli import run_chainlit
             from chainlit.config import config
@@ -107,7 +107,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                     "(add others with SMART_AGENT_ALLOWED_ORIGINS)"
                 )
             run_chainlit(str(APP_PATH))
-    except LocalModelError as exc:
+    except (LocalModelError, HistoryError, SecretFileError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
