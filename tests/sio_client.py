@@ -12,11 +12,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import socketio
 
 STOPPED_MARKER = "Task manually stopped."
 STATS_AUTHOR = "stats"  # the live progress line is a message of its own
 NOTE_AUTHOR = "note"  # small notes, e.g. that older messages were left out
+
+
+async def sign_in(url: str) -> dict[str, str]:
+    """Sign in as the page does when the app offers header auth (the local user on loopback, history
+    on); the handshake headers that carry the login cookie, or none when the app has no login."""
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers={"Origin": url}) as http:
+        offered = (await http.get("/auth/config")).json()
+        if not offered.get("headerAuth"):
+            return {}
+        response = await http.post("/auth/header")
+        response.raise_for_status()
+    cookies = "; ".join(f"{name}={value}" for name, value in response.cookies.items())
+    return {"Cookie": cookies, "Origin": url}
 
 
 @dataclass
@@ -76,6 +90,9 @@ class ChatClient:
             self.task_ends += 1
             self._changed.set()
 
+        headers = dict(headers or {})
+        if "Cookie" not in headers:
+            headers.update(await sign_in(self.url))
         await sio.connect(
             self.url,
             socketio_path="/ws/socket.io",
@@ -86,7 +103,7 @@ class ChatClient:
                 "userEnv": "{}",
                 **({"threadId": self.thread_id} if self.thread_id else {}),
             },
-            headers=headers or {},
+            headers=headers,
             wait_timeout=seconds,
         )
         await sio.emit("connection_successful")

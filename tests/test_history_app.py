@@ -13,15 +13,7 @@ from smart_agent.history import HISTORY_FILE
 from tests.conftest import AppFactory
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
-from tests.sio_client import ChatClient
-
-
-def sign_in(url: str) -> dict[str, str]:
-    """Sign in as the local user by header auth, as the page does; the socket's headers."""
-    request = urllib.request.Request(f"{url}/auth/header", method="POST", headers={"Origin": url})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        cookies = [value.split(";", 1)[0] for value in response.headers.get_all("set-cookie") or []]
-    return {"Cookie": "; ".join(cookies), "Origin": url}
+from tests.sio_client import ChatClient, sign_in
 
 
 def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -80,7 +72,7 @@ async def test_feedback_when_signed_in_owner_rates_a_reply_then_it_is_stored_for
 ) -> None:
     env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1")
     url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
-    headers = sign_in(url)
+    headers = await sign_in(url)
     client = ChatClient(url)
     await client.connect(headers=dict(headers))  # the Socket.IO client takes the cookie out of the dict
     try:
@@ -105,7 +97,7 @@ async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_foo
     env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="40")
     url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
     client = ChatClient(url)
-    await client.connect(headers=sign_in(url))
+    await client.connect()
     try:
         await client.send('#script tool=calculator expr=2+3*4 args_raw={"expression":"2+3*4"}')
         await client.wait_task_ends(3, 60)
@@ -143,7 +135,7 @@ async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation
     first = '#script tool=calculator args_raw={"expression":"2+3*4"}'
     with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
         client = ChatClient(url)
-        await client.connect(headers=sign_in(url))
+        await client.connect()
         try:
             await client.send(first)
             await client.wait_task_ends(3, 60)
@@ -161,7 +153,7 @@ async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation
 
     with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
         client = ChatClient(url, thread_id=thread["id"])
-        await client.connect(headers=sign_in(url), task_ends=1)
+        await client.connect(task_ends=1)
         try:
             resumed = await client.wait_resumed()
             assert resumed["id"] == thread["id"]
@@ -197,7 +189,7 @@ async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_
     database = tmp_path / "data" / HISTORY_FILE
     with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
         client = ChatClient(url)
-        await client.connect(headers=sign_in(url))
+        await client.connect()
         try:
             await client.send("#script tokens=300 kind=markdown")
             await client.wait_task_ends(3, 60)
@@ -210,7 +202,7 @@ async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_
 
     with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
         client = ChatClient(url, thread_id=rows["threads"][0]["id"])
-        await client.connect(headers=sign_in(url), task_ends=1)
+        await client.connect(task_ends=1)
         try:
             resumed = await client.wait_resumed()
         finally:
