@@ -338,7 +338,7 @@ class Settings:
     mcp_user_servers: bool = False
     data_dir: Path | None = None
     """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
-    history: bool = False
+    history: bool = True
     """Chat history (threads in the sidebar) in the history database."""
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
     sse_send_timeout: float = DEFAULT_SSE_SEND_TIMEOUT
