@@ -221,3 +221,12 @@ async def test_ownership_when_bob_acts_on_alices_thread_over_http_and_socketio_t
     assert [t["userIdentifier"] for t in after["threads"] if t["id"] != thread_id] == ["bob"]
     own = await call(url, "GET", f"/project/thread/{thread_id}", alice)
     assert own.status_code == 200 and "alice_secret" in own.text
+
+    # Sharing is off (features.allow_thread_sharing): Chainlit 2.12 would still let Alice mark her thread
+    # shared and then serve it to anyone without login at /project/share/{id}.
+    share = await call(url, "PUT", "/project/thread/share", alice, {"threadId": thread_id, "isShared": True})
+    assert share.status_code == 404
+    for headers in (None, bob, alice):
+        shown = await call(url, "GET", f"/project/share/{thread_id}", headers)
+        assert shown.status_code == 404 and "alice_secret" not in shown.text
+    assert "is_shared" not in json.loads(stored(database)["threads"][0]["metadata"] or "{}")
