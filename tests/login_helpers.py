@@ -14,9 +14,14 @@ from tests.harness import ROOT, clean_env
 
 def add_account(data_dir: Path, name: str, password: str) -> None:
     """`smart-agent users add NAME` on this data folder, the password piped in."""
+    users(data_dir, "add", name, stdin=password)
+
+
+def users(data_dir: Path, *args: str, stdin: str = "") -> None:
+    """Run `smart-agent users ARGS` on this data folder; fails unless it succeeds."""
     done = subprocess.run(
-        [sys.executable, "-m", "smart_agent", "users", "add", name, "--data-dir", str(data_dir)],
-        input=password.encode(),
+        [sys.executable, "-m", "smart_agent", "users", *args, "--data-dir", str(data_dir)],
+        input=stdin.encode(),
         capture_output=True,
         cwd=ROOT,
         env=clean_env(),
