@@ -85,3 +85,14 @@ def test_check_exposure_when_history_on_then_the_refusal_says_how_to_add_an_acco
     assert check_exposure("0.0.0.0", Settings(history=True), login=True) is None
     opted_out = dataclasses.replace(Settings(), expose_without_login=True)
     assert "WITHOUT authentication" in (check_exposure("0.0.0.0", opted_out) or "")
+
+
+def test_oauth_app_user_when_github_signs_in_then_named_by_provider_and_its_token_is_honoured() -> None:
+    from chainlit.user import User
+
+    from smart_agent.web.login import oauth_app_user
+
+    user = oauth_app_user("github", User(identifier="octocat", metadata={"image": "x"}))
+    assert (user.identifier, user.display_name) == ("github:octocat", "octocat")
+    assert user.metadata == {"image": "x", "provider": "github"}
+    assert honoured(user.identifier, user.metadata["provider"], frozenset({"octocat"}), ["github"])

@@ -114,11 +114,7 @@ def install(local_user: bool) -> Login:
         async def oauth_user(
             provider_id: str, token: str, raw: dict[str, str], default: cl.User, id_token: str | None = None
         ) -> cl.User | None:
-            return cl.User(
-                identifier=oauth_identifier(provider_id, default.identifier),
-                display_name=default.display_name or default.identifier,
-                metadata={**default.metadata, "provider": provider_id},
-            )
+            return oauth_app_user(provider_id, default)
 
     from chainlit.server import app
 
@@ -126,6 +122,15 @@ def install(local_user: bool) -> Login:
     app.add_exception_handler(HTTPException, _refused_or_chainlit)
     app.add_exception_handler(HistoryAccessError, _refused)
     return login
+
+
+def oauth_app_user(provider_id: str, default: cl.User) -> cl.User:
+    """The app's user for Chainlit's default user of an OAuth provider: `provider:name`, never an account."""
+    return cl.User(
+        identifier=oauth_identifier(provider_id, default.identifier),
+        display_name=default.display_name or default.identifier,
+        metadata={**default.metadata, "provider": provider_id},
+    )
 
 
 class LoginMiddleware:
