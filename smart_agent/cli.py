@@ -219,7 +219,8 @@ def chainlit(
         )
         port_number = parse_port(port)
         ensure_data_dir(settings)
-        warning = check_exposure(host, settings)
+        # With history on, the launcher checks for accounts once the database is open (web/launch.py).
+        warning = check_exposure(host, settings, login=settings.history)
         if settings.mcp_config:
             load_mcp_config(settings.mcp_config)
     except (ConfigError, McpError) as exc:
