@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smart_agent.history import HISTORY_FILE
+from smart_agent.history.urls import HISTORY_FILE
 from tests.conftest import AppFactory
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
@@ -210,3 +210,27 @@ async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_
     shown = [s for s in resumed["steps"] if s["type"] == "assistant_message"]
     assert [s["output"] for s in shown] == [reply]
     assert [e["forId"] for e in resumed["elements"]] == [shown[0]["id"]]
+
+
+async def test_database_url_when_given_on_the_command_line_then_history_goes_there(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    # Found: checking the URL imported Chainlit before the launcher set its app root, so the app
+    # refused to start whenever a database URL was set.
+    database = tmp_path / "elsewhere" / "chats.db"
+    database.parent.mkdir()
+    env = clean_env(OPENAI_API_KEY="test-key")
+    url = start_app(
+        "--base-url", scripted.url, "--model", MODEL_ID, "--database-url", f"sqlite:///{database}", env=env
+    )
+    client = ChatClient(url)
+    await client.connect()
+    try:
+        await client.send("#script text=kept_elsewhere")
+        await client.wait_task_ends(3, 60)
+        rows = await settled(database, lambda r: reply_text(r) == client.reply())
+    finally:
+        await client.close()
+    assert reply_text(rows) == "kept_elsewhere"
+    assert not (tmp_path / "data" / HISTORY_FILE).exists()
+    assert database.stat().st_mode & 0o777 == 0o600

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import socketio
 
-from smart_agent.history import HISTORY_FILE, Accounts
+from smart_agent.history.accounts import Accounts
+from smart_agent.history.urls import HISTORY_FILE
 from tests.conftest import AppFactory
 from tests.harness import clean_env
 from tests.login_helpers import add_account, call, cookie_headers, password_login, signed_in, users

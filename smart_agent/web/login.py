@@ -34,7 +34,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smart_agent.errors import HistoryAccessError
-from smart_agent.history import Accounts, HistoryDataLayer, acting_user
+from smart_agent.history.accounts import Accounts
+from smart_agent.history.actor import acting_user
+from smart_agent.history.data_layer import HistoryDataLayer
 from smart_agent.history.login import (
     LOCAL_PROVIDER,
     LOCAL_USER,
