@@ -54,6 +54,15 @@ async def settled(
     return rows
 
 
+async def disconnected(database: Path) -> dict[str, list[dict[str, Any]]]:
+    """The stored rows once the client's disconnect has landed: Chainlit then copies the user session
+    into the thread's metadata (client_type among it)."""
+    return await settled(
+        database,
+        lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
+    )
+
+
 def put_feedback(url: str, headers: dict[str, str], body: dict[str, Any]) -> int:
     """PUT /feedback as the page does; the HTTP status."""
     request = urllib.request.Request(
@@ -144,11 +153,7 @@ async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation
             reply = client.reply()
         finally:
             await client.close()
-        # The disconnect copies the user session into the thread's metadata (client_type among it).
-        rows = await settled(
-            database,
-            lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
-        )
+        rows = await disconnected(database)
     thread = rows["threads"][0]
     assert "history" not in json.loads(thread["metadata"])
     assert len(thread["metadata"]) < 2048, thread["metadata"]  # copied on every disconnect: kept small
@@ -256,10 +261,7 @@ async def test_resume_when_a_reply_was_stopped_then_model_sees_the_partial_reply
             partial = client.reply()
         finally:
             await client.close()
-        rows = await settled(
-            database,
-            lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
-        )
+        rows = await disconnected(database)
         await settled(database, lambda r: reply_text(r) == partial)
         thread_id = rows["threads"][0]["id"]
 
