@@ -237,3 +237,52 @@ async def test_reload_when_tool_has_run_then_page_shows_the_step_and_model_keeps
     assert result == {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": "14"}
     rows = await settled(app.database, lambda r: stored_reply(r, thread_id) == "Result: 14more")
     assert [s["output"] for s in thread_rows(rows, thread_id) if s["type"] == "tool"] == ["14"]
+
+
+async def test_message_when_sent_while_following_then_it_waits_for_the_followed_reply(
+    app: App, scripted: ScriptedServer
+) -> None:
+    script, expected = f"{REPLY} rate=60", markdown(TOKENS)
+    reloaded, _ = await reload_at(app, script, await text_reaches(0.3, expected))
+    try:
+        await reloaded.send("#script text=queued")
+        await reloaded.wait_text(lambda text: text.endswith("queued"), 60)
+    finally:
+        await reloaded.close()
+    assert shown_after_resume(reloaded) == expected + "queued"
+    assert scripted.requests[-1]["messages"][-3:] == [
+        {"role": "user", "content": script},
+        {"role": "assistant", "content": expected},
+        {"role": "user", "content": "#script text=queued"},
+    ]
+
+
+async def test_stop_when_pressed_on_reloaded_page_then_turn_stops_and_model_keeps_the_stored_part(
+    app: App, scripted: ScriptedServer
+) -> None:
+    tokens = 3000  # about 30 s: the stop lands well before the end
+    script, expected = (
+        f"#script tokens={tokens} kind=markdown rate=100",
+        "".join(script_tokens(tokens, "markdown")),
+    )
+    reloaded, thread_id = await reload_at(app, script, await text_reaches(0.02, expected))
+    try:
+        await reloaded.wait_text(lambda text: len(text) > 0.05 * len(expected), 60)
+        await reloaded.stop()
+        await reloaded.wait_task_ends(3, 60)
+        # The turn's own session ends it: its footer is the last row it stores.
+        rows = await settled(
+            app.database, lambda r: any(e["threadId"] == thread_id for e in r["elements"]), 60
+        )
+        stored = stored_reply(rows, thread_id)
+        await reloaded.send("#script text=after_stop")
+        await reloaded.wait_text(lambda text: text.endswith("after_stop"), 60)
+    finally:
+        await reloaded.close()
+    assert 0 < len(stored) < len(expected) and expected.startswith(stored)
+    assert stored.startswith(reloaded.reply().removesuffix("after_stop"))
+    assert scripted.requests[-1]["messages"][-3:] == [
+        {"role": "user", "content": script},
+        {"role": "assistant", "content": stored},
+        {"role": "user", "content": "#script text=after_stop"},
+    ]

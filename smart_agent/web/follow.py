@@ -42,6 +42,8 @@ FOLLOW_KEY = "smart_agent_follow"
 FOLLOW_GRACE_SECONDS = 10.0
 """A run that ended this recently is followed too: its last rows may not have been stored yet."""
 UNFOLLOWABLE = "The reply could not be followed live; reopen the chat later to see all of it."
+STOP_SECONDS = 10.0
+"""How long a stopped turn may take to end in the log before the model's history makes do without."""
 NOT_RETURNED = "Error: stopped before the tool returned"  # what the agent loop keeps (agent/loop.py)
 
 
@@ -140,16 +142,25 @@ async def _follow(session: WebsocketSession, follow: Follow) -> None:
                 log.warning("stopped following run %s: %s", follow.run_id, exc)
                 await cl.ErrorMessage(content=UNFOLLOWABLE).send()
     except asyncio.CancelledError:
-        try:  # the stop button of this page stops the turn, wherever it runs
-            await follow.runs.request_cancel(follow.run_id)
-        except RunLogError as exc:
-            log.warning("could not stop run %s: %s", follow.run_id, exc)
+        await _stop(follow)
         raise
     finally:
         conversation: LiveConversation = cl.user_session.get("history")
         thread: Any = {"steps": [*follow.kept, *turn_steps(follow.events)]}
         conversation.messages[:] = model_messages(thread, follow.system_prompt)
         await context.emitter.task_end()
+
+
+async def _stop(follow: Follow) -> None:
+    """Stop the turn wherever it runs; the model's history gets what it had produced by then."""
+    try:
+        await follow.runs.request_cancel(follow.run_id)
+        # The page stopped where it was; the stored thread has the turn up to the cancel: so has the
+        # model, as on a later reopen.
+        async with asyncio.timeout(STOP_SECONDS):
+            follow.events = [event async for event in replay(follow.runs, follow.run_id)]
+    except (RunLogError, TimeoutError) as exc:
+        log.warning("could not stop run %s: %s", follow.run_id, exc)
 
 
 def start_pending(session: WebsocketSession) -> None:
