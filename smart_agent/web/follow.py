@@ -14,6 +14,7 @@ button cancels it, and the cancel reaches the turn through the log.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -137,7 +138,9 @@ async def _follow(session: WebsocketSession, follow: Follow) -> None:
     try:
         with shown_only():
             try:
-                await present_turn(events, settings, model=model)
+                # The replay's own meter would count the log's batches as tokens: no stats line.
+                shown = dataclasses.replace(settings, show_stats=False)
+                await present_turn(events, shown, model=model)
             except RunLogError as exc:  # the log lost the run; the stored thread still gets all of it
                 log.warning("stopped following run %s: %s", follow.run_id, exc)
                 await cl.ErrorMessage(content=UNFOLLOWABLE).send()
