@@ -16,6 +16,7 @@ import pytest
 
 from smart_agent.history import HISTORY_FILE
 from tests.harness import clean_env, running_app
+from tests.redis_server import RedisServer
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 from tests.sio_client import ChatClient
 from tests.test_history_app import settled
@@ -86,8 +87,9 @@ def watch_tools(client: ChatClient, tools: dict[str, str]) -> None:
         handlers[event] = watched
 
 
-async def reload_at(app: App, script: str, moment: Moment) -> tuple[Page, str]:
-    """Send `script` from one page; at `moment` drop it and open the thread in a new session."""
+async def reload_at(app: App, script: str, moment: Moment, again_at: str | None = None) -> tuple[Page, str]:
+    """Send `script` from one page; at `moment` drop it and open the thread in a new session (at the
+    instance `again_at`, default the same)."""
     first = Page(app.url)
     thread: list[str] = []
 
@@ -108,7 +110,7 @@ async def reload_at(app: App, script: str, moment: Moment) -> tuple[Page, str]:
         )
     finally:
         await first.close()
-    reloaded = Page(app.url, thread_id=thread[0])
+    reloaded = Page(again_at or app.url, thread_id=thread[0])
     await reloaded.connect(task_ends=1)
     await reloaded.wait_resumed()
     return reloaded, thread[0]
@@ -286,3 +288,29 @@ async def test_stop_when_pressed_on_reloaded_page_then_turn_stops_and_model_keep
         {"role": "assistant", "content": stored},
         {"role": "user", "content": "#script text=after_stop"},
     ]
+
+
+async def test_reload_when_it_lands_on_another_instance_then_the_turn_is_followed_through_redis(
+    scripted: ScriptedServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = clean_env(
+        OPENAI_API_KEY="test-key",
+        SMART_AGENT_HISTORY="1",
+        SMART_AGENT_REDIS_URL=redis_server.url,
+        SMART_AGENT_DATA_DIR=str(tmp_path / "shared"),  # one database and login secret for both
+    )
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    script, expected = f"{REPLY} rate=60", markdown(TOKENS)
+    with (
+        running_app(*flags, env=env, log_dir=tmp_path) as (first_url, _),
+        running_app(*flags, env=env, log_dir=tmp_path) as (second_url, _),
+    ):
+        database = tmp_path / "shared" / HISTORY_FILE
+        moment = await text_reaches(0.3, expected)
+        reloaded, thread_id = await reload_at(App(first_url, database), script, moment, second_url)
+        try:
+            await reloaded.wait_task_ends(3, 60)
+            assert shown_after_resume(reloaded) == expected
+            await settled(database, lambda r: stored_reply(r, thread_id) == expected)
+        finally:
+            await reloaded.close()

@@ -28,7 +28,7 @@ from smart_agent.streaming.batcher import BatchPolicy
 
 log = logging.getLogger("smart_agent.runs.chat")
 
-CHAT_RUNS_PER_USER = 100
+CHAT_RUNS_PER_USER = 1_000
 """Chat turns of one user that may run at once (one per open chat; the bound only stops a runaway)."""
 
 _STOPPED = object()  # the page's turn ended early: the run ends `cancelled`
