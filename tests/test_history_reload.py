@@ -87,9 +87,11 @@ def watch_tools(client: ChatClient, tools: dict[str, str]) -> None:
         handlers[event] = watched
 
 
-async def reload_at(app: App, script: str, moment: Moment, again_at: str | None = None) -> tuple[Page, str]:
-    """Send `script` from one page; at `moment` drop it and open the thread in a new session (at the
-    instance `again_at`, default the same)."""
+async def reload_at(
+    app: App, script: str, moment: Moment, again_at: str | None = None, earlier: str | None = None
+) -> tuple[Page, str]:
+    """Send `script` from one page (after a whole turn for `earlier`); at `moment` drop it and open the
+    thread in a new session (at the instance `again_at`, default the same)."""
     first = Page(app.url)
     thread: list[str] = []
 
@@ -99,6 +101,9 @@ async def reload_at(app: App, script: str, moment: Moment, again_at: str | None 
 
     await first.connect()
     try:
+        if earlier is not None:
+            await first.send(earlier)
+            await first.wait_task_ends(3, 60)
         await first.send(script)
         await moment(first)
         # A reloaded page asks for a thread the sidebar listed: it is stored, with the user's message.
@@ -314,3 +319,26 @@ async def test_reload_when_it_lands_on_another_instance_then_the_turn_is_followe
             await settled(database, lambda r: stored_reply(r, thread_id) == expected)
         finally:
             await reloaded.close()
+
+
+async def test_reload_when_an_earlier_reply_was_segmented_then_model_sees_each_reply_once(
+    app: App, scripted: ScriptedServer
+) -> None:
+    earlier, script, expected = REPLY, "#script tokens=40 kind=markdown rate=40", markdown(40)
+    reloaded, _ = await reload_at(app, script, await text_reaches(0.3, expected), earlier=earlier)
+    try:
+        assert reloaded.resumed is not None
+        shown = [s for s in reloaded.resumed["steps"] if s["type"] == "assistant_message"]
+        assert [s["output"] for s in shown] == [markdown(TOKENS)]  # the earlier reply, joined
+        await reloaded.wait_task_ends(3, 60)
+        await reloaded.send("#script text=next")
+        await reloaded.wait_text(lambda text: text.endswith("next"), 60)
+    finally:
+        await reloaded.close()
+    assert scripted.requests[-1]["messages"][-5:] == [
+        {"role": "user", "content": earlier},
+        {"role": "assistant", "content": markdown(TOKENS)},
+        {"role": "user", "content": script},
+        {"role": "assistant", "content": expected},
+        {"role": "user", "content": "#script text=next"},
+    ]

@@ -76,7 +76,8 @@ async def live_turn(thread: ThreadDict, runs: RunLog, owner: str, system_prompt:
     partial = {step["id"] for step in steps[last + 1 :]}
     thread["steps"] = steps[: last + 1]
     thread["elements"] = [e for e in thread.get("elements") or [] if e.get("forId") not in partial]
-    return Follow(runs, record.id, thread["steps"], system_prompt)
+    # Copies: join_segments, called next, merges the page's segments into their first step in place.
+    return Follow(runs, record.id, [dict(step) for step in thread["steps"]], system_prompt)  # type: ignore[misc]
 
 
 def pend(follow: Follow) -> None:
