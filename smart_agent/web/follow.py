@@ -77,7 +77,7 @@ async def live_turn(thread: ThreadDict, runs: RunLog, owner: str, system_prompt:
     thread["steps"] = steps[: last + 1]
     thread["elements"] = [e for e in thread.get("elements") or [] if e.get("forId") not in partial]
     # Copies: join_segments, called next, merges the page's segments into their first step in place.
-    return Follow(runs, record.id, [dict(step) for step in thread["steps"]], system_prompt)  # type: ignore[misc]
+    return Follow(runs, record.id, [step.copy() for step in thread["steps"]], system_prompt)
 
 
 def pend(follow: Follow) -> None:
