@@ -29,6 +29,7 @@ def test_reload_when_reply_is_generating_then_page_shows_it_growing_to_the_exact
         chat.page.reload()
         chat.wait_text("w00200", timeout=60)  # still growing after the reload
         shown_midway = len(chat.reply_words())
+        chat.page.screenshot(path=str(tmp_path / "reloaded-midway.png"))
         text = chat.wait_text("w00399", timeout=60)
         chat.wait_idle()
         chat.page.screenshot(path=str(tmp_path / "reloaded.png"), full_page=True)
