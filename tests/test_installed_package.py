@@ -180,7 +180,7 @@ def test_installed_wheel_when_history_opened_then_shipped_migrations_create_the_
     database = tmp_path / "data" / "history.db"
     script = (
         "import asyncio, sqlalchemy as sa\n"
-        "from smart_agent.history import HistoryDataLayer\n"
+        "from smart_agent.history.data_layer import HistoryDataLayer\n"
         "async def main():\n"
         f"    layer = await HistoryDataLayer.open({str(database)!r})\n"
         "    async with layer.engine.connect() as c:\n"

@@ -41,7 +41,7 @@ from smart_agent.web.ui import present_turn
 log = logging.getLogger("smart_agent.follow")
 FOLLOW_KEY = "smart_agent_follow"
 FOLLOW_GRACE_SECONDS = 10.0
-"""A run that ended this recently is followed too: its last rows may not have been stored yet."""
+"""A run that ended this recently is followed too while its stored rows lack part of its reply."""
 UNFOLLOWABLE = "The reply could not be followed live; reopen the chat later to see all of it."
 STOP_SECONDS = 10.0
 """How long a stopped turn may take to end in the log before the model's history makes do without."""
@@ -71,13 +71,21 @@ async def live_turn(thread: ThreadDict, runs: RunLog, owner: str, system_prompt:
     record = await live_run(runs, chat_run_id(steps[last]["id"]), owner)
     if record is None:
         return None
-    if record.ended is not None and time.time() - record.ended > FOLLOW_GRACE_SECONDS:
-        return None  # a normal reopen: the stored rows are the whole turn
+    if record.ended is not None and (
+        time.time() - record.ended > FOLLOW_GRACE_SECONDS or _stored_reply(steps[last:]) == record.text
+    ):
+        return None  # a normal reopen: the stored rows are the whole turn (shown as one reply)
     partial = {step["id"] for step in steps[last + 1 :]}
     thread["steps"] = steps[: last + 1]
     thread["elements"] = [e for e in thread.get("elements") or [] if e.get("forId") not in partial]
     # Copies: join_segments, called next, merges the page's segments into their first step in place.
     return Follow(runs, record.id, [step.copy() for step in thread["steps"]], system_prompt)
+
+
+def _stored_reply(turn: list[StepDict]) -> str:
+    """The reply text a turn's stored rows hold, as the model would get it."""
+    messages = model_messages(ThreadDict(steps=turn))  # type: ignore[typeddict-item]  # only steps is read
+    return "".join(message.get("content") or "" for message in messages if message["role"] == "assistant")
 
 
 def pend(follow: Follow) -> None:
