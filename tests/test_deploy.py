@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import psutil
+import pytest
 from playwright.sync_api import Browser
 
+from deploy.start import HAPROXY, TEMPLATE, haproxy_env, render
 from smart_agent.llm.local_server import free_port
 from tests.chat_page import ChatPage
 from tests.harness import ROOT, clean_env
@@ -32,7 +35,7 @@ from tests.scripted_server import MODEL_ID, ScriptedServer
 
 START_TIMEOUT_S = 180.0
 SECRET = "deploy-test-secret-" + "x" * 32
-_INSTANCE = re.compile(r"^deploy: (app\d+) \(pid (\d+)\) at (http://127\.0\.0\.1:\d+)")
+_CHILD = re.compile(r"^deploy: (app\d+|haproxy) \(pid (\d+)\)")
 T = TypeVar("T")
 _MESSAGES = """
     SELECT t.id AS thread, s.type, s.name, s.output
@@ -50,7 +53,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 @dataclass
 class Deployment:
-    """`python -m deploy.start` running: the balancer's URL and each instance's pid."""
+    """`python -m deploy.start` running: the balancer's URL and each child's pid (app1, app2, haproxy)."""
 
     url: str
     pids: dict[str, int]
@@ -100,7 +103,7 @@ def deployed(flags: list[str], env: dict[str, str], log_dir: Path) -> Iterator[D
             if line is None:
                 raise RuntimeError(f"deploy.start exited with {process.wait()}:\n{''.join(said)}")
             said.append(line)
-            if match := _INSTANCE.match(line):
+            if match := _CHILD.match(line):
                 pids[match.group(1)] = int(match.group(2))
         yield Deployment(f"http://{bind}", pids, process, log_dir)
     finally:
@@ -207,6 +210,12 @@ def test_failover_when_serving_instance_killed_then_page_resumes_thread_on_the_o
         after = stored_once(
             database, lambda r: ("assistant_message", "after-the-failover") in _conversation(r)
         )
+        alive = [name for name, pid in deployment.pids.items() if psutil.pid_exists(pid)]
+        assert alive == [name for name in ("app1", "app2", "haproxy") if name != serving]
+    assert deployment.process.returncode == 0  # stopped by SIGINT, as Ctrl-C does
+    assert not [pid for pid in deployment.pids.values() if psutil.pid_exists(pid)], (
+        "a child outlived the script"
+    )
 
     # The other instance answered with the whole conversation: the model saw the first turn.
     seen = [(m["role"], m["content"]) for m in scripted.requests[-1]["messages"] if m["role"] != "system"]
@@ -219,3 +228,47 @@ def test_failover_when_serving_instance_killed_then_page_resumes_thread_on_the_o
         ("assistant_message", "after-the-failover"),
     ]
     assert failover_s < 15, failover_s
+
+
+def test_config_when_rendered_for_three_instances_then_haproxy_accepts_it_with_one_cookie_each(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(render(TEMPLATE.read_text(), [8001, 8002, 8003]))
+    env = {**clean_env(), **haproxy_env("127.0.0.1:8080", "https://chat.example.com")}
+    checked = subprocess.run(
+        [HAPROXY, "-c", "-f", str(config)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stderr
+    servers = [line.split() for line in config.read_text().splitlines() if line.strip().startswith("server ")]
+    assert servers == [["server", f"app{i}", f"127.0.0.1:800{i}", "cookie", f"app{i}"] for i in (1, 2, 3)]
+    assert env["SA_PUBLIC_HOST"] == "chat.example.com"  # what the health checks send as Host
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--ports", "8001,x"], {}, "Error: --ports '8001,x' must be distinct TCP ports"),
+        (["--bind", "0.0.0.0:8080"], {}, "Error: --bind 0.0.0.0:8080 listens on every address"),
+        ([], {"CHAINLIT_AUTH_SECRET": SECRET}, "Error: SMART_AGENT_DATABASE_URL must be a postgresql:// URL"),
+        (
+            [],
+            {"SMART_AGENT_DATABASE_URL": "postgresql://a@127.0.0.1/b"},
+            "Error: CHAINLIT_AUTH_SECRET must be set",
+        ),
+    ],
+)
+def test_start_when_a_flag_or_setting_is_refused_then_exit_2_with_one_line(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.start", "--log-dir", str(tmp_path), *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
