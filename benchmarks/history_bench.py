@@ -32,8 +32,10 @@ import sqlalchemy as sa
 from chainlit.types import Pagination, ThreadFilter
 from chainlit.user import User
 
-from smart_agent.history import HistoryDataLayer, acting_user, database_url
+from smart_agent.history.actor import acting_user
+from smart_agent.history.data_layer import HistoryDataLayer
 from smart_agent.history.schema import feedbacks, steps, threads
+from smart_agent.history.urls import database_url
 from tests.postgres_server import postgres_server
 
 PAGE = 20

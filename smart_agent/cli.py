@@ -177,6 +177,22 @@ def chainlit(
             "redis://127.0.0.1:6379/0. [default: in memory; env SMART_AGENT_REDIS_URL]",
         ),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Keep chat history (and accounts) in this database: postgresql://USER:PASSWORD@HOST/DB "
+            "or sqlite:////ABSOLUTE/PATH. [default: history.db in the data folder; env "
+            "SMART_AGENT_DATABASE_URL, else DATABASE_URL]",
+        ),
+    ] = None,
+    no_history: Annotated[
+        bool,
+        typer.Option(
+            "--no-history",
+            help="Keep no chat history: no sidebar, nothing stored, no login. [env SMART_AGENT_HISTORY=0]",
+        ),
+    ] = False,
 ) -> None:
     """Launch the Chainlit chat app."""
     try:
@@ -197,11 +213,14 @@ def chainlit(
                 "mcp_user_servers": True if mcp_user_servers else None,
                 "redis_url": redis_url,
                 "data_dir": data_dir,
+                "database_url": database_url,
+                "history": False if no_history else None,
             }
         )
         port_number = parse_port(port)
         ensure_data_dir(settings)
-        warning = check_exposure(host, settings)
+        # With history on, the launcher checks for accounts once the database is open (web/launch.py).
+        warning = check_exposure(host, settings, login=settings.history)
         if settings.mcp_config:
             load_mcp_config(settings.mcp_config)
     except (ConfigError, McpError) as exc:

@@ -304,10 +304,50 @@ _FIELDS: dict[str, _Field] = {
 }
 
 
-ENV_VARS: tuple[str, ...] = tuple(spec.env for spec in _FIELDS.values()) + tuple(
-    spec.fallback_env for spec in _FIELDS.values() if spec.fallback_env
+# Chainlit's OAuth providers and the variables that must all be set for each (chainlit/oauth_providers.py,
+# 2.12). Chainlit reads them itself; smart-agent only asks whether any provider is set up (a login exists).
+OAUTH_PROVIDER_VARS: dict[str, tuple[str, ...]] = {
+    "github": ("OAUTH_GITHUB_CLIENT_ID", "OAUTH_GITHUB_CLIENT_SECRET"),
+    "google": ("OAUTH_GOOGLE_CLIENT_ID", "OAUTH_GOOGLE_CLIENT_SECRET"),
+    "azure-ad": ("OAUTH_AZURE_AD_CLIENT_ID", "OAUTH_AZURE_AD_CLIENT_SECRET", "OAUTH_AZURE_AD_TENANT_ID"),
+    "azure-ad-hybrid": (
+        "OAUTH_AZURE_AD_HYBRID_CLIENT_ID",
+        "OAUTH_AZURE_AD_HYBRID_CLIENT_SECRET",
+        "OAUTH_AZURE_AD_HYBRID_TENANT_ID",
+    ),
+    "okta": ("OAUTH_OKTA_CLIENT_ID", "OAUTH_OKTA_CLIENT_SECRET", "OAUTH_OKTA_DOMAIN"),
+    "auth0": ("OAUTH_AUTH0_CLIENT_ID", "OAUTH_AUTH0_CLIENT_SECRET", "OAUTH_AUTH0_DOMAIN"),
+    "descope": ("OAUTH_DESCOPE_CLIENT_ID", "OAUTH_DESCOPE_CLIENT_SECRET"),
+    "aws-cognito": ("OAUTH_COGNITO_CLIENT_ID", "OAUTH_COGNITO_CLIENT_SECRET", "OAUTH_COGNITO_DOMAIN"),
+    "gitlab": ("OAUTH_GITLAB_CLIENT_ID", "OAUTH_GITLAB_CLIENT_SECRET", "OAUTH_GITLAB_DOMAIN"),
+    "keycloak": (
+        "OAUTH_KEYCLOAK_CLIENT_ID",
+        "OAUTH_KEYCLOAK_CLIENT_SECRET",
+        "OAUTH_KEYCLOAK_REALM",
+        "OAUTH_KEYCLOAK_BASE_URL",
+    ),
+    "generic": (
+        "OAUTH_GENERIC_CLIENT_ID",
+        "OAUTH_GENERIC_CLIENT_SECRET",
+        "OAUTH_GENERIC_AUTH_URL",
+        "OAUTH_GENERIC_TOKEN_URL",
+        "OAUTH_GENERIC_USER_INFO_URL",
+        "OAUTH_GENERIC_SCOPES",
+    ),
+}
+
+ENV_VARS: tuple[str, ...] = (
+    tuple(spec.env for spec in _FIELDS.values())
+    + tuple(spec.fallback_env for spec in _FIELDS.values() if spec.fallback_env)
+    + tuple(name for names in OAUTH_PROVIDER_VARS.values() for name in names)
 )
 """Every environment variable smart-agent reads."""
+
+
+def oauth_providers(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The OAuth providers whose variables are all set in the environment, as Chainlit sees them."""
+    env = os.environ if environ is None else environ
+    return tuple(name for name, names in OAUTH_PROVIDER_VARS.items() if all(env.get(var) for var in names))
 
 
 @dataclass(frozen=True)
@@ -338,7 +378,7 @@ class Settings:
     mcp_user_servers: bool = False
     data_dir: Path | None = None
     """Where smart-agent writes; None means the XDG default (see `resolve_data_dir`)."""
-    history: bool = False
+    history: bool = True
     """Chat history (threads in the sidebar) in the history database."""
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT
     sse_send_timeout: float = DEFAULT_SSE_SEND_TIMEOUT

@@ -57,8 +57,16 @@ class ChatPage:
     sockets: list[WebSocket] = field(default_factory=list)
 
     @classmethod
-    def open(cls, browser: Browser, url: str, init_script: str | None = None) -> ChatPage:
-        """Open a fresh browser context on the app and wait until the chat session is ready."""
+    def open(
+        cls,
+        browser: Browser,
+        url: str,
+        init_script: str | None = None,
+        login: tuple[str, str] | None = None,
+        on_login_form: Callable[[Page], None] | None = None,
+    ) -> ChatPage:
+        """Open a fresh browser context on the app and wait until the chat session is ready; with
+        `login`, sign in through Chainlit's login form first (`on_login_form` sees the form)."""
         context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
         if init_script:
             context.add_init_script(init_script)
@@ -67,6 +75,13 @@ class ChatPage:
         page.route("**/*", _loopback_only)
         page.on("websocket", chat._watch)
         page.goto(url, timeout=30_000)
+        if login is not None:
+            page.wait_for_selector("#email", timeout=30_000)
+            if on_login_form is not None:
+                on_login_form(page)
+            page.fill("#email", login[0])
+            page.fill("#password", login[1])
+            page.press("#password", "Enter")
         page.wait_for_selector("#chat-input", timeout=30_000)
         if not chat.sockets:  # socket.io starts with long polling, then upgrades
             page.wait_for_event("websocket", timeout=30_000)

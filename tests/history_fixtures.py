@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from chainlit.user import PersistedUser, User
 
-from smart_agent.history import HistoryDataLayer
+from smart_agent.history.data_layer import HistoryDataLayer
 from tests.postgres_server import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -49,6 +49,7 @@ class ChatClient:
     arrivals: list[float] = field(default_factory=list)  # monotonic time of each reply event
     thread_id: str | None = None  # a stored thread to resume (history on)
     resumed: dict[str, Any] | None = None  # the thread the server sent back on resuming
+    login: dict[str, str] = field(default_factory=dict)  # the Cookie/Origin headers it signed in with
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(
@@ -91,8 +92,9 @@ class ChatClient:
             self._changed.set()
 
         headers = dict(headers or {})
-        if "Cookie" not in headers:
-            headers.update(await sign_in(self.url))
+        if "Cookie" not in headers:  # the caller's headers win (a test may send a foreign Origin)
+            headers = {**await sign_in(self.url), **headers}
+        self.login = {name: value for name, value in headers.items() if name in ("Cookie", "Origin")}
         await sio.connect(
             self.url,
             socketio_path="/ws/socket.io",

@@ -10,9 +10,9 @@ from alembic import command
 from argon2 import PasswordHasher
 
 from smart_agent.errors import AccountError, HistoryError
-from smart_agent.history import create_engine, upgrade
 from smart_agent.history.accounts import MAX_PASSWORD_CHARS, Accounts
-from smart_agent.history.migrate import VERSION_TABLE, alembic_config
+from smart_agent.history.engine import create_engine
+from smart_agent.history.migrate import VERSION_TABLE, alembic_config, upgrade
 from smart_agent.history.schema import accounts as accounts_table
 from smart_agent.history.schema import users
 from tests.history_fixtures import BACKENDS, fresh_database

@@ -231,9 +231,12 @@ def test_mcp_config_when_invalid_then_exit_2_naming_file(
     assert launched == []
 
 
-def test_host_when_not_loopback_then_exit_2_saying_how_to_expose_it_while_loopback_launches(
-    launched: list[dict[str, Any]],
+def test_host_when_not_loopback_and_history_off_then_exit_2_saying_how_to_expose_it_while_loopback_launches(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(
+        "SMART_AGENT_HISTORY", "0"
+    )  # on, the launcher checks for accounts (test_login_exposure)
     for host in ["0.0.0.0", "::", "192.168.1.5", "chat.example.com"]:
         result = invoke("chainlit", "--host", host)
         assert result.exit_code == 2, host
@@ -253,6 +256,7 @@ def test_host_when_not_loopback_then_exit_2_saying_how_to_expose_it_while_loopba
 def test_host_when_not_loopback_and_opted_out_then_launches_with_one_warning(
     launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    monkeypatch.setenv("SMART_AGENT_HISTORY", "0")
     args = ["chainlit", "--host", "0.0.0.0"]
     if how == "flag":
         args.append("--expose-without-login")
@@ -263,6 +267,15 @@ def test_host_when_not_loopback_and_opted_out_then_launches_with_one_warning(
     assert launched[0]["host"] == "0.0.0.0"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "WITHOUT authentication" in lines[0], result.stderr
+
+
+def test_host_when_not_loopback_and_history_on_then_the_launcher_checks_the_login(
+    launched: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMART_AGENT_HISTORY", "1")
+    result = invoke("chainlit", "--host", "0.0.0.0")
+    assert result.exit_code == 0, result.output
+    assert launched[0]["host"] == "0.0.0.0" and result.stderr == ""
 
 
 def test_data_dir_when_launched_then_created_before_the_app_starts(

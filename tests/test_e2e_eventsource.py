@@ -81,6 +81,8 @@ def page(browser: Browser, proxy: DroppingProxy, base: str) -> Iterator[Page]:
         page = context.new_page()
         page.route("**/*", _loopback_only)
         page.goto(proxy.url + "/", wait_until="domcontentloaded")
+        # Signed in by header auth first (the page goes to /login and back): wait for the chat.
+        page.wait_for_selector("#chat-input", timeout=60_000)
         yield page
     finally:
         context.close()

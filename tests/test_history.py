@@ -14,7 +14,8 @@ from chainlit.types import Feedback, Pagination, ThreadFilter
 from chainlit.user import PersistedUser
 
 from smart_agent.errors import HistoryAccessError, HistoryError
-from smart_agent.history import HistoryDataLayer, acting_user
+from smart_agent.history.actor import acting_user
+from smart_agent.history.data_layer import HistoryDataLayer
 from tests.history_fixtures import BACKENDS, make_user, open_store, step
 
 CRAFTED_ID = "x' OR '1'='1"

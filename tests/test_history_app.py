@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smart_agent.history import HISTORY_FILE
+from smart_agent.history.urls import HISTORY_FILE
 from tests.conftest import AppFactory
 from tests.harness import clean_env, running_app
-from tests.scripted_server import MODEL_ID, ScriptedServer
-from tests.sio_client import ChatClient, sign_in
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+from tests.sio_client import STOPPED_MARKER, ChatClient, sign_in
 
 
 def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -29,11 +29,13 @@ def stored(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def reply_text(rows: dict[str, list[dict[str, Any]]]) -> str:
-    """The stored reply: its segments' text, joined."""
+    """The stored reply: its segments' text, joined (without Chainlit's stop marker)."""
     return "".join(
         s["output"] or ""
         for s in rows["steps"]
-        if s["type"] == "assistant_message" and s["name"] not in ("stats", "note")
+        if s["type"] == "assistant_message"
+        and s["name"] not in ("stats", "note")
+        and s["output"] != STOPPED_MARKER
     )
 
 
@@ -50,6 +52,15 @@ async def settled(
         while not done(rows := stored(path)):  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     return rows
+
+
+async def disconnected(database: Path) -> dict[str, list[dict[str, Any]]]:
+    """The stored rows once the client's disconnect has landed: Chainlit then copies the user session
+    into the thread's metadata (client_type among it)."""
+    return await settled(
+        database,
+        lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
+    )
 
 
 def put_feedback(url: str, headers: dict[str, str], body: dict[str, Any]) -> int:
@@ -142,13 +153,10 @@ async def test_resume_when_app_restarted_then_model_sees_the_stored_conversation
             reply = client.reply()
         finally:
             await client.close()
-        # The disconnect copies the user session into the thread's metadata (client_type among it).
-        rows = await settled(
-            database,
-            lambda r: bool(r["threads"]) and "client_type" in json.loads(r["threads"][0]["metadata"]),
-        )
+        rows = await disconnected(database)
     thread = rows["threads"][0]
     assert "history" not in json.loads(thread["metadata"])
+    assert len(thread["metadata"]) < 2048, thread["metadata"]  # copied on every disconnect: kept small
     tool = next(s for s in rows["steps"] if s["type"] == "tool")
 
     with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
@@ -210,3 +218,91 @@ async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_
     shown = [s for s in resumed["steps"] if s["type"] == "assistant_message"]
     assert [s["output"] for s in shown] == [reply]
     assert [e["forId"] for e in resumed["elements"]] == [shown[0]["id"]]
+
+
+async def test_database_url_when_given_on_the_command_line_then_history_goes_there(
+    start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    # Found: checking the URL imported Chainlit before the launcher set its app root, so the app
+    # refused to start whenever a database URL was set.
+    database = tmp_path / "elsewhere" / "chats.db"
+    database.parent.mkdir()
+    env = clean_env(OPENAI_API_KEY="test-key")
+    url = start_app(
+        "--base-url", scripted.url, "--model", MODEL_ID, "--database-url", f"sqlite:///{database}", env=env
+    )
+    client = ChatClient(url)
+    await client.connect()
+    try:
+        await client.send("#script text=kept_elsewhere")
+        await client.wait_task_ends(3, 60)
+        rows = await settled(database, lambda r: reply_text(r) == client.reply())
+    finally:
+        await client.close()
+    assert reply_text(rows) == "kept_elsewhere"
+    assert not (tmp_path / "data" / HISTORY_FILE).exists()
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
+async def test_resume_when_a_reply_was_stopped_then_model_sees_the_partial_reply_without_the_stop_marker(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+        await client.connect()
+        try:
+            await client.send("#script tokens=400 rate=40")
+            await client.wait_text(lambda text: len(text.split()) >= 10, 60)
+            await client.stop()
+            await client.wait_task_ends(3, 60)
+            partial = client.reply()
+        finally:
+            await client.close()
+        rows = await disconnected(database)
+        await settled(database, lambda r: reply_text(r) == partial)
+        thread_id = rows["threads"][0]["id"]
+
+        client = ChatClient(url, thread_id=thread_id)
+        await client.connect(task_ends=1)
+        try:
+            await client.wait_resumed()
+            await client.send("#script text=after_stop")
+            await client.wait_text(lambda text: "after_stop" in text, 60)
+        finally:
+            await client.close()
+    assert 0 < len(partial) < len("".join(script_tokens(400, "words")))
+    assert scripted.requests[-1]["messages"] == [
+        {"role": "user", "content": "#script tokens=400 rate=40"},
+        {"role": "assistant", "content": partial},
+        {"role": "user", "content": "#script text=after_stop"},
+    ]
+
+
+async def test_reconnect_mid_reply_when_the_turn_is_resent_then_the_thread_stores_one_copy(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    # The reconnect re-send (web/resync.py) emits the turn again: it must not store it again.
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_SEGMENT_CHARS="300")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    database = tmp_path / "data" / HISTORY_FILE
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        first = ChatClient(url)
+        await first.connect()
+        await first.send("#script tokens=300 rate=100")
+        await first.wait_text(lambda text: len(text.split()) >= 40, 60)
+        await first.close()  # a drop in the middle of the reply; the turn goes on
+        again = ChatClient(url, session_id=first.session_id)
+        await again.connect(headers=dict(first.login), task_ends=1)
+        try:
+            await again.wait_task_ends(2, 60)  # the reconnect's own, then the turn's
+            reply = again.reply()
+        finally:
+            await again.close()
+        rows = await settled(database, lambda r: reply_text(r) == reply)
+    assert reply == "".join(script_tokens(300, "words"))
+    segments = [s for s in rows["steps"] if s["type"] == "assistant_message" and s["name"] != "stats"]
+    assert len(segments) == len({s["id"] for s in segments}) == len(again.order)
+    assert [s["type"] for s in rows["steps"]].count("user_message") == 1

@@ -21,8 +21,10 @@ from chainlit.step import StepDict
 from chainlit.user import PersistedUser
 
 from smart_agent.errors import HistoryError
-from smart_agent.history import HistoryDataLayer, acting_user, create_engine, database_url, upgrade
-from smart_agent.history.migrate import VERSION_TABLE
+from smart_agent.history.actor import acting_user
+from smart_agent.history.data_layer import HistoryDataLayer
+from smart_agent.history.engine import create_engine
+from smart_agent.history.migrate import VERSION_TABLE, upgrade
 from smart_agent.history.rows import (
     ELEMENT_COLUMNS,
     ELEMENT_FIELDS_NOT_STORED,
@@ -30,6 +32,7 @@ from smart_agent.history.rows import (
     STEP_FIELDS_NOT_STORED,
 )
 from smart_agent.history.schema import metadata
+from smart_agent.history.urls import database_url
 from tests import postgres_server as pg
 from tests.history_fixtures import BACKENDS, make_user, open_store, step
 

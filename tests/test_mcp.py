@@ -141,7 +141,7 @@ async def _add_from_browser(url: str, client: ChatClient, server_url: str) -> ht
         "clientType": "streamable-http",
         "url": server_url,
     }
-    async with httpx2.AsyncClient(timeout=30) as http:
+    async with httpx2.AsyncClient(timeout=30, headers=client.login) as http:  # the page's login cookie
         for _ in range(100):  # the MCP server has no readiness signal but answering
             response = await http.post(f"{url}/mcp", json=payload)
             if response.status_code == 200 or "not enabled" in response.text:

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 from chainlit.step import StepDict
 
-from smart_agent.history import acting_user
+from smart_agent.history.actor import acting_user
 from smart_agent.web.history import AppDataLayer
 from tests.history_fixtures import make_user, step
 

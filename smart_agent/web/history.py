@@ -7,7 +7,7 @@ Chainlit 2.12 internals touched here (see docs/history-wiring.md):
   `ensure_jwt_secret()` right after app.py is loaded (cli/__init__.py `run_chainlit`), so `prepare()`
   in the launcher sets it in time.
 - Socket handlers run inside Chainlit's context, where `actor.current_actor` finds the session's user;
-  HTTP routes do not, so `ActingUserMiddleware` sets the acting user from the JWT cookie or header.
+  HTTP routes do not, so `login.LoginMiddleware` sets the acting user from the JWT cookie or header.
 """
 
 from __future__ import annotations
@@ -17,22 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
-from chainlit.auth.cookie import get_token_from_cookies
-from chainlit.auth.jwt import decode_jwt
 from chainlit.step import StepDict
-from jwt import InvalidTokenError
-from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from smart_agent.config import Settings
-from smart_agent.history import HistoryDataLayer, acting_user, create_engine, history_path, jwt_secret
+from smart_agent.config import Settings, oauth_providers
+from smart_agent.history.accounts import Accounts
+from smart_agent.history.data_layer import HistoryDataLayer
+from smart_agent.history.engine import create_engine
 from smart_agent.history.migrate import open_migrated
+from smart_agent.history.secret import jwt_secret
+from smart_agent.history.urls import history_path
+from smart_agent.web import login
 from smart_agent.web.ui import STATS_AUTHOR
 
 Message = dict[str, Any]
-
-LOCAL_USER = "local"
-"""The identifier of the one user signed in automatically on a loopback host."""
 
 
 class LiveConversation:
@@ -78,56 +75,30 @@ def prepare(settings: Settings, data_dir: Path) -> dict[str, str]:
     return {"CHAINLIT_AUTH_SECRET": settings.auth_secret or jwt_secret(data_dir)}
 
 
+def login_configured(settings: Settings, data_dir: Path) -> bool:
+    """Whether someone can sign in without the local user: an account exists, or OAuth is set up."""
+    return bool(oauth_providers()) or asyncio.run(_accounts_exist(database(settings, data_dir)))
+
+
+async def _accounts_exist(where: str | Path) -> bool:
+    accounts = Accounts(create_engine(where))
+    try:
+        return await accounts.exists_any()
+    finally:
+        await accounts.close()
+
+
 async def _migrate(where: str | Path) -> None:
     engine = await open_migrated(where, "the history database")
     await engine.dispose()
 
 
 def install(settings: Settings, data_dir: Path, *, loopback: bool) -> None:
-    """Register the data layer, and on a loopback host sign the local user in by header auth."""
+    """Register the data layer and login (web/login.py); the local user is offered on a loopback host."""
     where = database(settings, data_dir)
 
     @cl.data_layer
     def data_layer() -> HistoryDataLayer:
         return AppDataLayer(create_engine(where))
 
-    if loopback:
-
-        @cl.header_auth_callback
-        async def local_user(headers: Any) -> cl.User | None:
-            return cl.User(identifier=LOCAL_USER, metadata={"provider": "local"})
-
-    from chainlit.server import app
-
-    app.add_middleware(ActingUserMiddleware)
-
-
-class ActingUserMiddleware:
-    """Run each HTTP request as the user its Chainlit token names (none: Chainlit refuses it itself)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        identifier = _token_user(HTTPConnection(scope))
-        if identifier is None:
-            await self.app(scope, receive, send)
-            return
-        with acting_user(identifier):
-            await self.app(scope, receive, send)
-
-
-def _token_user(connection: HTTPConnection) -> str | None:
-    token = get_token_from_cookies(dict(connection.cookies))
-    header = connection.headers.get("authorization", "")
-    if token is None and header.lower().startswith("bearer "):
-        token = header[7:]
-    if not token:
-        return None
-    try:
-        return decode_jwt(token).identifier
-    except (InvalidTokenError, AssertionError, TypeError):  # bad or foreign token: Chainlit answers 401
-        return None
+    login.install(local_user=loopback)

@@ -11,12 +11,12 @@ from pathlib import Path
 import typer
 
 from smart_agent.agent.workers import close_shared_workers
-from smart_agent.config import Settings, export, resolve_data_dir
+from smart_agent.config import ConfigError, Settings, export, resolve_data_dir
 from smart_agent.errors import HistoryError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 from smart_agent.web import security
 from smart_agent.web.chainlit_root import run_root
-from smart_agent.web.origins import app_origins, is_loopback
+from smart_agent.web.origins import app_origins, check_exposure, is_loopback
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -70,9 +70,15 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             if settings.history:
                 # Imports Chainlit: only once its app root is exported. The secret must be set before
                 # run_chainlit's ensure_jwt_secret() (chainlit/cli/__init__.py:88).
-                from smart_agent.web.history import prepare
+                from smart_agent.web.history import login_configured, prepare
 
                 export(effective, prepare(effective, data_dir))
+                if not is_loopback(host) and not login_configured(effective, data_dir):
+                    # Never the local user on the network: no login means no history, as before it.
+                    warning = check_exposure(host, effective)  # ConfigError unless --expose-without-login
+                    typer.echo(f"{warning}; chat history is off (it needs a login)", err=True)
+                    effective = dataclasses.replace(effective, history=False)
+                    export(effective)
             import chainlit as cl
             from chainlit.cli import run_chainlit
             from chainlit.config import config
@@ -107,6 +113,9 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                     "(add others with SMART_AGENT_ALLOWED_ORIGINS)"
                 )
             run_chainlit(str(APP_PATH))
+    except ConfigError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     except (LocalModelError, HistoryError, SecretFileError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None

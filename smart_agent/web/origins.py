@@ -22,16 +22,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(host: str, settings: Settings) -> str | None:
+def check_exposure(host: str, settings: Settings, *, login: bool = False) -> str | None:
     """Refuse a non-loopback --host without a login; return the warning to print when opted out."""
-    if is_loopback(host):
+    if is_loopback(host) or login:
         return None
     if not settings.expose_without_login:
+        how = (
+            "no login is set up: add an account with `smart-agent users add NAME` (same --data-dir or "
+            "--database-url) or set up OAuth (README 'Login'), "
+            if settings.history
+            else "there is no login with chat history off: "
+        )
         raise ConfigError(
-            f"--host {host} would serve the chat, its tools and MCP servers to the network, and "
-            "smart-agent has no login yet: use --host 127.0.0.1 (behind a reverse proxy that "
-            "authenticates, see README 'Security'), or accept the risk with "
-            "--expose-without-login (SMART_AGENT_EXPOSE_WITHOUT_LOGIN=1)"
+            f"--host {host} would serve the chat, its tools and MCP servers to the network, and {how}"
+            "use --host 127.0.0.1 (behind a reverse proxy that authenticates, see README 'Security'), "
+            "or accept the risk with --expose-without-login (SMART_AGENT_EXPOSE_WITHOUT_LOGIN=1)"
         )
     return (
         f"Warning: serving on {host} WITHOUT authentication (--expose-without-login): "

@@ -1,0 +1,98 @@
+"""Who a token still signs in, how fresh the account names are, which OAuth providers are set up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from smart_agent.config import OAUTH_PROVIDER_VARS, ConfigError, Settings, oauth_providers
+from smart_agent.history.login import AccountNames, honoured, oauth_identifier
+from smart_agent.web.origins import check_exposure
+
+
+@pytest.mark.parametrize(
+    ("identifier", "provider", "accounts", "expected"),
+    [
+        ("local", "local", frozenset(), True),
+        ("local", "local", frozenset({"alice"}), False),  # an account exists: login is required
+        ("local", "local", frozenset({"local"}), False),  # even an account named local: not by header
+        ("alice", "password", frozenset({"alice"}), True),
+        ("alice", "password", frozenset({"bob"}), False),  # removed account
+        ("alice", "local", frozenset(), False),
+        ("github:alice", "github", frozenset(), True),
+        ("alice", "github", frozenset({"alice"}), False),  # not a provider:name identifier
+        ("google:alice", "google", frozenset(), False),  # provider not set up
+        ("alice", None, frozenset({"alice"}), False),
+    ],
+)
+def test_honoured_when_token_names_a_user_then_only_current_logins_sign_in(
+    identifier: str, provider: str | None, accounts: frozenset[str], expected: bool
+) -> None:
+    assert honoured(identifier, provider, accounts, ["github"]) is expected
+
+
+def test_oauth_identifier_when_made_then_no_account_name_can_equal_it() -> None:
+    from smart_agent.errors import AccountError
+    from smart_agent.history.accounts import check_name
+
+    with pytest.raises(AccountError):
+        check_name(oauth_identifier("github", "alice"))
+
+
+async def test_account_names_when_read_within_ttl_then_one_read_shared_then_read_again() -> None:
+    now = [0.0]
+    reads: list[int] = []
+    gate = asyncio.Event()
+
+    async def read() -> list[str]:
+        reads.append(1)
+        await gate.wait()
+        return ["alice"] if len(reads) > 1 else []
+
+    names = AccountNames(read, ttl=1.0, clock=lambda: now[0])
+    first = [asyncio.create_task(names.get()) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert [await task for task in first] == [frozenset()] * 5 and len(reads) == 1
+    now[0] = 0.9
+    assert await names.get() == frozenset() and len(reads) == 1
+    now[0] = 1.0
+    assert await names.get() == frozenset({"alice"}) and len(reads) == 2
+
+
+def test_oauth_providers_when_compared_with_chainlit_then_same_providers_and_variables() -> None:
+    from chainlit.oauth_providers import providers
+
+    chainlit = {type(p).__name__: tuple(p.env) for p in providers}
+    assert sorted(chainlit.values()) == sorted(OAUTH_PROVIDER_VARS.values())
+
+
+def test_oauth_providers_when_every_variable_of_one_is_set_then_only_it_is_on() -> None:
+    assert oauth_providers({"OAUTH_GITHUB_CLIENT_ID": "id"}) == ()
+    env = {"OAUTH_GITHUB_CLIENT_ID": "id", "OAUTH_GITHUB_CLIENT_SECRET": "s", "OAUTH_GOOGLE_CLIENT_ID": "x"}
+    assert oauth_providers(env) == ("github",)
+
+
+def test_check_exposure_when_history_on_then_the_refusal_says_how_to_add_an_account() -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_exposure("0.0.0.0", Settings(history=True))
+    assert "`smart-agent users add NAME`" in str(refused.value) and "OAuth" in str(refused.value)
+    with pytest.raises(ConfigError) as refused:
+        check_exposure("0.0.0.0", Settings(history=False))
+    assert "users add" not in str(refused.value) and "history off" in str(refused.value)
+    assert check_exposure("0.0.0.0", Settings(history=True), login=True) is None
+    opted_out = dataclasses.replace(Settings(), expose_without_login=True)
+    assert "WITHOUT authentication" in (check_exposure("0.0.0.0", opted_out) or "")
+
+
+def test_oauth_app_user_when_github_signs_in_then_named_by_provider_and_its_token_is_honoured() -> None:
+    from chainlit.user import User
+
+    from smart_agent.web.login import oauth_app_user
+
+    user = oauth_app_user("github", User(identifier="octocat", metadata={"image": "x"}))
+    assert (user.identifier, user.display_name) == ("github:octocat", "octocat")
+    assert user.metadata == {"image": "x", "provider": "github"}
+    assert honoured(user.identifier, user.metadata["provider"], frozenset({"octocat"}), ["github"])
