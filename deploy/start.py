@@ -29,6 +29,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from smart_agent.config import ConfigError, load_settings, parse_origin, parse_port
+from smart_agent.web.origins import is_loopback
 
 TEMPLATE = Path(__file__).with_name("haproxy.cfg")
 HAPROXY = "/usr/sbin/haproxy"
@@ -109,6 +110,31 @@ def instance_env(public_origin: str) -> dict[str, str]:
     env["SMART_AGENT_HISTORY"] = "1"
     env["SMART_AGENT_ALLOWED_ORIGINS"] = ",".join(dict.fromkeys([*settings.allowed_origins, public_origin]))
     return env
+
+
+def check_login(bind: str, env: dict[str, str]) -> None:
+    """Refuse a public --bind while no account exists.
+
+    The instances listen on loopback, where the app signs in the local user without a password for
+    as long as no account exists (README 'Login'); behind a public HAProxy that would be anyone.
+    """
+    if is_loopback(bind.rpartition(":")[0]):
+        return
+    listed = subprocess.run(
+        [sys.executable, "-m", "smart_agent", "users", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if listed.returncode != 0:
+        raise DeployError(f"cannot list the accounts: {listed.stderr.strip()}")
+    if not listed.stdout.strip():
+        raise DeployError(
+            f"--bind {bind} would let anyone who reaches it chat as the local user, signed in without a "
+            "password while no account exists: add one first with `smart-agent users add NAME` (same "
+            "SMART_AGENT_DATABASE_URL), see README 'Login'"
+        )
 
 
 def _answers(url: str, host: str) -> bool:
@@ -193,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     ports = parse_ports(args.ports)
     public = public_origin_for(args.bind, args.public_origin)
     env = instance_env(public)
+    check_login(args.bind, env)
     haproxy = shutil.which(args.haproxy) or args.haproxy
     if not Path(haproxy).exists():
         raise DeployError(f"{args.haproxy} is missing: apt-get install -y haproxy")

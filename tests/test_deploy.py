@@ -272,3 +272,23 @@ def test_start_when_a_flag_or_setting_is_refused_then_exit_2_with_one_line(
     assert result.returncode == 2
     assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
     assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_start_when_bound_to_a_public_address_without_an_account_then_exit_2_naming_users_add(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    # The instances are on loopback, where the local user is signed in while no account exists.
+    env = clean_env(
+        SMART_AGENT_DATABASE_URL=_run(fresh_database(postgres)),
+        CHAINLIT_AUTH_SECRET=SECRET,
+        SMART_AGENT_DATA_DIR=str(tmp_path / "data"),
+    )
+    command = [sys.executable, "-m", "deploy.start", "--log-dir", str(tmp_path / "logs")]
+    flags = ["--bind", "0.0.0.0:8080", "--public-origin", "https://chat.example.com"]
+    result = subprocess.run([*command, *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "Error: --bind 0.0.0.0:8080 would let anyone who reaches it chat as the local"
+    )
+    assert "smart-agent users add NAME" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "logs").exists()
