@@ -44,6 +44,10 @@ class DeployError(Exception):
     """A flag or setting is not allowed; the message names it in one line (exit 2)."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM arrived while the instances were still starting."""
+
+
 class StartError(DeployError):
     """A process did not start or HAProxy refused its config; the message says where to look (exit 1)."""
 
@@ -162,6 +166,7 @@ class Deployment:
         self.log_dir = log_dir
         self.children: list[Child] = []
         self.changed = threading.Event()
+        self.stopping = threading.Event()
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> Child:
         """Start a process in its own session (so Ctrl-C reaches only this script), logging to a file."""
@@ -187,6 +192,8 @@ class Deployment:
     def wait_ready(self, child: Child, url: str, host: str, deadline: float) -> None:
         """Wait until `url` answers 200 with this Host, or fail naming the child and its log."""
         while not _answers(url, host):
+            if self.stopping.is_set():
+                raise Interrupted
             if child.process.poll() is not None:
                 code = child.process.returncode
                 raise StartError(f"{child.name} exited with {code} while starting; see {child.log}")
@@ -236,10 +243,9 @@ def run(args: argparse.Namespace) -> int:
         raise StartError(f"haproxy refused {config}: {alerts[0] if alerts else check.returncode}")
 
     deployment = Deployment(log_dir)
-    stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        deployment.stopping.set()
         deployment.changed.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -261,18 +267,21 @@ def run(args: argparse.Namespace) -> int:
         deployment.wait_ready(proxy, f"http://{local}/health", proxy_env["SA_PUBLIC_HOST"], deadline)
         _say(f"haproxy (pid {proxy.process.pid}) on {args.bind}, log {proxy.log}")
         _say(f"serving {public} through {len(apps)} instances; Ctrl-C stops them all")
-        return _supervise(deployment, proxy, apps, stopping)
+        return _supervise(deployment, proxy, apps)
+    except Interrupted:
+        _say("stopped while starting")
+        return 130
     finally:
         deployment.stop()
 
 
-def _supervise(deployment: Deployment, proxy: Child, apps: list[Child], stopping: threading.Event) -> int:
+def _supervise(deployment: Deployment, proxy: Child, apps: list[Child]) -> int:
     """Report instances that end; return once asked to stop (0) or when nothing can serve (1)."""
     reported: set[str] = set()
     while True:
         deployment.changed.wait()
         deployment.changed.clear()
-        if stopping.is_set():
+        if deployment.stopping.is_set():
             _say("stopping")
             return 0
         for child in [proxy, *apps]:
