@@ -1,6 +1,6 @@
 """Server-side costs: the wrapper's CPU per token, many concurrent sessions, memory per reply.
 
-python -m benchmarks.server_bench [--sessions 100] [--out bench-results] [--segments-only]
+python -m benchmarks.server_bench [--sessions 100] [--history] [--out bench-results] [--segments-only]
 """
 
 from __future__ import annotations
@@ -133,14 +133,16 @@ def _percentile(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
 
 
-def run(server: ScriptedServer, count: int, log_dir: Path) -> dict[str, Any]:
+def run(server: ScriptedServer, count: int, log_dir: Path, history: bool = False) -> dict[str, Any]:
     """All server-side figures."""
     results: dict[str, Any] = {
         "wrapper": asyncio.run(wrapper_cost()),
         "segments": asyncio.run(segment_costs()),
     }
     lag_file = log_dir / "lag.txt"
-    env = clean_env(OPENAI_API_KEY="bench", SMART_AGENT_LAG_PROBE=str(lag_file))
+    env = clean_env(
+        OPENAI_API_KEY="bench", SMART_AGENT_LAG_PROBE=str(lag_file), SMART_AGENT_HISTORY=str(int(history))
+    )
     with running_app("--base-url", server.url, "--model", MODEL_ID, env=env, log_dir=log_dir) as (url, app):
         process = psutil.Process(app.pid)
         asyncio.run(one_reply(url, 200))  # warm up imports and caches
@@ -169,6 +171,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--segments-only", action="store_true", help="only the segmenting cost")
+    parser.add_argument("--history", action="store_true", help="chat history on (turns stored, logged)")
     args = parser.parse_args()
     if args.segments_only:
         print("| measure | value |\n|---|---|\n" + segment_table(asyncio.run(segment_costs())))
@@ -176,7 +179,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with serve() as server, tempfile.TemporaryDirectory() as logs:
-        results = run(server, args.sessions, Path(logs))
+        results = run(server, args.sessions, Path(logs), args.history)
     (out / "server.json").write_text(json.dumps(results, indent=2))
     w, s, m = results["wrapper"], results["sessions"], results["memory"]
     table = (

@@ -25,6 +25,7 @@ from smart_agent.runs.memory import MemoryRunLog
 from smart_agent.streaming.batcher import policy_for
 
 log = logging.getLogger("smart_agent.api")
+_shared: list[RunLog] = []  # the run log install() made: chat turns go to the same one
 
 
 def run_log(settings: Settings) -> RunLog:
@@ -37,11 +38,17 @@ def run_log(settings: Settings) -> RunLog:
     return MemoryRunLog(settings.run_retention)
 
 
+def shared_run_log() -> RunLog | None:
+    """The run log of this process's API (None until `install` ran): one log, one Redis connection."""
+    return _shared[-1] if _shared else None
+
+
 def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
     """Add the API's routes (and /metrics) to Chainlit's app, ahead of its catch-all page route."""
     manager = RunManager(
         run_log(settings), policy_for(settings), on_end=_count_end, on_start=metrics.run_started
     )
+    _shared.append(manager.log)
     keys = KeyStore(resolve_data_dir(settings) / KEYS_FILE)
     api = Api(settings, manager, Turns(settings), Access(keys, loopback))
     router = build_router(api)

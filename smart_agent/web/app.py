@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import chainlit as cl
 from chainlit.types import ThreadDict
 from mcp import ClientSession
 
+from smart_agent.agent.events import AgentEvent
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config, session_tools
 from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
@@ -21,7 +23,9 @@ from smart_agent.history.reopen import join_segments
 from smart_agent.llm.client import make_client, resolve_model
 from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
-from smart_agent.web import history, lag_probe, lifetime, resync
+from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
+from smart_agent.streaming.batcher import policy_for
+from smart_agent.web import follow, history, lag_probe, lifetime, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.ui import present_turn, settings_panel
@@ -35,10 +39,16 @@ if SETTINGS.debug:
 
 resync.install()
 lifetime.install()
+CHAT_RUNS: ChatRuns | None = None  # with history on: every turn is also a run, for a reloaded page
 if SETTINGS.history and SETTINGS.data_dir is not None:
     from chainlit.config import config as _chainlit_config
 
+    from smart_agent.api.mount import shared_run_log
+
     history.install(SETTINGS, SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
+    if (_run_log := shared_run_log()) is not None:
+        CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))
+        follow.install()
 
 
 @cl.on_chat_start
@@ -52,9 +62,17 @@ async def on_chat_start() -> None:
 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
-    """A stored thread reopened: the model sees its conversation again, and the chat goes on."""
+    """A stored thread reopened: the model sees its conversation again, and the chat goes on; a
+    reply still being generated is followed live to its end."""
+    live = None
+    user = cl.context.session.user
+    if CHAT_RUNS is not None and user is not None:
+        owner = chat_owner(user.identifier)
+        live = await follow.live_turn(thread, CHAT_RUNS.log, owner, SETTINGS.system_prompt)
     await _open_session(model_messages(thread, SETTINGS.system_prompt))
     join_segments(thread)  # after the rebuild: only what the page shows changes
+    if live is not None:
+        follow.pend(live)
 
 
 async def _open_session(history: list[dict[str, Any]]) -> None:
@@ -135,6 +153,7 @@ async def on_mcp_disconnect(name: str, session: ClientSession) -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """Answer the user's message; text streams through the batching wrapper."""
+    await follow.followed()  # a reply still followed after a reload comes first
     history: list[dict[str, Any]] = cl.user_session.get("history").messages
     client = cl.user_session.get("client")
     settings: Settings = cl.user_session.get("settings")
@@ -151,4 +170,8 @@ async def on_message(message: cl.Message) -> None:
     cl.user_session.set("model", model)
     history.append({"role": "user", "content": message.content})
     agent = Agent(client, model, settings, tools)
-    await present_turn(metered(agent.stream(history), model), settings, model=model)
+    events: AsyncIterator[AgentEvent] = metered(agent.stream(history), model)
+    user = cl.context.session.user
+    if CHAT_RUNS is not None and user is not None:
+        events = await CHAT_RUNS.record(chat_run_id(message.id), chat_owner(user.identifier), events)
+    await present_turn(events, settings, model=model)

@@ -13,10 +13,14 @@ Chainlit 2.12 internals touched here (see docs/history-wiring.md):
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import chainlit as cl
+from chainlit.element import Element
 from chainlit.step import StepDict
 
 from smart_agent.config import Settings, oauth_providers
@@ -44,21 +48,48 @@ class LiveConversation:
         self.messages = messages
 
 
+_shown_only: ContextVar[bool] = ContextVar("smart_agent_shown_only", default=False)
+
+
+@contextmanager
+def shown_only() -> Iterator[None]:
+    """What the page is shown in this context (and the tasks it starts) is not stored.
+
+    For a turn replayed to a reloaded page: the session that started the turn stores it.
+    """
+    token = _shown_only.set(True)
+    try:
+        yield
+    finally:
+        _shown_only.reset(token)
+
+
 class AppDataLayer(HistoryDataLayer):
-    """The history data layer minus the live stats line, which is page decoration, not history."""
+    """The history data layer minus the live stats line and replayed turns, which are page only."""
 
     # Chainlit persists in fire-and-forget tasks (message.py `_create`/`update`/`remove`), so the
     # stats line's delete could run before its last update, which then stored it again: measured
     # in tests/test_history_app.py. Not writing it at all also saves a write per progress tick.
+    # Those tasks copy the context of the code that sent the message, so `shown_only` reaches them.
     async def create_step(self, step_dict: StepDict) -> None:
-        """Store the step unless it is the stats line."""
-        if step_dict.get("name") != STATS_AUTHOR:
+        """Store the step unless it is the stats line or replayed."""
+        if step_dict.get("name") != STATS_AUTHOR and not _shown_only.get():
             await super().create_step(step_dict)
 
     async def update_step(self, step_dict: StepDict) -> None:
-        """Store the step's fields unless it is the stats line."""
-        if step_dict.get("name") != STATS_AUTHOR:
+        """Store the step's fields unless it is the stats line or replayed."""
+        if step_dict.get("name") != STATS_AUTHOR and not _shown_only.get():
             await super().update_step(step_dict)
+
+    async def delete_step(self, step_id: str) -> None:
+        """Delete the step unless the delete comes from a replay (which stored nothing)."""
+        if not _shown_only.get():
+            await super().delete_step(step_id)
+
+    async def create_element(self, element: Element) -> None:
+        """Store the element unless it is replayed."""
+        if not _shown_only.get():
+            await super().create_element(element)
 
 
 def database(settings: Settings, data_dir: Path) -> str | Path:
