@@ -16,12 +16,13 @@ setup: $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright never downloads a browser of its own) and
 # Debian's redis-server, which the tests of the shared run log start on a free loopback port, and
-# Debian's postgresql (15 on bookworm), whose initdb/pg_ctl the chat history's tests run in a temporary folder.
+# Debian's postgresql (15 on bookworm), whose initdb/pg_ctl the chat history's tests run in a temporary folder,
+# and Debian's haproxy, which the multi-instance recipe (deploy/) and its test put in front of the app.
 system-deps:
-	@{ command -v chromium && command -v redis-server && ls /usr/lib/postgresql/*/bin/initdb; } \
-	  >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v redis-server && ls /usr/lib/postgresql/*/bin/initdb \
+	  && test -x /usr/sbin/haproxy; } >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium redis-server postgresql; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium redis-server postgresql haproxy; }
 
 run: setup
 	$(VENV)/bin/smart-agent chainlit

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from playwright.sync_api import Browser, Page, Route, WebSocket
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 REPLY = '[data-step-type="assistant_message"] .message-content'
@@ -155,9 +156,15 @@ class ChatPage:
             if remaining <= 0 or not self.sockets:
                 raise TimeoutError(failure())
             # Wait on the newest socket in slices: after a reconnect the old one never fires again.
+            newest, slice_ms = self.sockets[-1], min(remaining, 1.0) * 1000
             try:
-                self.sockets[-1].wait_for_event("framereceived", timeout=min(remaining, 1.0) * 1000)
+                if newest.is_closed():  # the server went away: wait for the page's next socket
+                    self.page.wait_for_event("websocket", timeout=slice_ms)
+                else:
+                    newest.wait_for_event("framereceived", timeout=slice_ms)
             except PlaywrightTimeoutError:
+                continue
+            except PlaywrightError:  # it closed while we waited
                 continue
 
     def wait_turns(self, turns: int = 1, timeout: float = 60.0) -> None:
