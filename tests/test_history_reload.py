@@ -321,6 +321,64 @@ async def test_reload_when_it_lands_on_another_instance_then_the_turn_is_followe
             await reloaded.close()
 
 
+async def test_reload_when_the_producing_instance_dies_then_the_follower_stores_what_it_showed(
+    scripted: ScriptedServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Only the session that starts a turn stores it: when its instance dies mid-reply, the page
+    # following the turn on another instance is the only one left that saw it.
+    env = clean_env(
+        OPENAI_API_KEY="test-key",
+        SMART_AGENT_REDIS_URL=redis_server.url,
+        SMART_AGENT_DATA_DIR=str(tmp_path / "shared"),
+    )
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    script, expected = f"{REPLY} rate=20", markdown(TOKENS)
+    with (
+        running_app(*flags, env=env, log_dir=tmp_path) as (first_url, first),
+        running_app(*flags, env=env, log_dir=tmp_path) as (second_url, _),
+    ):
+        database = tmp_path / "shared" / HISTORY_FILE
+        reloaded, thread_id = await reload_at(
+            App(first_url, database), script, await text_reaches(0.2, expected), second_url
+        )
+        try:
+            await reloaded.wait_text(
+                lambda _text: len(shown_after_resume(reloaded)) > 0.3 * len(expected), 60
+            )
+            first.kill()  # mid-reply: the producer's lease runs out, the follower learns it
+            await reloaded.wait_task_ends(3, 60)
+            # The page shows the reply so far, then the error saying its instance stopped.
+            shown = shown_after_resume(reloaded).removesuffix(PRODUCER_STOPPED)
+            assert reloaded.messages[reloaded.order[-1]] == PRODUCER_STOPPED
+            rows = await settled(database, lambda r: reply_without_errors(r, thread_id) == shown)
+            await reloaded.send("#script text=after_the_kill")
+            await reloaded.wait_text(lambda text: text.endswith("after_the_kill"), 60)
+        finally:
+            await reloaded.close()
+    assert 0.3 * len(expected) < len(shown) < len(expected)
+    assert expected.startswith(shown)
+    assert [s["type"] for s in thread_rows(rows, thread_id)].count("user_message") == 1
+    assert scripted.requests[-1]["messages"][-3:] == [
+        {"role": "user", "content": script},
+        {"role": "assistant", "content": shown},
+        {"role": "user", "content": "#script text=after_the_kill"},
+    ]
+
+
+PRODUCER_STOPPED = "The instance producing this run stopped; the text so far is kept."
+
+
+def reply_without_errors(rows: dict[str, list[dict[str, Any]]], thread_id: str) -> str:
+    """The stored reply text without error messages."""
+    return "".join(
+        step["output"] or ""
+        for step in thread_rows(rows, thread_id)
+        if step["type"] == "assistant_message"
+        and not step["isError"]
+        and step["name"] not in ("stats", "note")
+    )
+
+
 async def test_reload_when_an_earlier_reply_was_segmented_then_model_sees_each_reply_once(
     app: App, scripted: ScriptedServer
 ) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.context import init_ws_context
+from chainlit.data import get_data_layer
 from chainlit.server import sio
 from chainlit.session import WebsocketSession
 from chainlit.step import StepDict
@@ -32,9 +33,12 @@ from chainlit.user_session import user_sessions
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.config import Settings
+from smart_agent.errors import HistoryError
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY, model_messages
 from smart_agent.runs.chat import chat_run_id, live_run, replay
+from smart_agent.runs.events import PRODUCER_LOST
 from smart_agent.runs.log import RunLog, RunLogError
+from smart_agent.web import resync
 from smart_agent.web.history import LiveConversation, shown_only
 from smart_agent.web.ui import present_turn
 
@@ -153,6 +157,8 @@ async def _follow(session: WebsocketSession, follow: Follow) -> None:
             except RunLogError as exc:  # the log lost the run; the stored thread still gets all of it
                 log.warning("stopped following run %s: %s", follow.run_id, exc)
                 await cl.ErrorMessage(content=UNFOLLOWABLE).send()
+        if _producer_died(follow.events):
+            await _store_shown(session)
     except asyncio.CancelledError:
         await _stop(follow)
         raise
@@ -161,6 +167,31 @@ async def _follow(session: WebsocketSession, follow: Follow) -> None:
         thread: Any = {"steps": [*follow.kept, *turn_steps(follow.events)]}
         conversation.messages[:] = model_messages(thread, follow.system_prompt)
         await context.emitter.task_end()
+
+
+def _producer_died(events: list[AgentEvent]) -> bool:
+    return bool(events) and isinstance(events[-1], ReplyFailed) and events[-1].code == PRODUCER_LOST
+
+
+async def _store_shown(session: WebsocketSession) -> None:
+    """The instance running the turn died before storing all of it: store what this page was shown."""
+    layer = get_data_layer()
+    if layer is None:
+        return
+    steps, elements = resync.shown_steps(session)
+    try:
+        # What the dead instance had stored of the turn is a prefix of what was shown: replace it.
+        thread = await layer.get_thread(session.thread_id)
+        stored = thread["steps"] if thread else []
+        users = [index for index, step in enumerate(stored) if step["type"] == "user_message"]
+        for step in stored[users[-1] + 1 :] if users else []:
+            await layer.delete_step(step["id"])
+        for step in steps:
+            await layer.create_step(step)
+        for element in elements:
+            await layer.create_element(element)
+    except HistoryError:  # logged by the data layer; the page keeps showing the reply
+        log.warning("the followed reply of session %s could not be stored", session.id)
 
 
 async def _stop(follow: Follow) -> None:

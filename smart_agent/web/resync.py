@@ -33,7 +33,7 @@ from chainlit.element import Element
 from chainlit.emitter import ChainlitEmitter
 from chainlit.server import sio
 from chainlit.session import WebsocketSession
-from chainlit.step import Step, check_add_step_in_cot, stub_step
+from chainlit.step import Step, StepDict, check_add_step_in_cot, stub_step
 from chainlit.user_session import user_sessions
 
 from smart_agent.streaming import SmoothStreamWrapper
@@ -159,6 +159,22 @@ def start_turn() -> Turn:
 def _turn_of(session: WebsocketSession) -> Turn | None:
     turn = user_sessions.get(session.id, {}).get(TURN_KEY)
     return turn if isinstance(turn, Turn) else None
+
+
+def shown_steps(session: WebsocketSession) -> tuple[list[StepDict], list[Element]]:
+    """The steps and elements the session's latest turn has on the page, in order (to store them)."""
+    turn = _turn_of(session)
+    steps: list[StepDict] = []
+    elements: list[Element] = []
+    for element in turn.elements if turn is not None else []:
+        if isinstance(element, SmoothStreamWrapper):
+            if element.wrapped.content:
+                steps.append(element.wrapped.to_dict())  # type: ignore[attr-defined]
+        elif isinstance(element, Element):
+            elements.append(element)
+        else:
+            steps.append(element.to_dict())
+    return steps, elements
 
 
 def session_restored(session: WebsocketSession) -> None:
