@@ -215,3 +215,14 @@ async def test_status_when_members_stream_then_snapshots_at_most_twice_a_second(
     final = statuses[-1]
     assert [(m.member, m.state, m.tokens) for m in final.members] == [(n, "done", 60) for n in NAMES]
     assert "alpha: done 60" in final.text()
+
+
+async def test_notes_when_longer_than_the_context_then_cut_and_the_synthesis_still_answers(
+    server: ScriptedServer,
+) -> None:
+    events, conversation, _ = await run(server, team(), "#script tokens=2000")
+    assert isinstance(events[-1][1], ReplyDone) or isinstance(events[-2][1], ReplyDone)
+    system = server.requests[-1]["messages"][0]["content"]
+    assert system.count("more characters)") == 3
+    assert len(system) < 8192 * 3
+    assert conversation[-1] == {"role": "assistant", "content": "".join(member_tokens("synth", 2000))}

@@ -13,6 +13,7 @@ from smart_agent.agent.events import ReplyFailed, TextDelta, ToolCallFinished, T
 from smart_agent.agent.loop import Agent, Message
 from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
+from smart_agent.llm.context import context_size, prompt_budget
 from smart_agent.streaming.clock import Clock, MonotonicClock
 from smart_agent.team.definition import Member, TeamDefinition
 from smart_agent.team.events import (
@@ -175,7 +176,9 @@ class TeamHub:
 
     async def _run_synthesis(self, conversation: list[Message]) -> None:
         notes = [(s.member.name, s.text, s.error) for s in self._members.values()]
-        messages = synthesis_messages(self.team.synthesiser_prompt, conversation, notes)
+        # The notes take at most half the prompt's room; the conversation has the rest.
+        budget = prompt_budget(context_size(self._settings)) // 2
+        messages = synthesis_messages(self.team.synthesiser_prompt, conversation, notes, budget)
         prefix = len(messages)
         agent = Agent(
             self._client, self.team.synthesiser_model or self._model, self._settings, ToolRegistry()

@@ -24,6 +24,7 @@ from smart_agent.metrics import metered
 from smart_agent.web import history, lag_probe, lifetime, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
+from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
 from smart_agent.web.ui import present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
@@ -39,6 +40,12 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     from chainlit.config import config as _chainlit_config
 
     history.install(SETTINGS, SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
+
+
+@cl.set_chat_profiles
+async def set_chat_profiles(user: cl.User | None = None, language: str | None = None) -> list[cl.ChatProfile]:
+    """Assistant and Team; SMART_AGENT_PROFILE says which a new chat starts with."""
+    return chat_profiles(SETTINGS)
 
 
 @cl.on_chat_start
@@ -150,5 +157,8 @@ async def on_message(message: cl.Message) -> None:
         return
     cl.user_session.set("model", model)
     history.append({"role": "user", "content": message.content})
+    if is_team_chat(SETTINGS):
+        await team_turn(history, client, model, settings, tools)
+        return
     agent = Agent(client, model, settings, tools)
     await present_turn(metered(agent.stream(history), model), settings, model=model)

@@ -1,0 +1,143 @@
+"""The Team profile in the real app over Socket.IO: the Team step, a step per member under it in
+order, each with its own text, a page-wide event rate under the cap, then the answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.scripted_server import ScriptedServer, member_tokens
+from tests.sio_client import ChatClient, connected
+
+NAMES = ("alpha", "beta", "gamma")
+CAP = 20
+
+
+def team_file(tmp_path: Path, **directives: str) -> str:
+    members = "".join(
+        f'[[members]]\nname = "{n}"\nprompt = "You are {n}.\\n#member {n} {directives.get(n, "")}"\n\n'
+        for n in NAMES
+    )
+    path = tmp_path / "team.toml"
+    path.write_text(members + '[synthesiser]\nprompt = "Answer.\\n#member synth"\n')
+    return str(path)
+
+
+def step_text(client: ChatClient, step_id: str) -> str:
+    """The step's output as the page shows it after every event, in order."""
+    text = ""
+    for _, kind, data in client.log:
+        if data.get("id") != step_id:
+            continue
+        if kind == "stream_token" and not data.get("isInput"):
+            text = data["token"] if data.get("isSequence") else text + data["token"]
+        elif kind in {"new_message", "stream_start", "update_message"}:
+            text = data.get("output") or ""
+    return text
+
+
+def steps(client: ChatClient) -> dict[str, dict[str, Any]]:
+    """The latest dict of every step the page was sent (type tool), by id, in first-seen order."""
+    seen: dict[str, dict[str, Any]] = {}
+    for _, kind, data in client.log:
+        if kind != "stream_token" and data.get("type") == "tool":
+            seen[data["id"]] = {**seen.get(data["id"], {}), **data}
+    return seen
+
+
+async def test_team_turn_when_members_stream_then_steps_nest_in_order_under_the_cap_and_answer_follows(
+    scripted_app: Callable[..., str], scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    url = scripted_app(
+        "--profile", "team", "--team-config", team_file(tmp_path), "--max-events-per-second", str(CAP)
+    )
+    async with connected(url) as client:
+        before = len(client.log)
+        await client.send("#script tokens=300 rate=200")
+        await client.wait_task_ends(3, 60)
+        log = client.log[before:]
+        client.log = log
+        found = steps(client)
+        team = [s for s in found.values() if s["name"] == "Team"]
+        assert len(team) == 1
+        team_id = team[0]["id"]
+        members = {s["name"]: s for s in found.values() if s.get("parentId") == team_id}
+        assert set(members) == set(NAMES)
+        first_seen = {data["id"]: i for i, (_, _, data) in reversed(list(enumerate(log)))}
+        for name, step in members.items():
+            # the parent went out before the child, or the page would drop it
+            assert first_seen[team_id] < first_seen[step["id"]]
+            assert step_text(client, step["id"]) == "".join(member_tokens(name, 300))
+            assert step.get("start") and step.get("end")  # collapsed once the answer started
+        answer = "".join(member_tokens("synth", 300))
+        assert client.reply().endswith(answer)
+        # The answer started after every member's step was folded.
+        answer_start = min(
+            i
+            for i, (_, k, d) in enumerate(log)
+            if d.get("type") == "assistant_message"
+            and k in {"stream_start", "new_message"}
+            and d.get("name") != "stats"
+        )
+        folded = [
+            i
+            for i, (_, k, d) in enumerate(log)
+            if k == "update_message" and d.get("id") == team_id and d.get("end")
+        ]
+        assert folded and folded[0] < answer_start
+        # Page-wide: the members' stream events share one budget.
+        member_ids = {s["id"] for s in members.values()}
+        times = [t for t, k, d in log if k in {"stream_start", "stream_token"} and d.get("id") in member_ids]
+        worst = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+        assert worst <= CAP + 2 * len(NAMES)  # each stream's first and last event go at once
+        assert len(times) >= 3 * 3
+        duration = times[-1] - times[0]
+        assert len(times) / max(duration, 1.0) <= 25
+
+
+async def test_team_turn_when_one_member_fails_then_its_step_says_so_and_others_answer(
+    scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path, beta="status=503"))
+    async with connected(url) as client:
+        await client.send("#script tokens=20 rate=200")
+        await client.wait_task_ends(3, 60)
+        found = steps(client)
+        by_name = {s["name"]: s for s in found.values()}
+        assert by_name["beta"].get("isError") is True
+        assert "503" in step_text(client, by_name["beta"]["id"])
+        assert step_text(client, by_name["alpha"]["id"]) == "".join(member_tokens("alpha", 20))
+        assert client.reply().endswith("".join(member_tokens("synth", 20)))
+        # the chat keeps working
+        shown = len(client.order)
+        await client.send("#script tokens=5")
+        await client.wait_task_ends(4, 60)
+        assert client.reply(since=shown).endswith("".join(member_tokens("synth", 5)))
+
+
+async def test_team_turn_when_stopped_then_every_member_step_says_stopped_and_nothing_follows(
+    scripted_app: Callable[..., str], scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path))
+    async with connected(url) as client:
+        first_span = len(scripted.spans)
+        await client.send("#script tokens=600 rate=40")
+
+        def writing() -> bool:
+            found = steps(client)
+            return sum(1 for s in found.values() if s["name"] in NAMES and step_text(client, s["id"])) == 3
+
+        await client.wait_until(writing, 30)
+        await client.stop()
+        await client.wait_task_ends(3, 30)
+        spans = scripted.spans[first_span:]
+        assert await asyncio.to_thread(scripted.wait_ended, spans, 5.0)
+        assert not any(s.complete for s in spans) and "synth" not in {s.member for s in spans}
+        count = len(client.log)
+        await asyncio.sleep(1.0)  # nothing may arrive after the stop's task_end
+        assert len(client.log) == count
+        found = steps(client)
+        for step in (s for s in found.values() if s["name"] in NAMES):
+            assert step_text(client, step["id"]).endswith("_Stopped._")
