@@ -125,7 +125,8 @@ class TeamView:
 
     async def start(self) -> None:
         """Put the Team step on the page, under the turn's run."""
-        self._team = _step(TEAM_STEP, cl.context.current_step)
+        # Open while it runs, folded by the page once it has an `end` (Chainlit 2.12 autoCollapse).
+        self._team = _step(TEAM_STEP, cl.context.current_step, default_open=True, auto_collapse=True)
         self._team.output = "Starting…"
         self._turn.add(self._team)
         await self._team.send()
@@ -133,7 +134,7 @@ class TeamView:
     async def handle(self, event: TeamEvent) -> None:
         """Show one member event or status snapshot."""
         if isinstance(event, MemberStarted):
-            step = _step(event.member, self._team)
+            step = _step(event.member, self._team, default_open=True, auto_collapse=True)
             self._turn.add(step)
             await step.send()
             wrapper = SmoothStreamWrapper(
