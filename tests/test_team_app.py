@@ -55,7 +55,7 @@ async def test_team_turn_when_members_stream_then_steps_nest_in_order_under_the_
     )
     async with connected(url) as client:
         before = len(client.log)
-        await client.send("#script tokens=300 rate=200")
+        await client.send("#script tokens=1500 rate=1000")
         await client.wait_task_ends(3, 60)
         log = client.log[before:]
         client.log = log
@@ -69,9 +69,9 @@ async def test_team_turn_when_members_stream_then_steps_nest_in_order_under_the_
         for name, step in members.items():
             # the parent went out before the child, or the page would drop it
             assert first_seen[team_id] < first_seen[step["id"]]
-            assert step_text(client, step["id"]) == "".join(member_tokens(name, 300))
+            assert step_text(client, step["id"]) == "".join(member_tokens(name, 1500))
             assert step.get("start") and step.get("end")  # collapsed once the answer started
-        answer = "".join(member_tokens("synth", 300))
+        answer = "".join(member_tokens("synth", 1500))
         assert client.reply().endswith(answer)
         # The answer started after every member's step was folded.
         answer_start = min(

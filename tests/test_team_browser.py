@@ -1,0 +1,72 @@
+"""The Team profile in headless Chromium: every member's step fills in at once, smoothly, under
+the page-wide budget; the answer follows and the members' steps fold."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.chat_page import ChatPage, words
+from tests.scripted_server import member_tokens
+
+pytestmark = pytest.mark.e2e
+
+NAMES = ("alpha", "beta", "gamma")
+FRAME_PROBE = """
+(() => {
+  const b = window.__frames = [];
+  function tick(t) { b.push(performance.timeOrigin + t); requestAnimationFrame(tick); }
+  requestAnimationFrame(tick);
+})();
+"""
+
+
+def team_file(tmp_path: Path) -> str:
+    members = "".join(f'[[members]]\nname = "{n}"\nprompt = "You are {n}.\\n#member {n}"\n\n' for n in NAMES)
+    path = tmp_path / "team.toml"
+    path.write_text(members + '[synthesiser]\nprompt = "Answer.\\n#member synth"\n')
+    return str(path)
+
+
+def test_team_when_three_members_stream_at_200_tok_s_then_all_fill_at_once_smoothly_and_answer_follows(
+    browser: Browser, scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path))
+    chat = ChatPage.open(browser, url, init_script=FRAME_PROBE)
+    try:
+        chat.send("#script tokens=600 rate=200")
+        # At once: every member's step shows its early words while none has finished.
+        chat.page.wait_for_function(
+            "names => names.every(n => document.body.innerText.includes(n + '-0050'))",
+            arg=list(NAMES),
+            timeout=30_000,
+        )
+        body = chat.page.inner_text("body")
+        assert not any(f"{n}-0599" in body for n in NAMES)
+        chat.wait_turns(1, timeout=60)
+        answer = chat.wait_text("synth-0599")
+        assert words(answer) == words("".join(member_tokens("synth", 600)))
+        # The members' steps are folded: their words are no longer on the page, the answer is.
+        body = chat.page.inner_text("body")
+        assert not any(f"{n}-0300" in body for n in NAMES)
+        # Figures for the members' phase: from the first member frame to the answer's first.
+        stream = [(t, raw) for t, name, raw in chat.frames if name in {"stream_start", "stream_token"}]
+        members = [t for t, raw in stream if "synth-" not in raw]
+        answer_start = next(t for t, raw in stream if "synth-" in raw)
+        members = [t for t in members if t < answer_start]
+        seconds = answer_start - members[0]
+        assert seconds > 2.5  # 600 tokens at 200 tok/s
+        events_per_second = len(members) / seconds
+        frames = chat.page.evaluate("() => window.__frames")
+        offset = time.time() - time.monotonic()  # frames are wall-clock ms, socket frames monotonic s
+        window = [f for f in frames if members[0] + offset <= f / 1000 <= answer_start + offset]
+        fps = len(window) / seconds
+        print(f"team 3x600@200: {events_per_second:.1f} stream events/s, {fps:.1f} fps")
+        assert events_per_second <= 25
+        assert fps >= 55
+    finally:
+        chat.close()
