@@ -310,6 +310,7 @@ _FIELDS: dict[str, _Field] = {
     "team_concurrency": _Field(
         "SMART_AGENT_TEAM_CONCURRENCY", "--team-concurrency", _parse_optional_int(1, 1000)
     ),
+    "team_stream_live": _Field("SMART_AGENT_TEAM_STREAM_LIVE", "SMART_AGENT_TEAM_STREAM_LIVE", _parse_bool),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
@@ -417,6 +418,8 @@ class Settings:
     """A TOML file defining the Team profile's members; None means the built-in team (smart_agent.team)."""
     team_concurrency: int | None = None
     """Members working at once; None means all of them, or 1 for the embedded model."""
+    team_stream_live: bool = True
+    """Members' notes stream into their steps; off, each member's notes appear when complete."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -491,6 +494,8 @@ SESSION_SETTINGS: dict[str, str] = {
     "flush_interval": "Flush interval (s)",
     "adaptive_batching": "Adaptive batching",
     "segment_chars": "Segment size (characters, 0 = off)",
+    "team_stream_live": "Team: stream members live",
+    "team_concurrency": "Team: members at once (empty = all, 1 for the embedded model)",
 }
 
 
@@ -503,7 +508,11 @@ def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Setting
         raw = values[name]
         if isinstance(raw, bool):
             raw = "1" if raw else "0"
-        elif isinstance(raw, float) and raw.is_integer() and name in {"batch_size", "segment_chars"}:
+        elif (
+            isinstance(raw, float)
+            and raw.is_integer()
+            and name in {"batch_size", "segment_chars", "team_concurrency"}
+        ):
             raw = str(int(raw))
         try:
             changes[name] = _FIELDS[name].parse(str(raw))

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.scripted_server import ScriptedServer, member_tokens
+from tests.harness import clean_env
+from tests.scripted_server import MODEL_ID, ScriptedServer, member_tokens
 from tests.sio_client import ChatClient, connected
 
 NAMES = ("alpha", "beta", "gamma")
@@ -141,3 +142,21 @@ async def test_team_turn_when_stopped_then_every_member_step_says_stopped_and_no
         found = steps(client)
         for step in (s for s in found.values() if s["name"] in NAMES):
             assert step_text(client, step["id"]).endswith("_Stopped._")
+
+
+async def test_team_turn_when_members_not_streamed_live_then_each_step_gets_its_notes_whole(
+    start_app: Callable[..., str], scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_TEAM_STREAM_LIVE="0")
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--profile", "team")
+    url = start_app(*flags, "--team-config", team_file(tmp_path), env=env)
+    async with connected(url) as client:
+        await client.send("#script tokens=200 rate=400")
+        await client.wait_task_ends(3, 60)
+        found = steps(client)
+        members = {s["name"]: s["id"] for s in found.values() if s["name"] in NAMES}
+        assert set(members) == set(NAMES)
+        for name, step_id in members.items():
+            assert step_text(client, step_id) == "".join(member_tokens(name, 200))
+            assert not [k for _, k, d in client.log if d.get("id") == step_id and k == "stream_token"]
+        assert client.reply().endswith("".join(member_tokens("synth", 200)))

@@ -108,3 +108,13 @@ def test_chainlit_when_profile_and_team_flags_then_reach_settings(
     settings = launched[0]["settings"]
     assert (settings.profile, settings.team_config, settings.team_concurrency) == ("team", str(path), 2)
     assert invoke("chainlit", "--profile", "nope").exit_code == 2
+
+
+def test_session_settings_when_team_values_given_then_applied_and_bad_ones_refused() -> None:
+    from smart_agent.config import apply_session_settings
+
+    base = Settings()
+    changed = apply_session_settings(base, {"team_stream_live": False, "team_concurrency": 2.0})
+    assert (changed.team_stream_live, changed.team_concurrency) == (False, 2)
+    with pytest.raises(ConfigError, match="Team: members at once"):
+        apply_session_settings(base, {"team_concurrency": 0})

@@ -116,6 +116,8 @@ class TeamView:
         self._members: dict[str, tuple[cl.Step, SmoothStreamWrapper]] = {}
         self._open: set[str] = set()  # members still writing
         self._tools: dict[tuple[str, str], cl.Step] = {}
+        self._live = settings.team_stream_live
+        self._texts: dict[str, str] = {}  # each member's notes so far
         self.collapsed = False
 
     @property
@@ -147,7 +149,9 @@ class TeamView:
             self._members[event.member] = (step, wrapper)
             self._open.add(event.member)
         elif isinstance(event, MemberText):
-            await self._members[event.member][1].stream_token(event.text)
+            self._texts[event.member] = self._texts.get(event.member, "") + event.text
+            if self._live:
+                await self._members[event.member][1].stream_token(event.text)
         elif isinstance(event, MemberTool):
             await self._tool(event)
         elif isinstance(event, MemberFinished):
@@ -198,7 +202,7 @@ class TeamView:
         self._open.discard(name)
         step, wrapper = self._members[name]
         await wrapper.close()  # the last text, then no more stream events for this step
-        step.output += note
+        step.output = self._texts.get(name, "") + note
         step.is_error = error
         await step.update()
 
@@ -206,7 +210,7 @@ class TeamView:
         self._open.discard(name)
         step, wrapper = self._members[name]
         wrapper.stop()
-        step.output += "\n\n_Stopped._"
+        step.output = self._texts.get(name, "") + "\n\n_Stopped._"
         for key in [k for k in self._tools if k[0] == name]:
             tool = self._tools.pop(key)
             tool.output, tool.is_error, tool.end = (

@@ -36,6 +36,12 @@ def settings_panel(settings: Settings) -> cl.ChatSettings:
                 id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
             ),
             NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+            Switch(
+                id="team_stream_live", label=labels["team_stream_live"], initial=settings.team_stream_live
+            ),
+            NumberInput(
+                id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
+            ),
         ]
     )
 
