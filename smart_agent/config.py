@@ -310,6 +310,9 @@ _FIELDS: dict[str, _Field] = {
     "team_concurrency": _Field(
         "SMART_AGENT_TEAM_CONCURRENCY", "--team-concurrency", _parse_optional_int(1, 1000)
     ),
+    "team_shared_budget": _Field(
+        "SMART_AGENT_TEAM_SHARED_BUDGET", "SMART_AGENT_TEAM_SHARED_BUDGET", _parse_bool
+    ),
     "team_stream_live": _Field("SMART_AGENT_TEAM_STREAM_LIVE", "SMART_AGENT_TEAM_STREAM_LIVE", _parse_bool),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
@@ -418,6 +421,8 @@ class Settings:
     """A TOML file defining the Team profile's members; None means the built-in team (smart_agent.team)."""
     team_concurrency: int | None = None
     """Members working at once; None means all of them, or 1 for the embedded model."""
+    team_shared_budget: bool = True
+    """Members' streams share one page-wide budget; off (benchmarks only), each has its own cap."""
     team_stream_live: bool = True
     """Members' notes stream into their steps; off, each member's notes appear when complete."""
 

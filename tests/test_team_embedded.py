@@ -14,7 +14,9 @@ from tests.test_team_app import step_text, steps
 pytestmark = pytest.mark.e2e
 
 
-async def test_team_when_on_embedded_model_then_members_take_turns_and_an_answer_follows(tmp_path: Path) -> None:
+async def test_team_when_on_embedded_model_then_members_take_turns_and_an_answer_follows(
+    tmp_path: Path,
+) -> None:
     with running_app("--profile", "team", env=clean_env(), log_dir=tmp_path, timeout=180) as (url, _):
         client = ChatClient(url)
         try:

@@ -112,6 +112,7 @@ class TeamView:
         self._settings = settings
         self._clock = clock
         self._pacer = Pacer(settings.max_events_per_second, clock)
+        self._shared = settings.team_shared_budget
         self._team: cl.Step | None = None
         self._members: dict[str, tuple[cl.Step, SmoothStreamWrapper]] = {}
         self._open: set[str] = set()  # members still writing
@@ -144,7 +145,7 @@ class TeamView:
                 policy_for(self._settings),
                 self._clock,
                 f"member {event.member}",
-                self._pacer,
+                self._pacer if self._shared else None,
             )
             self._members[event.member] = (step, wrapper)
             self._open.add(event.member)
