@@ -160,3 +160,34 @@ async def test_team_turn_when_members_not_streamed_live_then_each_step_gets_its_
             assert step_text(client, step_id) == "".join(member_tokens(name, 200))
             assert not [k for _, k, d in client.log if d.get("id") == step_id and k == "stream_token"]
         assert client.reply().endswith("".join(member_tokens("synth", 200)))
+
+
+async def test_team_turn_when_page_reconnects_mid_members_then_every_step_and_the_answer_are_whole(
+    scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path))
+    first = ChatClient(url)
+    await first.connect()
+    await first.send("#script tokens=300 rate=100")
+
+    def writing() -> bool:
+        found = steps(first)
+        texts = [step_text(first, s["id"]) for s in found.values() if s["name"] in NAMES]
+        return len(texts) == 3 and all(len(t.split()) >= 20 for t in texts)
+
+    await first.wait_until(writing, 30)
+    await first.close()  # a drop while the members write; the turn goes on
+    again = ChatClient(url, session_id=first.session_id)
+    await again.connect(headers=dict(first.login), task_ends=1)
+    try:
+        await again.wait_task_ends(2, 60)  # the reconnect's own, then the turn's
+    finally:
+        await again.close()
+    found = steps(again)
+    (team,) = [s for s in found.values() if s["name"] == "Team"]
+    members = {s["name"]: s for s in found.values() if s.get("parentId") == team["id"]}
+    assert set(members) == set(NAMES)
+    for name, step in members.items():
+        assert step_text(again, step["id"]) == "".join(member_tokens(name, 300))
+        assert step.get("end")
+    assert again.reply().endswith("".join(member_tokens("synth", 300)))
