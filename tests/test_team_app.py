@@ -27,10 +27,15 @@ def team_file(tmp_path: Path, **directives: str) -> str:
 
 
 def step_text(client: ChatClient, step_id: str) -> str:
-    """The step's output as the page shows it after every event, in order."""
+    """The step's output as the page shows it after every event, in order (like the page, an
+    update or a token for a step it was never sent is ignored)."""
     text = ""
+    created = False
     for _, kind, data in client.log:
         if data.get("id") != step_id:
+            continue
+        created = created or kind in {"new_message", "stream_start"}
+        if not created:
             continue
         if kind == "stream_token" and not data.get("isInput"):
             text = data["token"] if data.get("isSequence") else text + data["token"]
@@ -43,6 +48,8 @@ def steps(client: ChatClient) -> dict[str, dict[str, Any]]:
     """The latest dict of every step the page was sent (type tool), by id, in first-seen order."""
     seen: dict[str, dict[str, Any]] = {}
     for _, kind, data in client.log:
+        if kind == "update_message" and data.get("id") not in seen:
+            continue  # the page ignores an update of a step it does not have
         if kind != "stream_token" and data.get("type") == "tool":
             seen[data["id"]] = {**seen.get(data["id"], {}), **data}
     return seen
