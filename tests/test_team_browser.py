@@ -70,3 +70,36 @@ def test_team_when_three_members_stream_at_200_tok_s_then_all_fill_at_once_smoot
         assert fps >= 55
     finally:
         chat.close()
+
+
+def test_team_when_stopped_while_members_write_then_each_step_says_stopped_and_nothing_follows(
+    browser: Browser, scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path))
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tokens=600 rate=50")
+        chat.page.wait_for_function(
+            "names => names.every(n => document.body.innerText.includes(n + '-0020'))",
+            arg=list(NAMES),
+            timeout=30_000,
+        )
+        chat.page.click("#stop-button")
+        chat.page.wait_for_selector("#stop-button", state="detached", timeout=30_000)
+        chat.wait_event("task_end", 3, timeout=30)
+        frames = len(chat.frames)
+        chat.page.wait_for_timeout(1000)  # an observation window: nothing may arrive after the stop
+        assert len(chat.frames) == frames
+        assert "synth-" not in chat.page.inner_text("body")
+        # The Team step folded with the turn; opened, each member's step says it was stopped.
+        chat.page.locator("button", has_text="Team").filter(has_text="Used").first.click()
+        for name in NAMES:
+            chat.page.locator("button", has_text=name).filter(has_text="Used").first.click()
+        chat.page.wait_for_function(
+            "() => (document.body.innerText.match(/Stopped\\./g) || []).length >= 3", timeout=10_000
+        )
+        body = chat.page.inner_text("body")
+        assert not any(f"{n}-0599" in body for n in NAMES)
+        assert "stopped" in body  # the status line
+    finally:
+        chat.close()
