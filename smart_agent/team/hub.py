@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Protocol
 
 import openai
 
-from smart_agent.agent.events import ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
+from smart_agent.agent.events import (
+    AgentEvent,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from smart_agent.agent.loop import Agent, Message
 from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
@@ -50,6 +57,18 @@ class _Member:
     error: str | None = None
 
 
+class Streams(Protocol):
+    """What the hub needs of an agent: one turn on `messages` as typed events (Agent fits)."""
+
+    def stream(self, messages: list[Message]) -> AsyncGenerator[AgentEvent, None]:
+        """Answer the conversation in `messages`, appending to it."""
+        ...
+
+
+AgentFactory = Callable[[str | None, ToolRegistry], Streams]
+"""Builds the agent for a model (None: the chat's) with these tools; swappable in tests."""
+
+
 class TeamHub:
     """One team turn: members work on the conversation at once, a synthesiser answers from their notes.
 
@@ -69,6 +88,7 @@ class TeamHub:
         concurrency: int,
         clock: Clock | None = None,
         status_interval: float = STATUS_INTERVAL,
+        agent_for: AgentFactory | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -86,6 +106,7 @@ class TeamHub:
         self._stopping = False
         self._dirty = True
         self._last_status: float | None = None
+        self._agent_for = agent_for or self._agent
 
     def status(self) -> TeamStatus:
         """Every member's state now."""
@@ -150,7 +171,7 @@ class TeamHub:
                 self._queue.put_nowait(MemberStarted(member.name))
                 messages: list[Message] = [{"role": "system", "content": member.prompt}]
                 messages += [dict(m) for m in conversation if m.get("role") != "system"]
-                agent = Agent(self._client, member.model or self._model, self._settings, self._tools)
+                agent = self._agent_for(member.model, self._tools)
                 async with aclosing(agent.stream(messages)) as events:
                     async for event in events:
                         if isinstance(event, TextDelta):
@@ -180,9 +201,7 @@ class TeamHub:
         budget = prompt_budget(context_size(self._settings)) // 2
         messages = synthesis_messages(self.team.synthesiser_prompt, conversation, notes, budget)
         prefix = len(messages)
-        agent = Agent(
-            self._client, self.team.synthesiser_model or self._model, self._settings, ToolRegistry()
-        )
+        agent = self._agent_for(self.team.synthesiser_model, ToolRegistry())
         try:
             async with aclosing(agent.stream(messages)) as events:
                 async for event in events:
@@ -198,6 +217,9 @@ class TeamHub:
                 conversation.pop()
             conversation.extend(messages[prefix:])
             self._queue.put_nowait(_End())
+
+    def _agent(self, model: str | None, tools: ToolRegistry) -> Agent:
+        return Agent(self._client, model or self._model, self._settings, tools)
 
     async def _tick(self) -> None:
         while True:
