@@ -103,3 +103,38 @@ def test_team_when_stopped_while_members_write_then_each_step_says_stopped_and_n
         assert "stopped" in body  # the status line
     finally:
         chat.close()
+
+
+def test_team_when_page_drops_offline_mid_members_then_every_step_and_the_answer_are_whole(
+    browser: Browser, scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app("--profile", "team", "--team-config", team_file(tmp_path))
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tokens=400 rate=100")
+        chat.page.wait_for_function(
+            "names => names.every(n => document.body.innerText.includes(n + '-0050'))",
+            arg=list(NAMES),
+            timeout=30_000,
+        )
+        chat.page.context.set_offline(True)
+        try:
+            chat.page.wait_for_timeout(2000)  # the outage itself is the scenario
+        finally:
+            chat.page.context.set_offline(False)
+        answer = chat.wait_text("synth-0399", timeout=60)
+        chat.wait_idle(timeout=20)
+        assert words(answer) == words("".join(member_tokens("synth", 400)))
+        chat.page.locator("button", has_text="Team").filter(has_text="Used").first.click()
+        for name in NAMES:
+            chat.page.locator("button", has_text=name).filter(has_text="Used").first.click()
+        chat.page.wait_for_function(
+            "names => names.every(n => document.body.innerText.includes(n + '-0399'))",
+            arg=list(NAMES),
+            timeout=10_000,
+        )
+        shown = " ".join(words(chat.page.inner_text("body")))
+        for name in NAMES:
+            assert " ".join(words("".join(member_tokens(name, 400)))) in shown, name
+    finally:
+        chat.close()
