@@ -29,6 +29,7 @@ from smart_agent.config import (
     resolve_data_dir,
 )
 from smart_agent.errors import AccountError, HistoryError
+from smart_agent.team.definition import load_team
 from smart_agent.web.origins import check_exposure
 
 if TYPE_CHECKING:
@@ -193,6 +194,30 @@ def chainlit(
             help="Keep no chat history: no sidebar, nothing stored, no login. [env SMART_AGENT_HISTORY=0]",
         ),
     ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PROFILE",
+            help="Chat profile a new chat starts with: assistant or team. [default: assistant; "
+            "env SMART_AGENT_PROFILE]",
+        ),
+    ] = None,
+    team_config: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="TOML file defining the Team profile's members and synthesiser. [default: the built-in "
+            "researcher, critic and planner; env SMART_AGENT_TEAM_CONFIG]",
+        ),
+    ] = None,
+    team_concurrency: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="Team members working at once. [default: all, or 1 for the embedded model; "
+            "env SMART_AGENT_TEAM_CONCURRENCY]",
+        ),
+    ] = None,
 ) -> None:
     """Launch the Chainlit chat app."""
     try:
@@ -215,6 +240,9 @@ def chainlit(
                 "data_dir": data_dir,
                 "database_url": database_url,
                 "history": False if no_history else None,
+                "profile": profile,
+                "team_config": team_config,
+                "team_concurrency": team_concurrency,
             }
         )
         port_number = parse_port(port)
@@ -223,6 +251,8 @@ def chainlit(
         warning = check_exposure(host, settings, login=settings.history)
         if settings.mcp_config:
             load_mcp_config(settings.mcp_config)
+        if settings.team_config:
+            load_team(settings.team_config)
     except (ConfigError, McpError) as exc:
         raise _fail(exc) from None
     if warning:

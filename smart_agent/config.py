@@ -94,6 +94,17 @@ def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
 
+PROFILES = ("assistant", "team")
+"""The chat profiles: one agent, or a team of agents whose notes a synthesiser turns into the answer."""
+
+
+def _parse_profile(text: str) -> str:
+    value = text.strip().lower()
+    if value not in PROFILES:
+        raise ValueError(f"must be one of {', '.join(PROFILES)}")
+    return value
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 """The port a URL of each scheme the app serves means when it names none."""
 _HOSTNAME = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]*:[0-9a-f:.]*")  # a name, an IPv4 or an IPv6 address
@@ -294,6 +305,15 @@ _FIELDS: dict[str, _Field] = {
         fallback_env="DATABASE_URL",
         shown=_redact_url,
     ),
+    "profile": _Field("SMART_AGENT_PROFILE", "--profile", _parse_profile),
+    "team_config": _Field("SMART_AGENT_TEAM_CONFIG", "--team-config", _parse_optional_str),
+    "team_concurrency": _Field(
+        "SMART_AGENT_TEAM_CONCURRENCY", "--team-concurrency", _parse_optional_int(1, 1000)
+    ),
+    "team_shared_budget": _Field(
+        "SMART_AGENT_TEAM_SHARED_BUDGET", "SMART_AGENT_TEAM_SHARED_BUDGET", _parse_bool
+    ),
+    "team_stream_live": _Field("SMART_AGENT_TEAM_STREAM_LIVE", "SMART_AGENT_TEAM_STREAM_LIVE", _parse_bool),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
@@ -395,6 +415,16 @@ class Settings:
     """The API key `smart-agent ask` sends as `Authorization: Bearer`."""
     auth_secret: str | None = None
     """Signs login tokens; None means the one kept in the data folder (history/secret.py)."""
+    profile: str = "assistant"
+    """The chat profile a new chat starts with (PROFILES)."""
+    team_config: str | None = None
+    """A TOML file defining the Team profile's members; None means the built-in team (smart_agent.team)."""
+    team_concurrency: int | None = None
+    """Members working at once; None means all of them, or 1 for the embedded model."""
+    team_shared_budget: bool = True
+    """Members' streams share one page-wide budget; off (benchmarks only), each has its own cap."""
+    team_stream_live: bool = True
+    """Members' notes stream into their steps; off, each member's notes appear when complete."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -469,6 +499,8 @@ SESSION_SETTINGS: dict[str, str] = {
     "flush_interval": "Flush interval (s)",
     "adaptive_batching": "Adaptive batching",
     "segment_chars": "Segment size (characters, 0 = off)",
+    "team_stream_live": "Team: stream members live",
+    "team_concurrency": "Team: members at once (empty = all, 1 for the embedded model)",
 }
 
 
@@ -481,7 +513,11 @@ def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Setting
         raw = values[name]
         if isinstance(raw, bool):
             raw = "1" if raw else "0"
-        elif isinstance(raw, float) and raw.is_integer() and name in {"batch_size", "segment_chars"}:
+        elif (
+            isinstance(raw, float)
+            and raw.is_integer()
+            and name in {"batch_size", "segment_chars", "team_concurrency"}
+        ):
             raw = str(int(raw))
         try:
             changes[name] = _FIELDS[name].parse(str(raw))

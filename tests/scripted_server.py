@@ -2,6 +2,10 @@
 
 A request's behaviour comes from a directive line in its last user message, e.g.
 ``#script tokens=500 rate=100 cut=200``, or from the server's default `Script`.
+
+A system prompt holding ``#member NAME k=v ...`` answers as that team member: with its own words
+(`member_tokens`), so text that lands in another member's step is detectable, and with the
+member's own directives over the user's. Every request's start and end are recorded (`spans`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from starlette.routing import Route
 
 MODEL_ID = "scripted-model"
 _DIRECTIVE = re.compile(r"#script\b([^\n]*)")
+_MEMBER = re.compile(r"#member\s+(\S+)([^\n]*)")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,21 @@ _MD_BLOCKS = [
     "        total += item.value\n    return total\n```\n\n",
     _PROSE,
 ]
+
+
+def member_tokens(member: str, count: int) -> list[str]:
+    """The words a team member answers with: its name in every one."""
+    return [f" {member}-{i:04d}" for i in range(count)]
+
+
+@dataclass
+class Span:
+    """One request: who asked (the member, or ""), when it arrived and when its answer ended."""
+
+    member: str
+    start: float
+    end: float | None = None
+    complete: bool = False  # the whole answer was sent (not cut, failed or closed by the client)
 
 
 def script_tokens(count: int, kind: str = "words") -> list[str]:
@@ -262,6 +282,8 @@ class ScriptedServer:
     default: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
     stream_ends: list[float] = field(default_factory=list)  # wall-clock time of each last token
+    spans: list[Span] = field(default_factory=list)  # every chat request, in arrival order (monotonic)
+    span_ended: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
 
     def app(self) -> Starlette:
@@ -282,6 +304,20 @@ class ScriptedServer:
         messages = body.get("messages", [])
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         script = Script.parse(str(messages[last_user]["content"]) if last_user >= 0 else "", self.default)
+        system = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+        member = _MEMBER.search(system)
+        if member:
+            script = Script.parse(f"#script {member.group(2)}", script)
+        span = Span(member.group(1) if member else "", time.monotonic())
+        self.spans.append(span)
+        response = await self._answer(body, messages, last_user, script, span)
+        if not isinstance(response, StreamingResponse):
+            span.end, span.complete = time.monotonic(), response.status_code == 200
+        return response
+
+    async def _answer(
+        self, body: dict[str, Any], messages: list[dict[str, Any]], last_user: int, script: Script, span: Span
+    ) -> Response:
         since_user = messages[last_user + 1 :]
         rounds_done = sum(1 for m in since_user if m.get("role") == "assistant" and m.get("tool_calls"))
         tool_results = [str(m.get("content")) for m in since_user if m.get("role") == "tool"]
@@ -311,6 +347,8 @@ class ScriptedServer:
             tokens = ["Result:"] + [f" {r}" for r in tool_results]
         elif script.text:
             tokens = re.findall(r"\s*\S+|\s+", script.text)
+        elif span.member:
+            tokens = member_tokens(span.member, script.tokens)
         else:
             tokens = script_tokens(script.tokens, script.kind)
         if not body.get("stream") and calling:
@@ -320,10 +358,29 @@ class ScriptedServer:
             ]
             return _completion({"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls")
         if calling:
-            return StreamingResponse(self._stream_tools(script), media_type="text/event-stream")
+            return StreamingResponse(
+                self._spanned(span, self._stream_tools(script)), media_type="text/event-stream"
+            )
         if not body.get("stream"):
             return _completion({"role": "assistant", "content": "".join(tokens)}, "stop")
-        return StreamingResponse(self._stream(script, tokens), media_type="text/event-stream")
+        return StreamingResponse(
+            self._spanned(span, self._stream(script, tokens)), media_type="text/event-stream"
+        )
+
+    async def _spanned(self, span: Span, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body:
+                yield chunk
+            span.complete = True
+        finally:
+            with self.span_ended:
+                span.end = time.monotonic()
+                self.span_ended.notify_all()
+
+    def wait_ended(self, spans: list[Span], timeout: float) -> bool:
+        """Block until every one of `spans` has ended (the server's thread sets them); False on timeout."""
+        with self.span_ended:
+            return self.span_ended.wait_for(lambda: all(s.end is not None for s in spans), timeout)
 
     async def _stream_tools(self, script: Script) -> AsyncIterator[bytes]:
         for choice in _tool_chunks(script):

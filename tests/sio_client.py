@@ -50,6 +50,7 @@ class ChatClient:
     thread_id: str | None = None  # a stored thread to resume (history on)
     resumed: dict[str, Any] | None = None  # the thread the server sent back on resuming
     login: dict[str, str] = field(default_factory=dict)  # the Cookie/Origin headers it signed in with
+    log: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)  # every step event, in order
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(
@@ -62,19 +63,24 @@ class ChatClient:
 
         @sio.on("stream_start")  # type: ignore[untyped-decorator]
         async def stream_start(data: dict[str, Any]) -> None:
+            self.log.append((time.monotonic(), "stream_start", data))
             self._set(data)
 
         @sio.on("new_message")  # type: ignore[untyped-decorator]
         async def new_message(data: dict[str, Any]) -> None:
+            self.log.append((time.monotonic(), "new_message", data))
             self._set(data)
 
         @sio.on("update_message")  # type: ignore[untyped-decorator]
         async def update_message(data: dict[str, Any]) -> None:
+            self.log.append((time.monotonic(), "update_message", data))
+            self._changed.set()
             if data.get("id") in self.messages:
                 self._set(data)
 
         @sio.on("stream_token")  # type: ignore[untyped-decorator]
         async def stream_token(data: dict[str, Any]) -> None:
+            self.log.append((time.monotonic(), "stream_token", data))
             self.stream_tokens += 1
             self.arrivals.append(time.monotonic())
             previous = self.messages.get(data["id"], "")
@@ -144,6 +150,13 @@ class ChatClient:
         """Wait until `predicate(self.reply())` holds."""
         async with asyncio.timeout(seconds):
             while not predicate(self.reply()):
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_until(self, predicate: Any, seconds: float = 60) -> None:
+        """Wait until `predicate()` holds, checked after every event."""
+        async with asyncio.timeout(seconds):
+            while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
 

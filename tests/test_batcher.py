@@ -204,3 +204,20 @@ def test_policy_when_invalid_then_refused() -> None:
         BatchPolicy(batch_size=0)
     with pytest.raises(ValueError):
         BatchPolicy(flush_interval=0)
+
+
+async def test_timer_set_for_text_already_sent_when_it_fires_then_newer_text_keeps_the_spacing(
+    sink: Sink, clock: FakeClock
+) -> None:
+    batcher = make(sink, clock, batch_size=5, flush_interval=0.375, max_events_per_second=4)
+    await batcher.push("a")
+    await batcher.push("b")  # timer for 0.375
+    await clock.advance(0.3125)
+    for token in "cdef":  # the batch is full: flushed at once, the timer is now stale
+        await batcher.push(token)
+    await batcher.push("g")
+    await clock.advance(0.1)  # past the stale timer's 0.375
+    assert sink.texts == ["a", "bcdef"]
+    await clock.advance(0.3)
+    assert sink.texts == ["a", "bcdef", "g"]
+    assert sink.events[2][0] == pytest.approx(0.6875)  # g's own flush interval

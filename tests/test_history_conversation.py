@@ -126,3 +126,20 @@ def test_model_messages_when_a_turn_was_stopped_then_partial_reply_kept_and_stop
         {"role": "assistant", "content": "Once upon"},
         {"role": "user", "content": "shorter"},
     ]
+
+
+def test_model_messages_when_team_turn_stored_then_only_the_answer_not_the_members_notes() -> None:
+    team = {"team": True}
+    stored = thread(
+        step("user_message", "plan a trip", name="User"),
+        step("run", name="on_message"),
+        step("tool", "researcher: done 40 · critic: done 30", name="Team", metadata=team),
+        step("tool", "notes of the researcher", name="researcher", metadata=team),
+        step("tool", "42", name="calculator", metadata=team),
+        step("tool", "notes of the critic", name="critic", metadata=team),
+        step("assistant_message", "Here is the plan."),
+    )
+    assert model_messages(stored) == [
+        {"role": "user", "content": "plan a trip"},
+        {"role": "assistant", "content": "Here is the plan."},
+    ]

@@ -13,6 +13,9 @@ Message = dict[str, Any]
 TOOL_ARGUMENTS_KEY = "arguments"
 """A tool step's metadata key with the model's arguments as sent (web/ui.py writes it)."""
 
+TEAM_STEP_KEY = "team"
+"""Metadata key of the Team profile's steps (web/team.py): the members' notes, never the model's."""
+
 SKIPPED_AUTHORS = frozenset({"stats", "note"})
 """Assistant-side messages that are page decoration, never part of the model's conversation."""
 
@@ -59,6 +62,8 @@ def _turn(steps: list[StepDict]) -> list[Message]:
 
     failed = False
     for step in rest:
+        if (step.get("metadata") or {}).get(TEAM_STEP_KEY):
+            continue  # only a team's answer is part of the conversation
         if step["type"] == "tool":
             calls.append(step)
         elif step["type"] == "assistant_message" and not _decoration(step):

@@ -1,7 +1,8 @@
 """The batching core: a pure-asyncio batcher and the SmoothStreamWrapper proxy."""
 
 from smart_agent.streaming.batcher import BatchPolicy, BatchStats, TokenBatcher
+from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.segmented import SegmentedReply
 from smart_agent.streaming.wrapper import SmoothStreamWrapper
 
-__all__ = ["BatchPolicy", "BatchStats", "SegmentedReply", "SmoothStreamWrapper", "TokenBatcher"]
+__all__ = ["BatchPolicy", "BatchStats", "Pacer", "SegmentedReply", "SmoothStreamWrapper", "TokenBatcher"]

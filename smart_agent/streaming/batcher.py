@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from smart_agent.config import Settings
 from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.pacer import Pacer
 
 Emit = Callable[[str, bool], Awaitable[None]]
 """Sends one event: the text, and whether it replaces everything sent before (is_sequence)."""
@@ -104,12 +105,25 @@ class _Buffer:
 
 
 class TokenBatcher:
-    """Buffers tokens and hands them to `emit` in batches; one flush runs at a time."""
+    """Buffers tokens and hands them to `emit` in batches; one flush runs at a time.
 
-    def __init__(self, emit: Emit, policy: BatchPolicy | None = None, clock: Clock | None = None) -> None:
+    With a `pacer` (several streams on one page), the batcher asks it for a slot before each timed
+    flush instead of keeping its own `max_events_per_second` spacing; a flush asked for explicitly
+    (the first token, `flush()`, `aclose()`) goes at once and is counted against the shared budget.
+    """
+
+    def __init__(
+        self,
+        emit: Emit,
+        policy: BatchPolicy | None = None,
+        clock: Clock | None = None,
+        pacer: Pacer | None = None,
+    ) -> None:
         self._emit = emit
         self.policy = policy or BatchPolicy()
         self._clock = clock or MonotonicClock()
+        self._pacer = pacer
+        self._queued = False  # the timer waits for the pacer's slot
         self._buf = _Buffer()
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
@@ -159,13 +173,24 @@ class TokenBatcher:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        if not self.policy.enabled or self._last_flush is None or self._due() <= now:
+        if not self.policy.enabled or self._last_flush is None:
             await self.flush()
+        elif self._pacer is None and self._due() <= now:
+            await self.flush()
+        elif (
+            self._pacer is not None and not self._queued and self._due() <= now and self._pacer.try_acquire()
+        ):
+            await self._flush()
         else:
             self._schedule()
 
     async def flush(self) -> None:
-        """Emit everything buffered now, as one event."""
+        """Emit everything buffered now, as one event (counted against the pacer's budget, if any)."""
+        if self._pacer is not None and self.policy.enabled and self._buf.parts:
+            self._pacer.grant_now()
+        await self._flush()
+
+    async def _flush(self) -> None:
         async with self._lock:
             buf = self._buf
             if not buf.parts:
@@ -222,6 +247,8 @@ class TokenBatcher:
         assert buf.oldest is not None
         now = self._clock.now()
         interval, spacing = self.policy.delays(self._sent_chars)
+        if self._pacer is not None and not self.policy.adaptive:
+            spacing = 0.0  # the pacer spaces the flushes of every stream on the page
         trigger = now if buf.count >= self.policy.batch_size else buf.oldest + interval
         if self._last_flush is None:
             return trigger
@@ -231,7 +258,7 @@ class TokenBatcher:
         due = self._due()
         timer = self._timer
         if timer is not None and not timer.done():
-            if self._timer_due <= due:
+            if self._queued or self._timer_due <= due:  # queued: keep its place in the pacer's line
                 return
             timer.cancel()
         self._timer_due = due
@@ -241,9 +268,23 @@ class TokenBatcher:
         delay = due - self._clock.now()
         if delay > 0:
             await self._clock.sleep(delay)
+        if not self._buf.parts or self._due() > self._clock.now():
+            # The timer was set for text an earlier flush sent: there is nothing left, or the newer
+            # text is not due yet (flushing it now would break the spacing from that flush).
+            if self._timer is asyncio.current_task():
+                self._timer = None
+            if self._buf.parts:
+                self._schedule()
+            return
+        if self._pacer is not None:
+            self._queued = True  # the timer stays set, so a new token does not queue twice
+            try:
+                await self._pacer.acquire()
+            finally:
+                self._queued = False
         if self._timer is asyncio.current_task():
             self._timer = None
         try:
-            await self.flush()
+            await self._flush()
         except Exception as exc:  # a background flush has no caller: keep the error for push()
             self._error = exc

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from smart_agent.streaming.batcher import BatchPolicy, BatchStats
 from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.segments import CutFinder
 from smart_agent.streaming.wrapper import SmoothStreamWrapper, StreamTarget
 
@@ -27,7 +28,9 @@ class SegmentedReply:
         segment_chars: int = 0,
         clock: Clock | None = None,
         on_segment: Callable[[SmoothStreamWrapper], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        self._pacer = pacer
         self._new_message = new_message
         self._on_segment = on_segment
         self._policy = policy
@@ -91,7 +94,9 @@ class SegmentedReply:
 
     def _current(self) -> SmoothStreamWrapper:
         if self._unfinished is None:
-            self._unfinished = SmoothStreamWrapper(self._new_message(), self._policy, self._clock)
+            self._unfinished = SmoothStreamWrapper(
+                self._new_message(), self._policy, self._clock, pacer=self._pacer
+            )
             self.segments.append(self._unfinished)
             if self._on_segment is not None:
                 self._on_segment(self._unfinished)

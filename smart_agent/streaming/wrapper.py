@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from smart_agent.streaming.batcher import BatchPolicy, BatchStats, TokenBatcher
 from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.pacer import Pacer
 
 log = logging.getLogger("smart_agent.streaming")
 
@@ -53,9 +54,10 @@ class SmoothStreamWrapper:
         policy: BatchPolicy | None = None,
         clock: Clock | None = None,
         label: str = "reply",
+        pacer: Pacer | None = None,
     ) -> None:
         object.__setattr__(self, "_message", message)
-        object.__setattr__(self, "_batcher", TokenBatcher(self._emit, policy, clock))
+        object.__setattr__(self, "_batcher", TokenBatcher(self._emit, policy, clock, pacer))
         object.__setattr__(self, "_label", label)
         object.__setattr__(self, "_finished", False)
 

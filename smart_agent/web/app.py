@@ -28,6 +28,7 @@ from smart_agent.streaming.batcher import policy_for
 from smart_agent.web import follow, history, lag_probe, lifetime, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
+from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
 from smart_agent.web.ui import present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
@@ -49,6 +50,12 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     if (_run_log := shared_run_log()) is not None:
         CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))
         follow.install()
+
+
+@cl.set_chat_profiles
+async def set_chat_profiles(user: cl.User | None = None, language: str | None = None) -> list[cl.ChatProfile]:
+    """Assistant and Team; SMART_AGENT_PROFILE says which a new chat starts with."""
+    return chat_profiles(SETTINGS)
 
 
 @cl.on_chat_start
@@ -169,6 +176,9 @@ async def on_message(message: cl.Message) -> None:
         return
     cl.user_session.set("model", model)
     history.append({"role": "user", "content": message.content})
+    if is_team_chat(SETTINGS):
+        await team_turn(history, client, model, settings, tools)
+        return
     agent = Agent(client, model, settings, tools)
     events: AsyncIterator[AgentEvent] = metered(agent.stream(history), model)
     user = cl.context.session.user

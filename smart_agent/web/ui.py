@@ -36,6 +36,12 @@ def settings_panel(settings: Settings) -> cl.ChatSettings:
                 id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
             ),
             NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+            Switch(
+                id="team_stream_live", label=labels["team_stream_live"], initial=settings.team_stream_live
+            ),
+            NumberInput(
+                id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
+            ),
         ]
     )
 
@@ -167,14 +173,19 @@ class ToolSteps:
 
 
 async def present_turn(
-    events: AsyncIterator[AgentEvent], settings: Settings, clock: Clock | None = None, *, model: str
+    events: AsyncIterator[AgentEvent],
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    model: str,
+    turn: Turn | None = None,
 ) -> ReplyOutcome:
     """Show one agent turn: progress, tool steps, the reply in segments, an error, the footer.
 
     Every element is recorded in the session's turn, which a reconnecting page gets again; the
     UI events the batching sent are counted in the metrics under `model`.
     """
-    turn = start_turn()
+    turn = turn or start_turn()  # a team turn has begun already (web/team.py)
     replies: list[SegmentedReply] = []
 
     def new_reply() -> SegmentedReply:
