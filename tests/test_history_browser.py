@@ -49,6 +49,7 @@ def test_sidebar_when_a_segmented_reply_is_reopened_then_one_reply_with_footer_a
         assert later.reply_words() == live_words
         reopened = later.replies()[0]
         footer = later.page.locator(".smart-agent-footer")
+        footer.wait_for(timeout=30_000)  # a custom element, rendered after the message's text
         assert footer.count() == 1, "the reopened reply has its footer"
         later.page.screenshot(path=str(tmp_path / "reopened.png"))
         later.send("#script text=the_chat_goes_on")
