@@ -123,7 +123,7 @@ def markdown_table(results: list[TeamResult]) -> str:
 def main() -> None:
     """Run every team size with each budget variant; write JSON and markdown into --out."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", default="2,4,8")
+    parser.add_argument("--members", default="2,3,4,8")
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
