@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.harness import clean_env
+from smart_agent.history.urls import HISTORY_FILE
+from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, member_tokens
 from tests.sio_client import ChatClient, connected
+from tests.test_history_app import reply_text, settled
 
 NAMES = ("alpha", "beta", "gamma")
 CAP = 20
@@ -198,3 +200,52 @@ async def test_team_turn_when_page_reconnects_mid_members_then_every_step_and_th
         assert step_text(again, step["id"]) == "".join(member_tokens(name, 300))
         assert step.get("end")
     assert again.reply().endswith("".join(member_tokens("synth", 300)))
+
+
+async def test_team_chat_when_reopened_after_a_restart_then_members_see_only_the_answer_and_it_goes_on(
+    scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    flags = (
+        "--base-url",
+        scripted.url,
+        "--model",
+        MODEL_ID,
+        "--profile",
+        "team",
+        "--team-config",
+        team_file(tmp_path),
+    )
+    thread: list[str] = []
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url)
+
+        @client.sio.on("first_interaction")  # type: ignore[untyped-decorator]
+        async def first_interaction(data: dict[str, Any]) -> None:
+            thread.append(data["thread_id"])
+
+        await client.connect()
+        try:
+            await client.send("#script tokens=30")
+            await client.wait_task_ends(3, 60)
+        finally:
+            await client.close()
+        answer = "".join(member_tokens("synth", 30))
+        await settled(tmp_path / "data" / HISTORY_FILE, lambda r: reply_text(r).endswith(answer))
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        client = ChatClient(url, thread_id=thread[0])
+        await client.connect(task_ends=1)
+        try:
+            await client.wait_resumed()
+            seen = len(scripted.requests)
+            await client.send("#script tokens=5")
+            await client.wait_text(lambda text: text.endswith("".join(member_tokens("synth", 5))), 60)
+        finally:
+            await client.close()
+    turn = scripted.requests[seen:]
+    alpha = next(r for r in turn if "#member alpha" in r["messages"][0]["content"])
+    assert alpha["messages"][1:] == [
+        {"role": "user", "content": "#script tokens=30"},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "#script tokens=5"},
+    ]
