@@ -504,10 +504,17 @@ SESSION_SETTINGS: dict[str, str] = {
 }
 
 
+OPTIONAL_SESSION_SETTINGS = frozenset({"team_concurrency"})
+"""Panel settings whose empty value means the default."""
+
+
 def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Settings:
     """`base` with the panel's values applied; a bad value raises ConfigError naming its label."""
     changes: dict[str, Any] = {}
     for name, label in SESSION_SETTINGS.items():
+        if name in OPTIONAL_SESSION_SETTINGS and name in values and values[name] in (None, ""):
+            changes[name] = None  # emptied: back to the default (for the team: all members)
+            continue
         if name not in values or values[name] is None:
             continue
         raw = values[name]

@@ -118,3 +118,12 @@ def test_session_settings_when_team_values_given_then_applied_and_bad_ones_refus
     assert (changed.team_stream_live, changed.team_concurrency) == (False, 2)
     with pytest.raises(ConfigError, match="Team: members at once"):
         apply_session_settings(base, {"team_concurrency": 0})
+
+
+def test_session_settings_when_team_concurrency_emptied_then_back_to_all_members() -> None:
+    from smart_agent.config import apply_session_settings
+
+    two = apply_session_settings(Settings(), {"team_concurrency": 2.0})
+    assert apply_session_settings(two, {"team_concurrency": None}).team_concurrency is None
+    assert apply_session_settings(two, {"team_concurrency": ""}).team_concurrency is None
+    assert apply_session_settings(two, {"batch_size": None}).batch_size == two.batch_size  # others: kept
