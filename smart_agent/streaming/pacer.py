@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
@@ -16,17 +17,31 @@ class Pacer:
     Waiting streams are served in the order they started waiting (the one that waited longest goes
     first). A stream's first event is granted at once but counted, so the streams after it wait
     a little longer: a new stream shows its first words at once and the budget still holds.
+
+    With `spacing` (e.g. a `RenderControl`'s), the gap between grants is read from it at each grant
+    instead of being `1 / max_events_per_second`, so the page's render reports can set the pace.
     """
 
-    def __init__(self, max_events_per_second: float, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        max_events_per_second: float,
+        clock: Clock | None = None,
+        spacing: Callable[[], float] | None = None,
+    ) -> None:
         if max_events_per_second <= 0:
             raise ValueError("max_events_per_second must be > 0")
-        self.spacing = 1.0 / max_events_per_second
+        fixed = 1.0 / max_events_per_second
+        self._spacing = spacing or (lambda: fixed)
         self._clock = clock or MonotonicClock()
         self._next_free = float("-inf")
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._dispatcher: asyncio.Task[None] | None = None
         self.granted = 0
+
+    @property
+    def spacing(self) -> float:
+        """The gap between two grants now, in seconds."""
+        return self._spacing()
 
     @property
     def waiting(self) -> int:

@@ -1,0 +1,142 @@
+"""Render-aware pacing: turns a page's render reports into its event spacing and segment size (issue 14).
+
+Not wired into the app yet: nothing sends reports, so every page runs on `policy_for(settings)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from smart_agent.streaming.batcher import BatchPolicy
+from smart_agent.streaming.clock import Clock, MonotonicClock
+
+DEFAULT_BUSY_BUDGET = 0.25
+DEFAULT_FLOOR_EVENTS_PER_SECOND = 2.0
+DEFAULT_MIN_SEGMENT_CHARS = 1000
+DEFAULT_MAX_FRAME = 0.1
+DEFAULT_STALE_AFTER = 2.0
+DEFAULT_MIN_REPORT_GAP = 0.2
+DEFAULT_RECOVER_STEP = 1.0
+MIN_BACKOFF = 0.5
+
+
+@dataclass(frozen=True)
+class RenderReport:
+    """What rendering cost a page over the last `window` seconds, as measured in the page.
+
+    The page counts `requestAnimationFrame` callbacks (`frames`) and keeps the longest gap between
+    two of them (`worst_frame`); `busy` is the time its main thread was blocked, the sum of the
+    long-animation-frame entries' `blockingDuration` (or, without that API, the sum of each frame
+    gap beyond 1/60 s). All in seconds; the server stamps the arrival time itself.
+    """
+
+    window: float
+    frames: int
+    busy: float
+    worst_frame: float
+
+    @property
+    def valid(self) -> bool:
+        """Whether the figures make sense (a page's report is untrusted input)."""
+        figures = (self.window, self.busy, self.worst_frame)
+        return all(math.isfinite(x) and x >= 0 for x in figures) and self.window > 0 and self.frames >= 0
+
+    @property
+    def busy_share(self) -> float:
+        """Share of the window the page's main thread was busy, between 0 and 1."""
+        return min(1.0, self.busy / self.window)
+
+
+class RenderControl:
+    """One page's pacing, steered by its render reports: AIMD on the events per second.
+
+    A fresh report whose busy share is over `busy_budget` (or whose worst frame is over
+    `max_frame`) multiplies the rate by `max(0.5, busy_budget / busy_share)`: the page's render
+    work per second is about rate * cost per event, so this lands near the budget in one step when
+    the overshoot is small and halves it when large. A report under half the budget adds
+    `recover_step` events/s; in between the rate holds (a dead band, so a page just under the
+    budget does not oscillate). The rate stays within [`floor_events_per_second`,
+    `policy.max_events_per_second`]. Without a report for `stale_after` seconds (an old page, an
+    API client, a closed tab) the pacing is the policy's, unchanged, and the next report starts
+    from there. The segment size shrinks with the rate, never under `min_segment_chars`, since a
+    shorter message costs the page less per update.
+    """
+
+    def __init__(
+        self,
+        policy: BatchPolicy,
+        segment_chars: int = 0,
+        clock: Clock | None = None,
+        *,
+        busy_budget: float = DEFAULT_BUSY_BUDGET,
+        floor_events_per_second: float = DEFAULT_FLOOR_EVENTS_PER_SECOND,
+        min_segment_chars: int = DEFAULT_MIN_SEGMENT_CHARS,
+        max_frame: float = DEFAULT_MAX_FRAME,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        min_report_gap: float = DEFAULT_MIN_REPORT_GAP,
+        recover_step: float = DEFAULT_RECOVER_STEP,
+    ) -> None:
+        if not 0 < busy_budget < 1:
+            raise ValueError("busy_budget must be between 0 and 1")
+        if recover_step <= 0 or stale_after <= 0 or max_frame <= 0:
+            raise ValueError("recover_step, stale_after and max_frame must be > 0")
+        self.policy = policy
+        self.ceiling = policy.max_events_per_second
+        self.floor = min(floor_events_per_second, self.ceiling)
+        self._segment_chars = segment_chars
+        self._min_segment = min(min_segment_chars, segment_chars)
+        self._clock = clock or MonotonicClock()
+        self.busy_budget = busy_budget
+        self.max_frame = max_frame
+        self.stale_after = stale_after
+        self.min_report_gap = min_report_gap
+        self.recover_step = recover_step
+        self._rate = self.ceiling
+        self._last_report: float | None = None
+        self._last_step: float | None = None
+
+    def report(self, report: RenderReport) -> bool:
+        """Take one report from the page; False when it is ignored (invalid, or too soon after the last)."""
+        if not report.valid:
+            return False
+        now = self._clock.now()
+        if not self._fresh(now):
+            self._rate = self.ceiling  # reports resume after a gap: start again from the policy
+            self._last_step = None
+        self._last_report = now
+        if self._last_step is not None and now - self._last_step < self.min_report_gap:
+            return False  # a page reporting too often must not drive the rate down faster
+        self._last_step = now
+        share = report.busy_share
+        if share > self.busy_budget or report.worst_frame > self.max_frame:
+            factor = MIN_BACKOFF
+            if share > self.busy_budget:
+                factor = max(MIN_BACKOFF, self.busy_budget / share)
+            self._rate = max(self.floor, self._rate * factor)
+        elif share < self.busy_budget / 2:
+            self._rate = min(self.ceiling, self._rate + self.recover_step)
+        return True
+
+    def events_per_second(self) -> float:
+        """The most stream events per second this page gets now."""
+        return self._rate if self._fresh(self._clock.now()) else self.ceiling
+
+    def spacing(self) -> float:
+        """Shortest time between two stream events to this page now, in seconds (a Pacer's budget)."""
+        return 1.0 / self.events_per_second()
+
+    def segment_chars(self) -> int:
+        """Segment size for the next segment now: `segment_chars` scaled by the rate, 0 when off."""
+        if self._segment_chars <= 0:
+            return self._segment_chars
+        scaled = round(self._segment_chars * self.events_per_second() / self.ceiling)
+        return max(self._min_segment, min(self._segment_chars, scaled))
+
+    @property
+    def paced_down(self) -> bool:
+        """Whether the page gets fewer events per second than the policy allows."""
+        return self.events_per_second() < self.ceiling
+
+    def _fresh(self, now: float) -> bool:
+        return self._last_report is not None and now - self._last_report <= self.stale_after

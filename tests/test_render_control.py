@@ -1,0 +1,276 @@
+"""The render-aware pacing controller on a fake clock, with a simulated page whose render cost per
+event grows with the message length times a device factor (1x fast, 4x throttled)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smart_agent.config import Settings
+from smart_agent.streaming import BatchPolicy, Pacer, TokenBatcher
+from smart_agent.streaming.batcher import policy_for
+from smart_agent.streaming.render_control import RenderControl, RenderReport
+from tests.fakes import FakeClock
+
+COST_PER_CHAR = 1e-6  # seconds a 1x page spends re-rendering one character of the message
+REPORT_EVERY = 0.25
+BUDGET = 0.25
+
+
+@dataclass
+class SimPage:
+    """A page whose main thread re-renders the whole message on every event."""
+
+    clock: FakeClock
+    device: float
+    text: str = ""
+    events: list[float] = field(default_factory=list)
+    renders: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each render
+    shares: list[tuple[float, float]] = field(default_factory=list)  # (time, busy share) per report
+
+    async def emit(self, text: str, is_sequence: bool) -> None:
+        await asyncio.sleep(0)
+        self.text = text if is_sequence else self.text + text
+        now = self.clock.now()
+        self.events.append(now)
+        start = max(now, self.renders[-1][1] if self.renders else now)
+        self.renders.append((start, start + self.device * COST_PER_CHAR * len(self.text)))
+
+    def report(self) -> RenderReport:
+        end = self.clock.now()
+        begin = end - REPORT_EVERY
+        spans = [(max(a, begin), min(b, end)) for a, b in self.renders if b > begin and a < end]
+        busy = sum(b - a for a, b in spans)
+        worst = max([b - a for a, b in spans] + [1 / 60])
+        self.shares.append((end, busy / REPORT_EVERY))
+        return RenderReport(REPORT_EVERY, round((REPORT_EVERY - busy) * 60), busy, worst)
+
+
+async def run_reply(
+    device: float, tokens: int, rate: float, *, control: bool, policy: BatchPolicy | None = None
+) -> tuple[SimPage, RenderControl | None, list[str]]:
+    clock = FakeClock()
+    page = SimPage(clock, device)
+    policy = policy or BatchPolicy()
+    controller = RenderControl(policy, 0, clock) if control else None
+    pacer = Pacer(policy.max_events_per_second, clock, controller.spacing) if controller else None
+    batcher = TokenBatcher(page.emit, policy, clock, pacer)
+    words = [f"w{i:02d} "[:4] for i in range(tokens)]
+
+    async def model() -> None:
+        for word in words:
+            await batcher.push(word)
+            await clock.sleep(1 / rate)
+        await batcher.aclose()
+
+    async def reporter() -> None:
+        while True:
+            await clock.sleep(REPORT_EVERY)
+            report = page.report()
+            if controller is not None:
+                controller.report(report)
+
+    task = asyncio.create_task(model())
+    reports = asyncio.create_task(reporter())
+    try:
+        while not task.done():
+            await clock.advance(0.01)
+        task.result()
+    finally:
+        reports.cancel()
+        if pacer is not None:
+            pacer.close()
+    return page, controller, words
+
+
+def mean_share(page: SimPage, after: float) -> float:
+    late = [share for t, share in page.shares if t >= after]
+    return sum(late) / len(late)
+
+
+def late_rate(page: SimPage) -> float:
+    """Events per second over the second half of the reply."""
+    end = page.events[-1]
+    return sum(1 for t in page.events if t >= end / 2) / (end / 2)
+
+
+async def test_throttled_page_when_controlled_then_busy_share_settles_under_budget() -> None:
+    uncontrolled, _, _ = await run_reply(4.0, 5000, 200.0, control=False)
+    page, controller, words = await run_reply(4.0, 5000, 200.0, control=True)
+    assert controller is not None
+    end = page.events[-1]
+    assert mean_share(uncontrolled, end / 2) > 2 * BUDGET  # what the controller prevents
+    assert mean_share(page, end / 2) <= BUDGET
+    assert max(share for t, share in page.shares if end / 2 <= t <= end) <= 1.5 * BUDGET
+    assert late_rate(page) < late_rate(uncontrolled) / 2  # fewer, larger updates
+    assert page.text == "".join(words)
+
+
+async def test_fast_page_when_controlled_then_exactly_todays_events() -> None:
+    today, _, _ = await run_reply(1.0, 5000, 200.0, control=False)
+    page, controller, words = await run_reply(1.0, 5000, 200.0, control=True)
+    assert controller is not None and not controller.paced_down
+    assert page.events == pytest.approx(today.events)
+    assert page.text == "".join(words)
+
+
+async def test_throttled_page_when_controlled_then_no_stream_starves() -> None:
+    page, controller, words = await run_reply(4.0, 5000, 200.0, control=True)
+    assert controller is not None
+    gaps = [b - a for a, b in zip(page.events, page.events[1:], strict=False)]
+    assert max(gaps) <= 1 / controller.floor + 1e-6
+    assert page.text == "".join(words)
+
+
+def busy(share: float, worst: float = 0.02) -> RenderReport:
+    return RenderReport(REPORT_EVERY, 10, share * REPORT_EVERY, worst)
+
+
+async def test_burst_when_over_then_backs_off_fast_and_recovers_gently() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 6000, clock)
+    rates = []
+    for _ in range(4):  # one second of a page at full load
+        await clock.advance(REPORT_EVERY)
+        controller.report(busy(1.0))
+        rates.append(controller.events_per_second())
+    assert rates == [10.0, 5.0, 2.5, 2.0]
+    assert controller.paced_down and controller.segment_chars() == 1000
+    recovery = []
+    for _ in range(18):  # then an idle page
+        await clock.advance(REPORT_EVERY)
+        controller.report(busy(0.05))
+        recovery.append(controller.events_per_second())
+    assert recovery == sorted(recovery) and recovery[0] == 3.0  # one step per report
+    assert recovery[-1] == 20.0 and controller.segment_chars() == 6000
+    assert not controller.paced_down
+
+
+async def test_long_frame_when_share_is_low_then_backs_off() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock)
+    controller.report(busy(0.1, worst=0.3))
+    assert controller.events_per_second() == 10.0
+    assert controller.segment_chars() == 0  # segmenting off stays off
+
+
+async def test_no_reports_when_asked_then_the_policy_unchanged() -> None:
+    clock = FakeClock()
+    policy = policy_for(Settings())
+    controller = RenderControl(policy, Settings().segment_chars, clock)
+    assert controller.spacing() == policy.min_spacing
+    assert controller.segment_chars() == Settings().segment_chars
+
+
+async def test_reports_when_they_stop_then_the_policy_again_after_stale_after() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, stale_after=2.0)
+    controller.report(busy(1.0))
+    await clock.advance(2.0)
+    assert controller.events_per_second() == 10.0
+    await clock.advance(0.01)
+    assert controller.events_per_second() == 20.0
+    controller.report(busy(0.2))  # a page reporting again starts from the policy
+    assert controller.events_per_second() == 20.0
+
+
+async def test_reports_when_too_frequent_then_one_step_per_min_gap() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock)
+    assert controller.report(busy(1.0))
+    assert not controller.report(busy(1.0))
+    assert controller.events_per_second() == 10.0
+
+
+async def test_paced_down_page_when_a_new_stream_starts_then_its_first_token_goes_at_once() -> None:
+    clock = FakeClock()
+    policy = BatchPolicy(max_events_per_second=20)
+    controller = RenderControl(policy, 0, clock)
+    for _ in range(4):
+        await clock.advance(REPORT_EVERY)
+        controller.report(busy(1.0))
+    assert controller.events_per_second() == controller.floor
+    sent: list[tuple[float, str]] = []
+
+    async def emit(text: str, is_sequence: bool) -> None:
+        sent.append((clock.now(), text))
+
+    batcher = TokenBatcher(emit, policy, clock, Pacer(20, clock, controller.spacing))
+    await batcher.push("Hello")
+    assert sent == [(clock.now(), "Hello")]
+    await batcher.aclose()
+
+
+gaps = st.lists(st.floats(min_value=0.0, max_value=0.2), min_size=1, max_size=60)
+single_policies = st.builds(
+    BatchPolicy,
+    batch_size=st.integers(min_value=1, max_value=8),
+    flush_interval=st.floats(min_value=0.01, max_value=0.5),
+    max_events_per_second=st.floats(min_value=2, max_value=100),
+)
+
+
+async def _single(policy: BatchPolicy, pauses: list[float], control: bool) -> list[tuple[float, str]]:
+    clock = FakeClock()
+    events: list[tuple[float, str]] = []
+
+    async def emit(text: str, is_sequence: bool) -> None:
+        await asyncio.sleep(0)
+        events.append((clock.now(), text))
+
+    pacer = None
+    if control:
+        pacer = Pacer(policy.max_events_per_second, clock, RenderControl(policy, 0, clock).spacing)
+    batcher = TokenBatcher(emit, policy, clock, pacer)
+    for i, pause in enumerate(pauses):
+        await batcher.push(f"t{i} ")
+        await clock.advance(pause)
+    await batcher.aclose()
+    return events
+
+
+@settings(max_examples=100, deadline=None)
+@given(policy=single_policies, pauses=gaps)
+def test_controller_when_no_reports_arrive_then_exactly_the_events_of_the_batcher_alone(
+    policy: BatchPolicy, pauses: list[float]
+) -> None:
+    alone = asyncio.run(_single(policy, pauses, control=False))
+    controlled = asyncio.run(_single(policy, pauses, control=True))
+    assert [text for _, text in controlled] == [text for _, text in alone]
+    assert [t for t, _ in controlled] == pytest.approx([t for t, _ in alone])
+
+
+any_float = st.floats(allow_nan=True, allow_infinity=True)
+frame_counts = st.integers(min_value=-5, max_value=10_000)
+reports = st.builds(RenderReport, any_float, frame_counts, any_float, any_float)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ceiling=st.floats(min_value=0.5, max_value=100),
+    segment_chars=st.integers(min_value=0, max_value=20_000),
+    sequence=st.lists(st.tuples(st.floats(min_value=0, max_value=3), reports), max_size=40),
+)
+def test_any_report_sequence_when_applied_then_pacing_within_the_flag_bounds(
+    ceiling: float, segment_chars: int, sequence: list[tuple[float, RenderReport]]
+) -> None:
+    async def run() -> None:
+        clock = FakeClock()
+        controller = RenderControl(BatchPolicy(max_events_per_second=ceiling), segment_chars, clock)
+        floor = min(2.0, ceiling)
+        for gap, report in sequence:
+            await clock.advance(gap)
+            controller.report(report)
+            rate = controller.events_per_second()
+            assert floor <= rate <= ceiling and math.isfinite(rate)
+            assert controller.spacing() == pytest.approx(1 / rate)
+            size = controller.segment_chars()
+            assert size == segment_chars if segment_chars <= 0 else min(1000, segment_chars) <= size
+            assert size <= segment_chars
+
+    asyncio.run(run())
