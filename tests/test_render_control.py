@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from smart_agent.config import Settings
 from smart_agent.streaming import BatchPolicy, Pacer, TokenBatcher
-from smart_agent.streaming.batcher import policy_for
+from smart_agent.streaming.batcher import Emit, policy_for
 from smart_agent.streaming.render_control import RenderControl, RenderReport
 from tests.fakes import FakeClock
 
@@ -24,22 +24,30 @@ BUDGET = 0.25
 
 @dataclass
 class SimPage:
-    """A page whose main thread re-renders the whole message on every event."""
+    """A page whose main thread re-renders a stream's whole message on each of its events."""
 
     clock: FakeClock
     device: float
-    text: str = ""
+    texts: dict[int, str] = field(default_factory=dict)
     events: list[float] = field(default_factory=list)
     renders: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each render
     shares: list[tuple[float, float]] = field(default_factory=list)  # (time, busy share) per report
 
-    async def emit(self, text: str, is_sequence: bool) -> None:
-        await asyncio.sleep(0)
-        self.text = text if is_sequence else self.text + text
-        now = self.clock.now()
-        self.events.append(now)
-        start = max(now, self.renders[-1][1] if self.renders else now)
-        self.renders.append((start, start + self.device * COST_PER_CHAR * len(self.text)))
+    @property
+    def text(self) -> str:
+        return self.texts.get(0, "")
+
+    def sink(self, stream: int) -> Emit:
+        async def emit(text: str, is_sequence: bool) -> None:
+            await asyncio.sleep(0)
+            message = text if is_sequence else self.texts.get(stream, "") + text
+            self.texts[stream] = message
+            now = self.clock.now()
+            self.events.append(now)
+            start = max(now, self.renders[-1][1] if self.renders else now)
+            self.renders.append((start, start + self.device * COST_PER_CHAR * len(message)))
+
+        return emit
 
     def report(self) -> RenderReport:
         end = self.clock.now()
@@ -51,19 +59,27 @@ class SimPage:
         return RenderReport(REPORT_EVERY, round((REPORT_EVERY - busy) * 60), busy, worst)
 
 
+def words(stream: int, count: int) -> list[str]:
+    """Four-character tokens, distinct per stream."""
+    return [f"{stream}{i % 100:02d} " for i in range(count)]
+
+
 async def run_reply(
-    device: float, tokens: int, rate: float, *, control: bool, policy: BatchPolicy | None = None
+    device: float, tokens: int, rate: float, *, control: bool, streams: int = 1
 ) -> tuple[SimPage, RenderControl | None, list[str]]:
+    """One reply (or a turn of `streams` replies) streamed to a simulated page reporting every 250 ms."""
     clock = FakeClock()
     page = SimPage(clock, device)
-    policy = policy or BatchPolicy()
+    policy = BatchPolicy()
     controller = RenderControl(policy, 0, clock) if control else None
-    pacer = Pacer(policy.max_events_per_second, clock, controller.spacing) if controller else None
-    batcher = TokenBatcher(page.emit, policy, clock, pacer)
-    words = [f"w{i:02d} "[:4] for i in range(tokens)]
+    pacer = None
+    if controller is not None or streams > 1:
+        spacing = controller.spacing if controller is not None else None
+        pacer = Pacer(policy.max_events_per_second, clock, spacing)
 
-    async def model() -> None:
-        for word in words:
+    async def model(stream: int) -> None:
+        batcher = TokenBatcher(page.sink(stream), policy, clock, pacer)
+        for word in words(stream, tokens):
             await batcher.push(word)
             await clock.sleep(1 / rate)
         await batcher.aclose()
@@ -75,17 +91,18 @@ async def run_reply(
             if controller is not None:
                 controller.report(report)
 
-    task = asyncio.create_task(model())
+    tasks = [asyncio.create_task(model(i)) for i in range(streams)]
     reports = asyncio.create_task(reporter())
     try:
-        while not task.done():
+        while not all(task.done() for task in tasks):
             await clock.advance(0.01)
-        task.result()
+        for task in tasks:
+            task.result()
     finally:
         reports.cancel()
         if pacer is not None:
             pacer.close()
-    return page, controller, words
+    return page, controller, words(0, tokens)
 
 
 def mean_share(page: SimPage, after: float) -> float:
@@ -125,6 +142,16 @@ async def test_throttled_page_when_controlled_then_no_stream_starves() -> None:
     gaps = [b - a for a, b in zip(page.events, page.events[1:], strict=False)]
     assert max(gaps) <= 1 / controller.floor + 1e-6
     assert page.text == "".join(words)
+
+
+async def test_team_turn_when_throttled_then_one_budget_covers_every_stream() -> None:
+    shared, _, _ = await run_reply(4.0, 2000, 100.0, control=False, streams=3)
+    page, controller, _ = await run_reply(4.0, 2000, 100.0, control=True, streams=3)
+    assert controller is not None
+    end = page.events[-1]
+    assert mean_share(shared, end / 2) > 1.5 * BUDGET  # the fixed shared budget alone is too much
+    assert mean_share(page, end / 2) <= BUDGET
+    assert all(page.texts[i] == "".join(words(i, 2000)) for i in range(3))
 
 
 def busy(share: float, worst: float = 0.02) -> RenderReport:
