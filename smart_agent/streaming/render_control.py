@@ -28,7 +28,8 @@ class RenderReport:
     The page counts `requestAnimationFrame` callbacks (`frames`) and keeps the longest gap between
     two of them (`worst_frame`); `busy` is the time its main thread was blocked, the sum of the
     long-animation-frame entries' `blockingDuration` (or, without that API, the sum of each frame
-    gap beyond 1/60 s). All in seconds; the server stamps the arrival time itself.
+    gap beyond 1/60 s). All in seconds; the server stamps the arrival time itself. `frames` is for
+    the debug log: the rule reads the busy share and the worst frame only.
     """
 
     window: float
