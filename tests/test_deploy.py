@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 import psutil
 import pytest
 from playwright.sync_api import Browser
@@ -292,3 +294,80 @@ def test_start_when_bound_to_a_public_address_without_an_account_then_exit_2_nam
     )
     assert "smart-agent users add NAME" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "logs").exists()
+
+
+class _Instance(BaseHTTPRequestHandler):
+    """An app instance: healthy, or one that dies with each request it reads (its health check passes)."""
+
+    dies = False
+    seen: list[tuple[str, str]]
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append((self.command, self.path))
+        if self.dies and self.path != "/health":
+            self.close_connection = True  # read, then gone without a byte: what SIGKILL looks like
+            return
+        body = b"served"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@contextmanager
+def _instance(dies: bool) -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    seen: list[tuple[str, str]] = []
+    handler = type("Handler", (_Instance,), {"dies": dies, "seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "answered"),
+    [("GET", "/public/elements/ReplyFooter.jsx", True), ("POST", "/project/action", False)],
+)
+def test_balancer_when_the_sticky_instance_dies_mid_request_then_a_get_is_replayed_elsewhere_a_post_never(
+    method: str, path: str, answered: bool, tmp_path: Path
+) -> None:
+    # Found in CI: the instance was killed while the page loaded the reply footer's source, and the
+    # footer showed HAProxy's "Bad Gateway" after the failover. A POST may have acted: never twice.
+    with _instance(dies=True) as (dying, dying_seen), _instance(dies=False) as (healthy, healthy_seen):
+        bind = f"127.0.0.1:{free_port()}"
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(render(TEMPLATE.read_text(), [dying, healthy]))
+        env = {**clean_env(), **haproxy_env(bind, f"http://{bind}")}
+        with (tmp_path / "haproxy.log").open("w") as log:
+            proxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], env=env, stdout=log, stderr=log)
+        try:
+            with httpx.Client(base_url=f"http://{bind}", timeout=10) as client:
+                deadline = time.monotonic() + 30
+                while True:  # up once it answers through the healthy instance
+                    try:
+                        if client.get("/ready", cookies={"SA_INSTANCE": "app2"}).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
+                    time.sleep(0.1)  # HAProxy starting in another process: nothing to await
+                body = b'{"id": "once"}' if method == "POST" else None
+                response = client.request(method, path, cookies={"SA_INSTANCE": "app1"}, content=body)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+    assert (method, path) in dying_seen  # it reached the instance that died with it
+    if answered:
+        assert (response.status_code, response.text) == (200, "served")  # ...and was replayed
+        assert (method, path) in healthy_seen
+    else:
+        assert response.status_code == 502 and (method, path) not in healthy_seen
