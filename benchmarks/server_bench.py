@@ -1,6 +1,11 @@
 """Server-side costs: the wrapper's CPU per token, many concurrent sessions, memory per reply.
 
 python -m benchmarks.server_bench [--sessions 100] [--history] [--out bench-results] [--segments-only]
+    [--sessions-only]
+
+The Socket.IO clients of the many-sessions figure run in a process of their own (`--clients URL`), so
+the app's event-loop lag is the app's, not the clients' (issue 14); the scripted model server stays a
+thread of the benchmark's process, which has nothing else to do while the sessions run.
 """
 
 from __future__ import annotations
@@ -8,7 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -127,18 +135,31 @@ async def one_reply(url: str, tokens: int) -> None:
         await client.close()
 
 
+def sessions_in_own_process(url: str, count: int, tokens: int, rate: float) -> dict[str, Any]:
+    """`sessions(...)` run by a child process, so the clients' CPU is neither the app's nor the model's."""
+    command = [sys.executable, "-m", "benchmarks.server_bench", "--clients", url, "--sessions", str(count)]
+    command += ["--tokens", str(tokens), "--rate", f"{rate:g}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=tokens / rate + 600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"clients exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
 def _percentile(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
 
 
-def run(server: ScriptedServer, count: int, log_dir: Path, history: bool = False) -> dict[str, Any]:
-    """All server-side figures."""
-    results: dict[str, Any] = {
-        "wrapper": asyncio.run(wrapper_cost()),
-        "segments": asyncio.run(segment_costs()),
-    }
+def run(
+    server: ScriptedServer, count: int, log_dir: Path, history: bool = False, micro: bool = True
+) -> dict[str, Any]:
+    """All server-side figures (without `micro`, only the app's: no in-process wrapper costs)."""
+    results: dict[str, Any] = {}
+    if micro:
+        results["wrapper"] = asyncio.run(wrapper_cost())
+        results["segments"] = asyncio.run(segment_costs())
     lag_file = log_dir / "lag.txt"
     env = clean_env(
         OPENAI_API_KEY="bench", SMART_AGENT_LAG_PROBE=str(lag_file), SMART_AGENT_HISTORY=str(int(history))
@@ -153,7 +174,8 @@ def run(server: ScriptedServer, count: int, log_dir: Path, history: bool = False
         }
         lag_file.write_text("")
         cpu_before = process.cpu_times()
-        results["sessions"] = asyncio.run(sessions(url, count, 1000, 50))
+        load_before = os.getloadavg()[0]
+        results["sessions"] = sessions_in_own_process(url, count, 1000, 50)
         cpu_after = process.cpu_times()
         lags = [float(line) for line in lag_file.read_text().split()]
         results["sessions"] |= {
@@ -161,6 +183,8 @@ def run(server: ScriptedServer, count: int, log_dir: Path, history: bool = False
             "loop_lag_p50_ms": _percentile(lags, 50),
             "loop_lag_p99_ms": _percentile(lags, 99),
             "loop_lag_max_ms": max(lags, default=float("nan")),
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
         }
     return results
 
@@ -172,28 +196,41 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results")
     parser.add_argument("--segments-only", action="store_true", help="only the segmenting cost")
     parser.add_argument("--history", action="store_true", help="chat history on (turns stored, logged)")
+    parser.add_argument("--sessions-only", action="store_true", help="only the app's figures")
+    parser.add_argument("--clients", metavar="URL", help=argparse.SUPPRESS)  # the child: run the clients
+    parser.add_argument("--tokens", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=50, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.clients:
+        print(json.dumps(asyncio.run(sessions(args.clients, args.sessions, args.tokens, args.rate))))
+        return
     if args.segments_only:
         print("| measure | value |\n|---|---|\n" + segment_table(asyncio.run(segment_costs())))
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with serve() as server, tempfile.TemporaryDirectory() as logs:
-        results = run(server, args.sessions, Path(logs), args.history)
+        results = run(server, args.sessions, Path(logs), args.history, not args.sessions_only)
     (out / "server.json").write_text(json.dumps(results, indent=2))
-    w, s, m = results["wrapper"], results["sessions"], results["memory"]
-    table = (
-        "| measure | value |\n|---|---|\n"
-        f"| CPU per token, direct `stream_token` (no emit) | {w['direct_us_per_token']:.2f} µs |\n"
-        f"| CPU per token, through SmoothStreamWrapper | {w['wrapper_us_per_token']:.2f} µs |\n"
-        + segment_table(results["segments"])
-        + f"| {s['sessions']} sessions, 1,000 tokens @ 50 tok/s each: exact replies "
-        f"| {s['exact']} / {s['sessions']} |\n"
+    s, m = results["sessions"], results["memory"]
+    table = "| measure | value |\n|---|---|\n"
+    if "wrapper" in results:
+        w = results["wrapper"]
+        table += (
+            f"| CPU per token, direct `stream_token` (no emit) | {w['direct_us_per_token']:.2f} µs |\n"
+            f"| CPU per token, through SmoothStreamWrapper | {w['wrapper_us_per_token']:.2f} µs |\n"
+            + segment_table(results["segments"])
+        )
+    history = "on" if args.history else "off"
+    table += (
+        f"| {s['sessions']} sessions, 1,000 tokens @ 50 tok/s each, history {history}:"
+        f" exact replies | {s['exact']} / {s['sessions']} |\n"
         f"| … wall time | {s['wall_s']:.1f} s |\n"
         f"| … stream_token events received (all sessions) | {s['events']:,} |\n"
         f"| … app CPU | {s['app_cpu_s']:.1f} s |\n"
         f"| … event-loop lag p50 / p99 / max | {s['loop_lag_p50_ms']:.1f} / {s['loop_lag_p99_ms']:.1f} / "
         f"{s['loop_lag_max_ms']:.1f} ms |\n"
+        f"| … load average (1 min) before / after | {s['load_before']:.2f} / {s['load_after']:.2f} |\n"
         f"| RSS growth for one 10,000-token reply | {m['rss_growth_mb_10k_token_reply']:.1f} MiB |\n"
     )
     (out / "server.md").write_text(table)
