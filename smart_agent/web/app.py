@@ -25,7 +25,7 @@ from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.web import follow, history, lag_probe, lifetime, resync
+from smart_agent.web import follow, heap, history, lag_probe, lifetime, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
@@ -50,6 +50,12 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     if (_run_log := shared_run_log()) is not None:
         CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))
         follow.install()
+
+
+@cl.on_app_startup
+def on_app_startup() -> None:
+    """Everything is imported and built: keep the start-up heap out of the collector's full walks."""
+    heap.freeze_startup_heap()
 
 
 @cl.set_chat_profiles
