@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.web import follow, heap, history, lag_probe, lifetime, resync
+from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifetime, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
@@ -54,8 +55,10 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
 
 @cl.on_app_startup
 def on_app_startup() -> None:
-    """Everything is imported and built: keep the start-up heap out of the collector's full walks."""
+    """Everything is imported and built: keep the start-up heap out of the collector's full walks,
+    and cancelled timers out of the loop."""
     heap.freeze_startup_heap()
+    event_loop.install(asyncio.get_running_loop())
 
 
 @cl.set_chat_profiles
