@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from smart_agent.web.heap import freeze_startup_heap
+from smart_agent.web.heap import YOUNG_COLLECTION_ALLOCATIONS, collect_young_less_often, freeze_startup_heap
 
 
 def test_freeze_startup_heap_when_called_then_objects_alive_leave_the_collected_generations() -> None:
@@ -16,3 +16,12 @@ def test_freeze_startup_heap_when_called_then_objects_alive_leave_the_collected_
         assert not any(id(o) in tracked for o in startup)
     finally:
         gc.unfreeze()
+
+
+def test_collect_young_less_often_when_called_then_young_threshold_raised_and_others_kept() -> None:
+    before = gc.get_threshold()
+    try:
+        collect_young_less_often()
+        assert gc.get_threshold() == (YOUNG_COLLECTION_ALLOCATIONS, *before[1:])
+    finally:
+        gc.set_threshold(*before)
