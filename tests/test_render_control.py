@@ -194,16 +194,32 @@ async def test_no_reports_when_asked_then_the_policy_unchanged() -> None:
     assert controller.segment_chars() == Settings().segment_chars
 
 
-async def test_reports_when_they_stop_then_the_policy_again_after_stale_after() -> None:
+async def test_reports_when_they_stop_then_the_earned_pace_holds_for_memory_then_the_policy() -> None:
     clock = FakeClock()
-    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, stale_after=2.0)
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, memory=60.0)
     controller.report(busy(1.0))
-    await clock.advance(2.0)
-    assert controller.events_per_second() == 10.0
-    await clock.advance(0.01)
+    await clock.advance(60.0)  # between two turns the page does not report: its pace holds
+    assert controller.events_per_second() == 10.0 and controller.reporting
+    controller.report(busy(0.0))  # the next turn starts from there
+    assert controller.events_per_second() == 11.0
+    await clock.advance(60.01)
+    assert controller.events_per_second() == 20.0 and not controller.reporting
+    controller.report(busy(0.2))  # a page back after so long starts from the policy
     assert controller.events_per_second() == 20.0
-    controller.report(busy(0.2))  # a page reporting again starts from the policy
-    assert controller.events_per_second() == 20.0
+
+
+async def test_decisions_when_taken_then_one_line_per_reply_and_counting_again() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock)
+    controller.report(busy(1.0))
+    await clock.advance(REPORT_EVERY)
+    controller.report(busy(0.0))
+    await clock.advance(REPORT_EVERY)
+    controller.report(busy(0.2))
+    line = controller.decisions.take()
+    assert line == "reports=3 backoffs=1 recoveries=1 lowest_events_per_s=10.0 events_per_s=11.0"
+    assert controller.decisions.take().startswith("reports=0 backoffs=0 recoveries=0 lowest_events_per_s=-")
+    assert controller.describe() == "Paced down to 11 of 20 updates/s: this page renders slowly"
 
 
 async def test_reports_when_too_frequent_then_one_step_per_min_gap() -> None:

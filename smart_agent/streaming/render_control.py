@@ -1,7 +1,4 @@
-"""Render-aware pacing: turns a page's render reports into its event spacing and segment size (issue 14).
-
-Not wired into the app yet: nothing sends reports, so every page runs on `policy_for(settings)`.
-"""
+"""Render-aware pacing: turns a page's render reports into its event spacing and segment size."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ DEFAULT_BUSY_BUDGET = 0.25
 DEFAULT_FLOOR_EVENTS_PER_SECOND = 2.0
 DEFAULT_MIN_SEGMENT_CHARS = 1000
 DEFAULT_MAX_FRAME = 0.1
-DEFAULT_STALE_AFTER = 2.0
+DEFAULT_MEMORY = 300.0
 DEFAULT_MIN_REPORT_GAP = 0.2
 DEFAULT_RECOVER_STEP = 1.0
 MIN_BACKOFF = 0.5
@@ -58,10 +55,11 @@ class RenderControl:
     the overshoot is small and halves it when large. A report under half the budget adds
     `recover_step` events/s; in between the rate holds (a dead band, so a page just under the
     budget does not oscillate). The rate stays within [`floor_events_per_second`,
-    `policy.max_events_per_second`]. Without a report for `stale_after` seconds (an old page, an
-    API client, a closed tab) the pacing is the policy's, unchanged, and the next report starts
-    from there. The segment size shrinks with the rate, never under `min_segment_chars`, since a
-    shorter message costs the page less per update.
+    `policy.max_events_per_second`]. A page that never reported (an old page, an API client) gets
+    the policy unchanged. A page reports only while a turn runs and it is visible: between turns the
+    rate it earned holds, so its next reply starts at the pace the device needs; after `memory`
+    seconds without a report the policy applies again. The segment size shrinks with the rate,
+    never under `min_segment_chars`, since a shorter message costs the page less per update.
     """
 
     def __init__(
@@ -74,14 +72,14 @@ class RenderControl:
         floor_events_per_second: float = DEFAULT_FLOOR_EVENTS_PER_SECOND,
         min_segment_chars: int = DEFAULT_MIN_SEGMENT_CHARS,
         max_frame: float = DEFAULT_MAX_FRAME,
-        stale_after: float = DEFAULT_STALE_AFTER,
+        memory: float = DEFAULT_MEMORY,
         min_report_gap: float = DEFAULT_MIN_REPORT_GAP,
         recover_step: float = DEFAULT_RECOVER_STEP,
     ) -> None:
         if not 0 < busy_budget < 1:
             raise ValueError("busy_budget must be between 0 and 1")
-        if recover_step <= 0 or stale_after <= 0 or max_frame <= 0:
-            raise ValueError("recover_step, stale_after and max_frame must be > 0")
+        if recover_step <= 0 or memory <= 0 or max_frame <= 0:
+            raise ValueError("recover_step, memory and max_frame must be > 0")
         self.policy = policy
         self.ceiling = policy.max_events_per_second
         self.floor = min(floor_events_per_second, self.ceiling)
@@ -90,12 +88,13 @@ class RenderControl:
         self._clock = clock or MonotonicClock()
         self.busy_budget = busy_budget
         self.max_frame = max_frame
-        self.stale_after = stale_after
+        self.memory = memory
         self.min_report_gap = min_report_gap
         self.recover_step = recover_step
         self._rate = self.ceiling
         self._last_report: float | None = None
         self._last_step: float | None = None
+        self.decisions = Decisions(self.ceiling)
 
     def report(self, report: RenderReport) -> bool:
         """Take one report from the page; False when it is ignored (invalid, or too soon after the last)."""
@@ -103,7 +102,7 @@ class RenderControl:
             return False
         now = self._clock.now()
         if not self._fresh(now):
-            self._rate = self.ceiling  # reports resume after a gap: start again from the policy
+            self._rate = self.ceiling  # a page back after `memory`: start again from the policy
             self._last_step = None
         self._last_report = now
         if self._last_step is not None and now - self._last_step < self.min_report_gap:
@@ -115,8 +114,12 @@ class RenderControl:
             if share > self.busy_budget:
                 factor = max(MIN_BACKOFF, self.busy_budget / share)
             self._rate = max(self.floor, self._rate * factor)
-        elif share < self.busy_budget / 2:
+            self.decisions.backed_off(self._rate)
+        elif share < self.busy_budget / 2 and self._rate < self.ceiling:
             self._rate = min(self.ceiling, self._rate + self.recover_step)
+            self.decisions.recovered(self._rate)
+        else:
+            self.decisions.held()
         return True
 
     def events_per_second(self) -> float:
@@ -135,9 +138,69 @@ class RenderControl:
         return max(self._min_segment, min(self._segment_chars, scaled))
 
     @property
+    def segment_setting(self) -> int:
+        """The segment size the flags set (the most `segment_chars()` returns)."""
+        return self._segment_chars
+
+    @property
     def paced_down(self) -> bool:
         """Whether the page gets fewer events per second than the policy allows."""
         return self.events_per_second() < self.ceiling
 
+    @property
+    def reporting(self) -> bool:
+        """Whether the page's reports set its pace now (it reported within `memory` seconds)."""
+        return self._fresh(self._clock.now())
+
+    def describe(self) -> str:
+        """One line for the settings panel: the page's pace now."""
+        if not self.reporting:
+            return f"Full speed: up to {self.ceiling:g} updates/s (no render reports from this page yet)"
+        rate = self.events_per_second()
+        if rate < self.ceiling:
+            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: this page renders slowly"
+        return f"Full speed: {self.ceiling:g} updates/s, this page keeps up"
+
     def _fresh(self, now: float) -> bool:
-        return self._last_report is not None and now - self._last_report <= self.stale_after
+        return self._last_report is not None and now - self._last_report <= self.memory
+
+
+@dataclass
+class Decisions:
+    """What the controller decided since the last `take()`, for the debug log."""
+
+    rate: float
+    reports: int = 0
+    backoffs: int = 0
+    recoveries: int = 0
+    lowest: float = math.inf
+
+    def backed_off(self, rate: float) -> None:
+        """A report over budget lowered the rate to `rate`."""
+        self._step(rate)
+        self.backoffs += 1
+
+    def recovered(self, rate: float) -> None:
+        """A report well under budget raised the rate to `rate`."""
+        self._step(rate)
+        self.recoveries += 1
+
+    def held(self) -> None:
+        """A report in the dead band (or at the ceiling) left the rate alone."""
+        self._step(self.rate)
+
+    def take(self) -> str:
+        """One log line of the decisions so far; starts counting again."""
+        lowest = "-" if self.lowest == math.inf else f"{self.lowest:.1f}"
+        line = (
+            f"reports={self.reports} backoffs={self.backoffs} recoveries={self.recoveries} "
+            f"lowest_events_per_s={lowest} events_per_s={self.rate:.1f}"
+        )
+        self.reports = self.backoffs = self.recoveries = 0
+        self.lowest = math.inf
+        return line
+
+    def _step(self, rate: float) -> None:
+        self.rate = rate
+        self.reports += 1
+        self.lowest = min(self.lowest, rate)
