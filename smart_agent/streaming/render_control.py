@@ -33,12 +33,18 @@ class RenderReport:
     frames: int
     busy: float
     worst_frame: float
+    idle: float | None = None
 
     @property
     def valid(self) -> bool:
         """Whether the figures make sense (a page's report is untrusted input)."""
-        figures = (self.window, self.busy, self.worst_frame)
+        figures = (self.window, self.busy, self.worst_frame, 0.0 if self.idle is None else self.idle)
         return all(math.isfinite(x) and x >= 0 for x in figures) and self.window > 0 and self.frames >= 0
+
+    @property
+    def main_thread_share(self) -> float | None:
+        """Share of the window the main thread was working (not idle), when the page measured it."""
+        return None if self.idle is None else max(0.0, 1.0 - min(1.0, self.idle / self.window))
 
     @property
     def busy_share(self) -> float:

@@ -42,8 +42,20 @@ def parse_report(data: Any) -> RenderReport | None:
         return None
     if not all(math.isfinite(x) for x in (window, busy, worst)) or not 0 < window <= _MAX_WINDOW:
         return None
-    report = RenderReport(window, frames, min(busy, window), min(worst, window))
+    idle = _figure(body.get("idle"))
+    report = RenderReport(window, frames, min(busy, window), min(worst, window), idle)
     return report if report.valid else None
+
+
+def _figure(value: Any) -> float | None:
+    """An optional figure of a report: a finite number >= 0, else None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def control(settings: Settings, clock: Clock | None = None) -> RenderControl | None:
@@ -76,10 +88,12 @@ async def on_report(data: Any) -> None:
     before = render.events_per_second()
     if render.report(report) and settings.debug and render.events_per_second() != before:
         log.debug(
-            "pacing %.1f -> %.1f events/s (busy %.0f%% of %.2f s, worst frame %.0f ms, %d frames)",
+            "pacing %.1f -> %.1f events/s (frames lost %.0f%%, main thread %s of %.2f s, "
+            "worst frame %.0f ms, %d frames)",
             before,
             render.events_per_second(),
             report.busy_share * 100,
+            "?" if report.main_thread_share is None else f"{report.main_thread_share:.0%}",
             report.window,
             report.worst_frame * 1000,
             report.frames,
