@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from smart_agent.streaming.batcher import BatchPolicy
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
-DEFAULT_BUSY_BUDGET = 0.25
-DEFAULT_FLOOR_EVENTS_PER_SECOND = 2.0
+DEFAULT_BUSY_BUDGET = 0.1
+DEFAULT_FLOOR_EVENTS_PER_SECOND = 1.0
 DEFAULT_MIN_SEGMENT_CHARS = 1000
-DEFAULT_MAX_FRAME = 0.1
+DEFAULT_MAX_FRAME = 0.25
+DEFAULT_MIN_DECISION_WINDOW = 0.5
+DECISION_EVENTS = 2  # a decision window holds at least this many event spacings
+OVERLOAD = 3.0  # a window this many times over budget is decided at once
 DEFAULT_MEMORY = 300.0
 DEFAULT_MIN_REPORT_GAP = 0.2
 DEFAULT_RECOVER_STEP = 1.0
@@ -22,11 +25,11 @@ MIN_BACKOFF = 0.5
 class RenderReport:
     """What rendering cost a page over the last `window` seconds, as measured in the page.
 
-    The page counts `requestAnimationFrame` callbacks (`frames`) and keeps the longest gap between
-    two of them (`worst_frame`); `busy` is the time its main thread was blocked, the sum of the
-    long-animation-frame entries' `blockingDuration` (or, without that API, the sum of each frame
-    gap beyond 1/60 s). All in seconds; the server stamps the arrival time itself. `frames` is for
-    the debug log: the rule reads the busy share and the worst frame only.
+    The page (public/smart-agent.js) counts `requestAnimationFrame` callbacks (`frames`), sums the
+    time each frame took beyond 1/60 s (`busy`: the frame time lost to work, so `busy / window` is
+    the share of frames the page dropped) and keeps the longest frame (`worst_frame`); `idle` is
+    the main thread's idle time as `requestIdleCallback` saw it, for the debug log. All in seconds;
+    the server stamps the arrival time itself. The rule reads the busy share and the worst frame.
     """
 
     window: float
@@ -55,17 +58,22 @@ class RenderReport:
 class RenderControl:
     """One page's pacing, steered by its render reports: AIMD on the events per second.
 
-    A fresh report whose busy share is over `busy_budget` (or whose worst frame is over
-    `max_frame`) multiplies the rate by `max(0.5, busy_budget / busy_share)`: the page's render
-    work per second is about rate * cost per event, so this lands near the budget in one step when
-    the overshoot is small and halves it when large. A report under half the budget adds
-    `recover_step` events/s; in between the rate holds (a dead band, so a page just under the
-    budget does not oscillate). The rate stays within [`floor_events_per_second`,
-    `policy.max_events_per_second`]. A page that never reported (an old page, an API client) gets
-    the policy unchanged. A page reports only while a turn runs and it is visible: between turns the
-    rate it earned holds, so its next reply starts at the pace the device needs; after `memory`
-    seconds without a report the policy applies again. The segment size shrinks with the rate,
-    never under `min_segment_chars`, since a shorter message costs the page less per update.
+    Reports (every 250 ms) are summed into a decision window of at least `min_decision_window`
+    seconds and `DECISION_EVENTS` event spacings, so a window holds some events however slow the
+    pace (a 250 ms report either holds an update or not: deciding on each would swing between
+    backing off and recovering); a window `OVERLOAD` times over budget is decided at once. A
+    window whose busy share is over `busy_budget` (10 %: about 54 fps) or whose worst frame is over
+    `max_frame` (a freeze) multiplies the rate by
+    `max(0.5, busy_budget / busy_share)`: the page's render work per second is about rate * cost
+    per event, so this lands near the budget in one step when the overshoot is small and halves it
+    when large. A window under half the budget adds `recover_step` events/s; in between the rate
+    holds (a dead band, so a page just under the budget does not oscillate). The rate stays within
+    [`floor_events_per_second`, `policy.max_events_per_second`]. A page that never reported (an old
+    page, an API client) gets the policy unchanged. A page reports only while a turn runs and it is
+    visible: between turns the rate it earned holds, so its next reply starts at the pace the device
+    needs; after `memory` seconds without a report the policy applies again. The segment size
+    shrinks with the rate, never under `min_segment_chars`, since a shorter message costs the page
+    less per update.
     """
 
     def __init__(
@@ -81,6 +89,7 @@ class RenderControl:
         memory: float = DEFAULT_MEMORY,
         min_report_gap: float = DEFAULT_MIN_REPORT_GAP,
         recover_step: float = DEFAULT_RECOVER_STEP,
+        min_decision_window: float = DEFAULT_MIN_DECISION_WINDOW,
     ) -> None:
         if not 0 < busy_budget < 1:
             raise ValueError("busy_budget must be between 0 and 1")
@@ -97,6 +106,10 @@ class RenderControl:
         self.memory = memory
         self.min_report_gap = min_report_gap
         self.recover_step = recover_step
+        self.min_decision_window = min_decision_window
+        self._window = 0.0  # the decision window so far: seconds, busy seconds, worst frame
+        self._busy = 0.0
+        self._worst = 0.0
         self._rate = self.ceiling
         self._last_report: float | None = None
         self._last_step: float | None = None
@@ -110,12 +123,23 @@ class RenderControl:
         if not self._fresh(now):
             self._rate = self.ceiling  # a page back after `memory`: start again from the policy
             self._last_step = None
+            self._window = self._busy = self._worst = 0.0
         self._last_report = now
         if self._last_step is not None and now - self._last_step < self.min_report_gap:
             return False  # a page reporting too often must not drive the rate down faster
         self._last_step = now
-        share = report.busy_share
-        if share > self.busy_budget or report.worst_frame > self.max_frame:
+        self._window += report.window
+        self._busy += min(report.busy, report.window)
+        self._worst = max(self._worst, report.worst_frame)
+        share = self._busy / self._window
+        overloaded = share > OVERLOAD * self.busy_budget  # no need to wait to see that
+        if overloaded or self._window >= max(self.min_decision_window, DECISION_EVENTS / self._rate):
+            self._decide(min(1.0, share), self._worst)
+            self._window = self._busy = self._worst = 0.0
+        return True
+
+    def _decide(self, share: float, worst: float) -> None:
+        if share > self.busy_budget or worst > self.max_frame:
             factor = MIN_BACKOFF
             if share > self.busy_budget:
                 factor = max(MIN_BACKOFF, self.busy_budget / share)
@@ -126,7 +150,6 @@ class RenderControl:
             self.decisions.recovered(self._rate)
         else:
             self.decisions.held()
-        return True
 
     def events_per_second(self) -> float:
         """The most stream events per second this page gets now."""

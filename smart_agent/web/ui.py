@@ -16,7 +16,7 @@ from smart_agent.config import SESSION_SETTINGS, Settings
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.clock import Clock, MonotonicClock
 from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.streaming.render_control import RenderControl
@@ -60,6 +60,7 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
 
 
 WAITING = "Waiting for the model…"
+PACED_LIVE_EVERY = 2.0  # seconds between live-line updates on a page paced down
 STATS_AUTHOR = "stats"
 NOTE_AUTHOR = "note"
 TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
@@ -90,9 +91,21 @@ class Footer:
     """
 
     def __init__(
-        self, replies: list[SegmentedReply], show_stats: bool, turn: Turn, pacer: Pacer | None = None
+        self,
+        replies: list[SegmentedReply],
+        show_stats: bool,
+        turn: Turn,
+        pacer: Pacer | None = None,
+        render: RenderControl | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self._pacer = pacer  # the page's budget: each update of the live line is one of its events
+        # The page's budget: the live line is updated only when it has a slot no text waits for,
+        # and on a page paced down at most every PACED_LIVE_EVERY s (each update re-renders the
+        # chat: ~50 ms on a 4x throttled page, as much as a stream event).
+        self._pacer = pacer
+        self._render = render
+        self._clock = clock or MonotonicClock()
+        self._live_at: float | None = None
         self._replies = replies
         self._show_stats = show_stats
         self._turn = turn
@@ -124,11 +137,15 @@ class Footer:
             self._live = cl.Message(content=text, author=STATS_AUTHOR)
             self._turn.add(self._live)
             await self._live.send()
-        else:
+        elif self._live_due() and (self._pacer is None or self._pacer.try_acquire()):
+            self._live_at = self._clock.now()
             self._live.content = text
             await self._live.update()
-        if self._pacer is not None:
-            self._pacer.grant_now()
+
+    def _live_due(self) -> bool:
+        if self._render is None or not self._render.paced_down or self._live_at is None:
+            return True
+        return self._clock.now() - self._live_at >= PACED_LIVE_EVERY
 
     async def finish(self) -> None:
         """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""
@@ -226,7 +243,7 @@ async def present_turn(
         return reply
 
     counted = pacer if render is not None and render.reporting else None
-    footer = Footer(replies, settings.show_stats, turn, counted)
+    footer = Footer(replies, settings.show_stats, turn, counted, render, clock)
     meter = ReplyMeter(clock)
     try:
         await footer.start()
