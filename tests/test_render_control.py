@@ -171,7 +171,7 @@ async def decide(controller: RenderControl, clock: FakeClock, share: float, wors
 
 async def test_burst_when_over_then_backs_off_fast_and_recovers_gently() -> None:
     clock = FakeClock()
-    controller = RenderControl(BatchPolicy(max_events_per_second=20), 6000, clock)
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 6000, clock, min_segment_chars=1000)
     start = clock.now()
     rates = [await decide(controller, clock, 1.0) for _ in range(5)]  # a page at full load
     assert rates == [10.0, 5.0, 2.5, 1.25, 1.0]  # halved per decision, down to the floor
@@ -180,6 +180,9 @@ async def test_burst_when_over_then_backs_off_fast_and_recovers_gently() -> None
     recovery = [await decide(controller, clock, 0.0) for _ in range(19)]  # then an idle page
     assert recovery == [float(rate) for rate in range(2, 21)]  # one step per decision
     assert controller.segment_chars() == 6000 and not controller.paced_down
+    kept = RenderControl(BatchPolicy(max_events_per_second=20), 6000, clock)
+    await decide(kept, clock, 1.0)
+    assert kept.paced_down and kept.segment_chars() == 6000  # by default the size holds
 
 
 async def test_report_windows_when_one_holds_an_update_and_the_next_not_then_judged_together() -> None:
@@ -328,7 +331,7 @@ def test_any_report_sequence_when_applied_then_pacing_within_the_flag_bounds(
             assert floor <= rate <= ceiling and math.isfinite(rate)
             assert controller.spacing() == pytest.approx(1 / rate)
             size = controller.segment_chars()
-            assert size == segment_chars if segment_chars <= 0 else min(1000, segment_chars) <= size
+            assert size == segment_chars  # by default the flag's size, whatever the pace
             assert size <= segment_chars
 
     asyncio.run(run())
