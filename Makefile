@@ -40,6 +40,7 @@ bench: setup system-deps
 	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) -m benchmarks.browser_bench $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 	  $(if $(VARIANTS),--variants $(VARIANTS))
+	$(PY) -m benchmarks.browser_bench --preset render
 	$(PY) -m benchmarks.server_bench
 	$(PY) -m benchmarks.history_bench --out bench-results
 	$(PY) -m benchmarks.sse_bench --out bench-results

@@ -2,9 +2,12 @@
 
 Measures per reply: stream_token frames and bytes received, time from submit to first visible
 text, lag from the server's last token to the complete text on the page, frames per second
-(requestAnimationFrame), main-thread saturation (Long Animation Frames), and CPU seconds.
+(requestAnimationFrame), main-thread saturation (Long Animation Frames), CPU seconds (and the
+browser's as a share of one core) and JS heap growth. A scenario `TOKENS@RATEx4` runs the page
+with its CPU throttled 4x (Chrome DevTools Protocol), like a low-end laptop.
 
-    python -m benchmarks.browser_bench --scenarios 5000@200 --variants batched,plain,native
+    python -m benchmarks.browser_bench --scenarios 5000@200,2000@100x4 --variants native,today,default
+    python -m benchmarks.browser_bench --preset render   # issue 14's table, median of 3 runs
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, CDPSession, sync_playwright
 
 from tests.chat_page import ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
@@ -34,8 +38,10 @@ VARIANTS: dict[str, list[str]] = {
     "capped": ["--segment-chars", "0"],
     # capped + adaptive interval, one growing message
     "adaptive": ["--adaptive-batching", "--segment-chars", "0"],
-    # the product's defaults: capped batching + segmented streaming
+    # the product's defaults: capped batching + segments, paced by the page's render reports
     "default": [],
+    # the defaults before render-aware pacing: the fixed cap and segment size for every page
+    "today": ["--no-render-pacing"],
     # the defaults plus adaptive batching, per segment
     "default+adaptive": ["--adaptive-batching"],
     # the default without the live stats line
@@ -80,6 +86,12 @@ PAGE_PROBE = """
 """
 
 
+# Issue 14's scenarios: fast bursts, a very long reply, a throttled page, browser CPU, heap.
+PRESETS: dict[str, tuple[str, str]] = {
+    "render": ("5000@2000,100000@2000,2000@100x4,5000@200x4,5000@200,10000@500", "native,today,default"),
+}
+
+
 @dataclass
 class Result:
     """One reply's figures."""
@@ -87,6 +99,7 @@ class Result:
     variant: str
     tokens: int
     rate: float
+    throttle: float
     completed: bool
     exact: bool
     frames: int
@@ -100,6 +113,8 @@ class Result:
     browser_cpu_s: float
     app_cpu_s: float
     wall_s: float
+    browser_cpu_share: float | None
+    heap_growth_mb: float | None
 
 
 def markers(text: str) -> list[str]:
@@ -122,10 +137,22 @@ def _browser_processes() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
 
 
+def _heap_mb(cdp: CDPSession) -> float:
+    """The page's JS heap in use after a full garbage collection, in MB."""
+    cdp.send("HeapProfiler.collectGarbage")
+    return float(cdp.send("Runtime.getHeapUsage")["usedSize"]) / 1e6
+
+
 def run_one(
-    browser: Browser, server: ScriptedServer, variant: str, tokens: int, rate: float, log_dir: Path
+    browser: Browser,
+    server: ScriptedServer,
+    variant: str,
+    tokens: int,
+    rate: float,
+    log_dir: Path,
+    throttle: float = 1.0,
 ) -> Result:
-    """Stream one reply of `tokens` tokens at `rate` tok/s and measure it."""
+    """Stream one reply of `tokens` tokens at `rate` tok/s to a page throttled `throttle`x and measure it."""
     env = clean_env(OPENAI_API_KEY="bench", **EXTRA_ENV.get(variant, {}))
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
     expected = "".join(script_tokens(tokens, "markdown"))
@@ -135,6 +162,10 @@ def run_one(
         try:
             needle = expected.split()[-1]
             chat.page.evaluate("n => { window.__bench.needle = n; }", needle)
+            cdp = chat.page.context.new_cdp_session(chat.page)
+            heap0 = _heap_mb(cdp)
+            if throttle != 1:
+                cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
             browsers = _browser_processes()
             cpu0 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
             ends_before = len(server.stream_ends)
@@ -157,6 +188,8 @@ def run_one(
             wall = time.time() - submitted
             cpu1 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
             state = chat.page.evaluate("() => window.__bench")
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
+            heap1 = _heap_mb(cdp) if state["done"] is not None else None
             shown = " ".join(chat.replies())
             server_end = server.stream_ends[-1] if len(server.stream_ends) > ends_before else None
             first, done = state["first"], state["done"]
@@ -172,6 +205,7 @@ def run_one(
                 variant=variant,
                 tokens=tokens,
                 rate=rate,
+                throttle=throttle,
                 completed=done is not None,
                 exact=markers(shown) == markers(expected) and words(shown)[-1:] == ["END."],
                 frames=chat.count("stream_token"),
@@ -185,6 +219,8 @@ def run_one(
                 browser_cpu_s=cpu1[0] - cpu0[0],
                 app_cpu_s=cpu1[1] - cpu0[1],
                 wall_s=wall,
+                browser_cpu_share=(cpu1[0] - cpu0[0]) / wall if wall > 0 else None,
+                heap_growth_mb=None if heap1 is None else heap1 - heap0,
             )
         finally:
             chat.close()
@@ -200,19 +236,60 @@ def _fmt(value: Any, digits: int = 0) -> str:
     return str(value)
 
 
+def scenario_label(r: Result) -> str:
+    """e.g. `5000 tok @ 200/s, 4x CPU`."""
+    return f"{r.tokens} tok @ {r.rate:g}/s" + (f", {r.throttle:g}x CPU" if r.throttle != 1 else "")
+
+
 def markdown_table(results: list[Result]) -> str:
-    """The results as a markdown table."""
+    """The results as a markdown table, one row per run."""
     head = (
         "| scenario | variant | complete | exact | frames | KB | first text ms | tail lag ms | fps "
-        "| LoAF ms/s | browser CPU s | app CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| LoAF ms/s | browser CPU s | browser CPU share | heap growth MB | app CPU s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = [
-        f"| {r.tokens} tok @ {r.rate:g}/s | {r.variant} | {_fmt(r.completed)} "
+        f"| {scenario_label(r)} | {r.variant} | {_fmt(r.completed)} "
         f"({r.shown_fraction:.0%}) | {_fmt(r.exact)} | {r.frames} | {r.frame_bytes / 1024:.0f} "
         f"| {_fmt(r.ttft_ms)} | {_fmt(r.tail_lag_ms)} | {_fmt(r.fps, 1)} | {_fmt(r.loaf_ms_per_s)} "
-        f"| {r.browser_cpu_s:.1f} | {r.app_cpu_s:.1f} |"
+        f"| {r.browser_cpu_s:.1f} | {_share(r.browser_cpu_share)} | {_fmt(r.heap_growth_mb, 1)} "
+        f"| {r.app_cpu_s:.1f} |"
         for r in results
     ]
+    return head + "\n".join(rows) + "\n"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if len(known) == len(values) and known else None
+
+
+def median_table(results: list[Result]) -> str:
+    """Median per scenario and variant over the repeated runs (a run that never completed has no lag)."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((scenario_label(r), r.variant), []).append(r)
+    head = (
+        "| scenario | variant | runs | complete | exact | fps | tail lag ms | LoAF ms/s "
+        "| browser CPU share | heap growth MB | stream events/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for (label, variant), runs in groups.items():
+        complete = sum(r.completed for r in runs)
+        exact = sum(r.exact for r in runs)
+        rates = [r.frames / r.wall_s if r.wall_s else None for r in runs]
+        rows.append(
+            f"| {label} | {variant} | {len(runs)} | {complete}/{len(runs)} | {exact}/{len(runs)} "
+            f"| {_fmt(_median([r.fps for r in runs]), 1)} | {_fmt(_median([r.tail_lag_ms for r in runs]))} "
+            f"| {_fmt(_median([r.loaf_ms_per_s for r in runs]))} "
+            f"| {_share(_median([r.browser_cpu_share for r in runs]))} "
+            f"| {_fmt(_median([r.heap_growth_mb for r in runs]), 1)} | {_fmt(_median(rates), 1)} |"
+        )
     return head + "\n".join(rows) + "\n"
 
 
@@ -222,63 +299,89 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         default="500@100,5000@200,5000@2000,20000@500,50000@1000",
-        help="comma-separated TOKENS@RATE",
+        help="comma-separated TOKENS@RATE, or TOKENS@RATExN for a page whose CPU is throttled N times",
     )
     parser.add_argument("--variants", default="native,plain,capped,adaptive,default,default+adaptive")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario and variant")
+    parser.add_argument("--native-repeat", type=int, default=1, help="runs of the native variant")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named set of scenarios and variants")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
+    scenarios, variants, repeat, name = args.scenarios, args.variants, args.repeat, "results"
+    if args.preset:
+        scenarios, variants = PRESETS[args.preset]
+        repeat, name = max(repeat, 3), args.preset
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
     with serve() as server, sync_playwright() as playwright, tempfile.TemporaryDirectory() as logs:
-        for scenario in args.scenarios.split(","):
-            tokens, rate = scenario.split("@")
-            for variant in args.variants.split(","):
-                for _ in range(args.repeat):
+        for scenario in scenarios.split(","):
+            tokens, _, rest = scenario.partition("@")
+            rate, _, throttle = rest.partition("x")
+            for variant in variants.split(","):
+                for _ in range(args.native_repeat if variant == "native" else repeat):
                     # a fresh browser per run: no run inherits another's memory or processes
                     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     try:
-                        result = run_one(browser, server, variant, int(tokens), float(rate), Path(logs))
+                        result = run_one(
+                            browser,
+                            server,
+                            variant,
+                            int(tokens),
+                            float(rate),
+                            Path(logs),
+                            float(throttle or 1),
+                        )
                     finally:
                         browser.close()
                     results.append(result)
                     print(json.dumps(asdict(result)), flush=True)
-    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    (out / f"{name}.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     table = markdown_table(results)
-    (out / "results.md").write_text(table)
-    chart(results, out / "results.png")
+    if repeat > 1:
+        table = median_table(results) + "\nEvery run:\n\n" + table
+    (out / f"{name}.md").write_text(table)
+    chart(results, out / f"{name}.png")
     print(table)
 
 
 def chart(results: list[Result], path: Path) -> None:
-    """Frames per second and tail lag per scenario and variant, as a PNG."""
+    """Frames per second, tail lag and browser CPU per scenario and variant (medians), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scenarios = list(dict.fromkeys(f"{r.tokens} @ {r.rate:g}/s" for r in results))
+    scenarios = list(dict.fromkeys(scenario_label(r) for r in results))
     variants = list(dict.fromkeys(r.variant for r in results))
-    figure, (fps_axis, lag_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
+    figure, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    fps_axis, lag_axis, cpu_axis = axes
     width = 0.8 / len(variants)
     for n, variant in enumerate(variants):
-        rows = {f"{r.tokens} @ {r.rate:g}/s": r for r in results if r.variant == variant}
+        runs: dict[str, list[Result]] = {}
+        for r in results:
+            if r.variant == variant:
+                runs.setdefault(scenario_label(r), []).append(r)
         xs = [i + n * width for i in range(len(scenarios))]
-        fps_axis.bar(xs, [(rows[s].fps or 0) if s in rows else 0 for s in scenarios], width, label=variant)
-        lag_axis.bar(
-            xs,
-            [max(1.0, rows[s].tail_lag_ms or 120_000.0) if s in rows else 0 for s in scenarios],
-            width,
-            label=variant,
-        )
-    for axis in (fps_axis, lag_axis):
-        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(scenarios))], scenarios, fontsize=8)
+
+        def median(label: str, figure_of: Any, never: float, runs: dict[str, list[Result]] = runs) -> float:
+            values = [figure_of(r) for r in runs.get(label, [])]
+            return float(statistics.median([never if v is None else v for v in values])) if values else 0.0
+
+        fps_axis.bar(xs, [median(s, lambda r: r.fps, 0.0) for s in scenarios], width, label=variant)
+        lags = [max(1.0, median(s, lambda r: r.tail_lag_ms, 120_000.0)) for s in scenarios]
+        lag_axis.bar(xs, lags, width, label=variant)
+        shares = [100 * median(s, lambda r: r.browser_cpu_share, 0.0) for s in scenarios]
+        cpu_axis.bar(xs, shares, width, label=variant)
+    for axis in axes:
+        ticks = [i + 0.4 - width / 2 for i in range(len(scenarios))]
+        axis.set_xticks(ticks, scenarios, fontsize=7, rotation=20)
     fps_axis.set_ylabel("frames per second while streaming (higher is better)")
     lag_axis.set_ylabel("ms from last server token to full text (log; never = 120 s)")
     lag_axis.set_yscale("log")
+    cpu_axis.set_ylabel("browser CPU, % of one core (lower is better)")
     fps_axis.legend(fontsize=8)
-    figure.suptitle("smart-agent in headless Chromium (2 cores)")
+    figure.suptitle("smart-agent in headless Chromium (2 cores), median of the runs")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 

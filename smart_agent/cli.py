@@ -118,6 +118,14 @@ def chainlit(
             "[env SMART_AGENT_ADAPTIVE_BATCHING]",
         ),
     ] = False,
+    no_render_pacing: Annotated[
+        bool,
+        typer.Option(
+            "--no-render-pacing",
+            help="Ignore the page's render reports: every page gets the fixed cap and segment size. "
+            "[env SMART_AGENT_RENDER_PACING=0]",
+        ),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Log batching statistics per reply. [env SMART_AGENT_DEBUG]"),
@@ -229,6 +237,7 @@ def chainlit(
                 "max_events_per_second": max_events_per_second,
                 "segment_chars": segment_chars,
                 "adaptive_batching": True if adaptive_batching else None,
+                "render_pacing": False if no_render_pacing else None,
                 "debug": True if debug else None,
                 "model": model,
                 "base_url": base_url,

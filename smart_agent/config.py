@@ -263,6 +263,7 @@ _FIELDS: dict[str, _Field] = {
     "segment_chars": _Field("SMART_AGENT_SEGMENT_CHARS", "--segment-chars", _parse_int(0)),
     "adaptive_batching": _Field("SMART_AGENT_ADAPTIVE_BATCHING", "--adaptive-batching", _parse_bool),
     "show_stats": _Field("SMART_AGENT_SHOW_STATS", "--show-stats", _parse_bool),
+    "render_pacing": _Field("SMART_AGENT_RENDER_PACING", "--no-render-pacing", _parse_bool),
     "debug": _Field("SMART_AGENT_DEBUG", "--debug", _parse_bool),
     "stream_timeout": _Field(
         "SMART_AGENT_STREAM_TIMEOUT", "--stream-timeout", _parse_float(0.0, inclusive=False)
@@ -380,6 +381,8 @@ class Settings:
     max_events_per_second: float = DEFAULT_MAX_EVENTS_PER_SECOND
     segment_chars: int = DEFAULT_SEGMENT_CHARS
     adaptive_batching: bool = False
+    render_pacing: bool = True
+    """Each page's render reports set its pace within the flags' bounds (streaming/render_control.py)."""
     show_stats: bool = True
     debug: bool = False
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT

@@ -55,6 +55,7 @@ class ChatPage:
     frames: list[tuple[float, str, str]] = field(default_factory=list)
     sent: list[tuple[float, str, str]] = field(default_factory=list)
     sockets: list[WebSocket] = field(default_factory=list)
+    persistent: bool | None = None  # whether the app keeps history, once asked
 
     @classmethod
     def open(
@@ -135,10 +136,29 @@ class ChatPage:
         return [json.loads(raw[raw.index("[") :])[1] for _, name, raw in self.frames if name == event]
 
     def send(self, text: str) -> None:
-        """Type a prompt into Chainlit's composer and submit it."""
+        """Type a prompt into Chainlit's composer and submit it.
+
+        With history on, Chainlit's page moves a new chat to `/thread/ID` after its first message
+        (re-mounting the composer): a prompt typed before that is lost, so wait for it as a user
+        would see the address change.
+        """
+        started = self.payloads("first_interaction")
+        if started and started[-1].get("thread_id") and self._persistent():
+            thread = re.escape(str(started[-1]["thread_id"]))
+            self.page.wait_for_url(re.compile(f"/thread/{thread}$"), timeout=30_000)
         composer = self.page.locator("#chat-input")
         composer.fill(text)
         composer.press("Enter")
+
+    def _persistent(self) -> bool:
+        """Whether the app keeps chat history (Chainlit's `dataPersistence`), asked once."""
+        if self.persistent is None:
+            settings = self.page.evaluate(
+                "async () => (await fetch('/project/settings?language=en-US', {credentials: 'include'}))"
+                ".json()"
+            )
+            self.persistent = bool(settings.get("dataPersistence"))
+        return self.persistent
 
     def wait_event(self, event: str, count: int = 1, timeout: float = 60.0) -> None:
         """Wait until the page has received `count` frames of `event`."""

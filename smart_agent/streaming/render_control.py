@@ -1,7 +1,4 @@
-"""Render-aware pacing: turns a page's render reports into its event spacing and segment size (issue 14).
-
-Not wired into the app yet: nothing sends reports, so every page runs on `policy_for(settings)`.
-"""
+"""Render-aware pacing: turns a page's render reports into its event spacing and segment size."""
 
 from __future__ import annotations
 
@@ -11,11 +8,13 @@ from dataclasses import dataclass
 from smart_agent.streaming.batcher import BatchPolicy
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
-DEFAULT_BUSY_BUDGET = 0.25
-DEFAULT_FLOOR_EVENTS_PER_SECOND = 2.0
-DEFAULT_MIN_SEGMENT_CHARS = 1000
-DEFAULT_MAX_FRAME = 0.1
-DEFAULT_STALE_AFTER = 2.0
+DEFAULT_BUSY_BUDGET = 0.1
+DEFAULT_FLOOR_EVENTS_PER_SECOND = 1.0
+DEFAULT_MAX_FRAME = 0.25
+DEFAULT_MIN_DECISION_WINDOW = 0.5
+DECISION_EVENTS = 2  # a decision window holds at least this many event spacings
+OVERLOAD = 3.0  # a window this many times over budget is decided at once
+DEFAULT_MEMORY = 300.0
 DEFAULT_MIN_REPORT_GAP = 0.2
 DEFAULT_RECOVER_STEP = 1.0
 MIN_BACKOFF = 0.5
@@ -25,23 +24,29 @@ MIN_BACKOFF = 0.5
 class RenderReport:
     """What rendering cost a page over the last `window` seconds, as measured in the page.
 
-    The page counts `requestAnimationFrame` callbacks (`frames`) and keeps the longest gap between
-    two of them (`worst_frame`); `busy` is the time its main thread was blocked, the sum of the
-    long-animation-frame entries' `blockingDuration` (or, without that API, the sum of each frame
-    gap beyond 1/60 s). All in seconds; the server stamps the arrival time itself. `frames` is for
-    the debug log: the rule reads the busy share and the worst frame only.
+    The page (public/smart-agent.js) counts `requestAnimationFrame` callbacks (`frames`), sums the
+    time each frame took beyond 1/60 s (`busy`: the frame time lost to work, so `busy / window` is
+    the share of frames the page dropped) and keeps the longest frame (`worst_frame`); `idle` is
+    the main thread's idle time as `requestIdleCallback` saw it, for the debug log. All in seconds;
+    the server stamps the arrival time itself. The rule reads the busy share and the worst frame.
     """
 
     window: float
     frames: int
     busy: float
     worst_frame: float
+    idle: float | None = None
 
     @property
     def valid(self) -> bool:
         """Whether the figures make sense (a page's report is untrusted input)."""
-        figures = (self.window, self.busy, self.worst_frame)
+        figures = (self.window, self.busy, self.worst_frame, 0.0 if self.idle is None else self.idle)
         return all(math.isfinite(x) and x >= 0 for x in figures) and self.window > 0 and self.frames >= 0
+
+    @property
+    def main_thread_share(self) -> float | None:
+        """Share of the window the main thread was working (not idle), when the page measured it."""
+        return None if self.idle is None else max(0.0, 1.0 - min(1.0, self.idle / self.window))
 
     @property
     def busy_share(self) -> float:
@@ -52,16 +57,24 @@ class RenderReport:
 class RenderControl:
     """One page's pacing, steered by its render reports: AIMD on the events per second.
 
-    A fresh report whose busy share is over `busy_budget` (or whose worst frame is over
-    `max_frame`) multiplies the rate by `max(0.5, busy_budget / busy_share)`: the page's render
-    work per second is about rate * cost per event, so this lands near the budget in one step when
-    the overshoot is small and halves it when large. A report under half the budget adds
-    `recover_step` events/s; in between the rate holds (a dead band, so a page just under the
-    budget does not oscillate). The rate stays within [`floor_events_per_second`,
-    `policy.max_events_per_second`]. Without a report for `stale_after` seconds (an old page, an
-    API client, a closed tab) the pacing is the policy's, unchanged, and the next report starts
-    from there. The segment size shrinks with the rate, never under `min_segment_chars`, since a
-    shorter message costs the page less per update.
+    Reports (every 250 ms) are summed into a decision window of at least `min_decision_window`
+    seconds and `DECISION_EVENTS` event spacings, so a window holds some events however slow the
+    pace (a 250 ms report either holds an update or not: deciding on each would swing between
+    backing off and recovering); a window `OVERLOAD` times over budget is decided at once. A
+    window whose busy share is over `busy_budget` (10 %: about 54 fps) or whose worst frame is over
+    `max_frame` (a freeze) multiplies the rate by
+    `max(0.5, busy_budget / busy_share)`: the page's render work per second is about rate * cost
+    per event, so this lands near the budget in one step when the overshoot is small and halves it
+    when large. A window under half the budget adds `recover_step` events/s; in between the rate
+    holds (a dead band, so a page just under the budget does not oscillate). The rate stays within
+    [`floor_events_per_second`, `policy.max_events_per_second`]. A page that never reported (an old
+    page, an API client) gets the policy unchanged. A page reports only while a turn runs and it is
+    visible: between turns the rate it earned holds, so its next reply starts at the pace the device
+    needs; after `memory` seconds without a report the policy applies again. With
+    `min_segment_chars` the segment size shrinks with the rate, never under it (a shorter message
+    costs less per update); by default it does not: measured, 1,000-2,000-character segments made
+    a 100,000-token reply end 8.6 s behind at 23 fps, since every update re-renders something for
+    each message on the page (Chainlit's button bars) and there were hundreds of messages.
     """
 
     def __init__(
@@ -72,30 +85,37 @@ class RenderControl:
         *,
         busy_budget: float = DEFAULT_BUSY_BUDGET,
         floor_events_per_second: float = DEFAULT_FLOOR_EVENTS_PER_SECOND,
-        min_segment_chars: int = DEFAULT_MIN_SEGMENT_CHARS,
+        min_segment_chars: int | None = None,
         max_frame: float = DEFAULT_MAX_FRAME,
-        stale_after: float = DEFAULT_STALE_AFTER,
+        memory: float = DEFAULT_MEMORY,
         min_report_gap: float = DEFAULT_MIN_REPORT_GAP,
         recover_step: float = DEFAULT_RECOVER_STEP,
+        min_decision_window: float = DEFAULT_MIN_DECISION_WINDOW,
     ) -> None:
         if not 0 < busy_budget < 1:
             raise ValueError("busy_budget must be between 0 and 1")
-        if recover_step <= 0 or stale_after <= 0 or max_frame <= 0:
-            raise ValueError("recover_step, stale_after and max_frame must be > 0")
+        if recover_step <= 0 or memory <= 0 or max_frame <= 0:
+            raise ValueError("recover_step, memory and max_frame must be > 0")
         self.policy = policy
         self.ceiling = policy.max_events_per_second
         self.floor = min(floor_events_per_second, self.ceiling)
         self._segment_chars = segment_chars
-        self._min_segment = min(min_segment_chars, segment_chars)
+        shrunk = segment_chars if min_segment_chars is None else min_segment_chars
+        self._min_segment = min(shrunk, segment_chars)
         self._clock = clock or MonotonicClock()
         self.busy_budget = busy_budget
         self.max_frame = max_frame
-        self.stale_after = stale_after
+        self.memory = memory
         self.min_report_gap = min_report_gap
         self.recover_step = recover_step
+        self.min_decision_window = min_decision_window
+        self._window = 0.0  # the decision window so far: seconds, busy seconds, worst frame
+        self._busy = 0.0
+        self._worst = 0.0
         self._rate = self.ceiling
         self._last_report: float | None = None
         self._last_step: float | None = None
+        self.decisions = Decisions(self.ceiling)
 
     def report(self, report: RenderReport) -> bool:
         """Take one report from the page; False when it is ignored (invalid, or too soon after the last)."""
@@ -103,21 +123,35 @@ class RenderControl:
             return False
         now = self._clock.now()
         if not self._fresh(now):
-            self._rate = self.ceiling  # reports resume after a gap: start again from the policy
+            self._rate = self.ceiling  # a page back after `memory`: start again from the policy
             self._last_step = None
+            self._window = self._busy = self._worst = 0.0
         self._last_report = now
         if self._last_step is not None and now - self._last_step < self.min_report_gap:
             return False  # a page reporting too often must not drive the rate down faster
         self._last_step = now
-        share = report.busy_share
-        if share > self.busy_budget or report.worst_frame > self.max_frame:
+        self._window += report.window
+        self._busy += min(report.busy, report.window)
+        self._worst = max(self._worst, report.worst_frame)
+        share = self._busy / self._window
+        overloaded = share > OVERLOAD * self.busy_budget  # no need to wait to see that
+        if overloaded or self._window >= max(self.min_decision_window, DECISION_EVENTS / self._rate):
+            self._decide(min(1.0, share), self._worst)
+            self._window = self._busy = self._worst = 0.0
+        return True
+
+    def _decide(self, share: float, worst: float) -> None:
+        if share > self.busy_budget or worst > self.max_frame:
             factor = MIN_BACKOFF
             if share > self.busy_budget:
                 factor = max(MIN_BACKOFF, self.busy_budget / share)
             self._rate = max(self.floor, self._rate * factor)
-        elif share < self.busy_budget / 2:
+            self.decisions.backed_off(self._rate)
+        elif share < self.busy_budget / 2 and self._rate < self.ceiling:
             self._rate = min(self.ceiling, self._rate + self.recover_step)
-        return True
+            self.decisions.recovered(self._rate)
+        else:
+            self.decisions.held()
 
     def events_per_second(self) -> float:
         """The most stream events per second this page gets now."""
@@ -135,9 +169,69 @@ class RenderControl:
         return max(self._min_segment, min(self._segment_chars, scaled))
 
     @property
+    def segment_setting(self) -> int:
+        """The segment size the flags set (the most `segment_chars()` returns)."""
+        return self._segment_chars
+
+    @property
     def paced_down(self) -> bool:
         """Whether the page gets fewer events per second than the policy allows."""
         return self.events_per_second() < self.ceiling
 
+    @property
+    def reporting(self) -> bool:
+        """Whether the page's reports set its pace now (it reported within `memory` seconds)."""
+        return self._fresh(self._clock.now())
+
+    def describe(self) -> str:
+        """One line for the settings panel: the page's pace now."""
+        if not self.reporting:
+            return f"Full speed: up to {self.ceiling:g} updates/s (no render reports from this page yet)"
+        rate = self.events_per_second()
+        if rate < self.ceiling:
+            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: this page renders slowly"
+        return f"Full speed: {self.ceiling:g} updates/s, this page keeps up"
+
     def _fresh(self, now: float) -> bool:
-        return self._last_report is not None and now - self._last_report <= self.stale_after
+        return self._last_report is not None and now - self._last_report <= self.memory
+
+
+@dataclass
+class Decisions:
+    """What the controller decided since the last `take()`, for the debug log."""
+
+    rate: float
+    reports: int = 0
+    backoffs: int = 0
+    recoveries: int = 0
+    lowest: float = math.inf
+
+    def backed_off(self, rate: float) -> None:
+        """A report over budget lowered the rate to `rate`."""
+        self._step(rate)
+        self.backoffs += 1
+
+    def recovered(self, rate: float) -> None:
+        """A report well under budget raised the rate to `rate`."""
+        self._step(rate)
+        self.recoveries += 1
+
+    def held(self) -> None:
+        """A report in the dead band (or at the ceiling) left the rate alone."""
+        self._step(self.rate)
+
+    def take(self) -> str:
+        """One log line of the decisions so far; starts counting again."""
+        lowest = "-" if self.lowest == math.inf else f"{self.lowest:.1f}"
+        line = (
+            f"reports={self.reports} backoffs={self.backoffs} recoveries={self.recoveries} "
+            f"lowest_events_per_s={lowest} events_per_s={self.rate:.1f}"
+        )
+        self.reports = self.backoffs = self.recoveries = 0
+        self.lowest = math.inf
+        return line
+
+    def _step(self, rate: float) -> None:
+        self.rate = rate
+        self.reports += 1
+        self.lowest = min(self.lowest, rate)

@@ -25,7 +25,7 @@ class SegmentedReply:
         self,
         new_message: Callable[[], StreamTarget],
         policy: BatchPolicy | None = None,
-        segment_chars: int = 0,
+        segment_chars: int | Callable[[], int] = 0,
         clock: Clock | None = None,
         on_segment: Callable[[SmoothStreamWrapper], None] | None = None,
         pacer: Pacer | None = None,
@@ -35,7 +35,9 @@ class SegmentedReply:
         self._on_segment = on_segment
         self._policy = policy
         self._clock = clock
-        self._finder = CutFinder(segment_chars)
+        # A callable is asked again for each new segment (a page's render-aware pacing, say).
+        self._segment_chars = segment_chars if callable(segment_chars) else (lambda: segment_chars)
+        self._finder = CutFinder(self._segment_chars())
         self.segments: list[SmoothStreamWrapper] = []
         self._unfinished: SmoothStreamWrapper | None = None  # the segment not yet finalised
         self.tokens_in = 0
@@ -77,6 +79,7 @@ class SegmentedReply:
                 await self._current().stream_token(token[:split])
             await self._finish_current()
             token = token[split:]
+            self._finder.threshold = self._segment_chars()
             cut = self._finder.restart(base + split)
             base = 0
         if token:

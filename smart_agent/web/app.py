@@ -26,7 +26,7 @@ from smart_agent.llm.context import input_refusal
 from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifetime, resync
+from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifetime, pacing, resync
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
@@ -152,7 +152,13 @@ async def on_settings_update(values: dict[str, Any]) -> None:
         await cl.context.emitter.send_toast("Settings saved: they apply to your next reply.", "success")
     except ConfigError as exc:
         await cl.ErrorMessage(content=f"Setting refused. {exc}. The previous value stays.").send()
-        await settings_panel(current).send()
+        await settings_panel(current, pacing.control(current)).send()
+
+
+@cl.on_window_message
+async def on_window_message(data: Any) -> None:
+    """The page's render reports (public/smart-agent.js) set the pace of its replies."""
+    await pacing.on_report(data)
 
 
 @cl.on_mcp_connect

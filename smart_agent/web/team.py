@@ -32,6 +32,8 @@ from smart_agent.team.events import (
     TeamStatus,
 )
 from smart_agent.team.hub import TeamHub
+from smart_agent.web import pacing
+from smart_agent.web.pacing import turn_pacer
 from smart_agent.web.reply import ReplyOutcome
 from smart_agent.web.resync import Turn, start_turn
 from smart_agent.web.ui import _pretty as pretty_arguments
@@ -111,7 +113,7 @@ class TeamView:
         self._turn = turn
         self._settings = settings
         self._clock = clock
-        self._pacer = Pacer(settings.max_events_per_second, clock)
+        self._pacer = turn_pacer(settings, pacing.control(settings, clock), clock)
         self._shared = settings.team_shared_budget
         self._team: cl.Step | None = None
         self._members: dict[str, tuple[cl.Step, SmoothStreamWrapper]] = {}
@@ -123,7 +125,7 @@ class TeamView:
 
     @property
     def pacer(self) -> Pacer:
-        """The budget the members' streams share (the synthesis goes after them, on its own)."""
+        """The page's budget for the turn: the members' streams share it, then the synthesis has it."""
         return self._pacer
 
     async def start(self) -> None:
@@ -248,7 +250,9 @@ async def present_team_turn(
     view = TeamView(turn, settings, clock)
     try:
         await view.start()
-        return await present_turn(_answer(events, view), settings, clock, model=model, turn=turn)
+        return await present_turn(
+            _answer(events, view), settings, clock, model=model, turn=turn, pacer=view.pacer
+        )
     finally:
         await view.finish()
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import chainlit as cl
-from chainlit.input_widget import NumberInput, Switch
+from chainlit.input_widget import NumberInput, Switch, TextInput
 
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
@@ -16,19 +16,32 @@ from smart_agent.config import SESSION_SETTINGS, Settings
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.streaming.clock import Clock
+from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
+from smart_agent.streaming.render_control import RenderControl
+from smart_agent.web import pacing
 from smart_agent.web.reply import ReplyOutcome, ToolStep, deliver
 from smart_agent.web.resync import Turn, start_turn
 
 log = logging.getLogger("smart_agent.ui")
 
 
-def settings_panel(settings: Settings) -> cl.ChatSettings:
-    """The chat settings panel, initialised from `settings`."""
+PACING_LABEL = "Render pacing (this page)"
+
+
+def settings_panel(settings: Settings, render: RenderControl | None = None) -> cl.ChatSettings:
+    """The chat settings panel, initialised from `settings`; it says whether the page is paced down."""
     labels = SESSION_SETTINGS
+    if not settings.render_pacing:
+        state = "Off: every page gets the fixed cap (--no-render-pacing)"
+    elif render is None:
+        state = f"Full speed: up to {settings.max_events_per_second:g} updates/s (no render reports yet)"
+    else:
+        state = render.describe()
     return cl.ChatSettings(
         [
+            TextInput(id="render_pacing", label=PACING_LABEL, initial=state, disabled=True),
             Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
             NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
             NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
@@ -47,6 +60,7 @@ def settings_panel(settings: Settings) -> cl.ChatSettings:
 
 
 WAITING = "Waiting for the model…"
+PACED_LIVE_EVERY = 2.0  # seconds between live-line updates on a page paced down
 STATS_AUTHOR = "stats"
 NOTE_AUTHOR = "note"
 TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
@@ -76,7 +90,22 @@ class Footer:
     5,000 tokens and ~170 ms at 20,000 in Chromium — so elements are used once, at the end.)
     """
 
-    def __init__(self, replies: list[SegmentedReply], show_stats: bool, turn: Turn) -> None:
+    def __init__(
+        self,
+        replies: list[SegmentedReply],
+        show_stats: bool,
+        turn: Turn,
+        pacer: Pacer | None = None,
+        render: RenderControl | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        # The page's budget: the live line is updated only when it has a slot no text waits for,
+        # and on a page paced down at most every PACED_LIVE_EVERY s (each update re-renders the
+        # chat: ~50 ms on a 4x throttled page, as much as a stream event).
+        self._pacer = pacer
+        self._render = render
+        self._clock = clock or MonotonicClock()
+        self._live_at: float | None = None
         self._replies = replies
         self._show_stats = show_stats
         self._turn = turn
@@ -108,9 +137,15 @@ class Footer:
             self._live = cl.Message(content=text, author=STATS_AUTHOR)
             self._turn.add(self._live)
             await self._live.send()
-        else:
+        elif self._live_due() and (self._pacer is None or self._pacer.try_acquire()):
+            self._live_at = self._clock.now()
             self._live.content = text
             await self._live.update()
+
+    def _live_due(self) -> bool:
+        if self._render is None or not self._render.paced_down or self._live_at is None:
+            return True
+        return self._clock.now() - self._live_at >= PACED_LIVE_EVERY
 
     async def finish(self) -> None:
         """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""
@@ -179,27 +214,36 @@ async def present_turn(
     *,
     model: str,
     turn: Turn | None = None,
+    pacer: Pacer | None = None,
 ) -> ReplyOutcome:
     """Show one agent turn: progress, tool steps, the reply in segments, an error, the footer.
 
     Every element is recorded in the session's turn, which a reconnecting page gets again; the
-    UI events the batching sent are counted in the metrics under `model`.
+    UI events the batching sent are counted in the metrics under `model`. With render-aware pacing
+    every stream event and live-line update of the turn shares one budget (`pacer`, a team turn's,
+    or one of its own) that the page's render reports set.
     """
     turn = turn or start_turn()  # a team turn has begun already (web/team.py)
     replies: list[SegmentedReply] = []
+    render = pacing.control(settings, clock)
+    own_pacer = pacer is None and render is not None
+    if own_pacer:
+        pacer = pacing.turn_pacer(settings, render, clock)
 
     def new_reply() -> SegmentedReply:
         reply = SegmentedReply(
             lambda: cl.Message(content=""),
             policy_for(settings),
-            settings.segment_chars,
+            render.segment_chars if render is not None else settings.segment_chars,
             clock,
             on_segment=turn.add,
+            pacer=pacer,
         )
         replies.append(reply)
         return reply
 
-    footer = Footer(replies, settings.show_stats, turn)
+    counted = pacer if render is not None and render.reporting else None
+    footer = Footer(replies, settings.show_stats, turn, counted, render, clock)
     meter = ReplyMeter(clock)
     try:
         await footer.start()
@@ -220,5 +264,25 @@ async def present_turn(
     finally:
         await footer.finish()  # on stop too: the summary says "Stopped"
         turn.running = False
+        if own_pacer and pacer is not None:
+            pacer.close()
         metrics.ui_events(model, sum(reply.stats.events_out for reply in replies))
+        if render is not None:
+            await _after_paced_turn(settings, render)
     return outcome
+
+
+_SHOWN_PACING = "render_pacing_shown"
+
+
+async def _after_paced_turn(settings: Settings, render: RenderControl) -> None:
+    """Log the turn's pacing decisions; show the page's pace in the panel when it changed."""
+    if settings.debug:
+        log.debug("reply pacing %s", render.decisions.take())
+    shown = render.describe()
+    if cl.user_session.get(_SHOWN_PACING) != shown:
+        cl.user_session.set(_SHOWN_PACING, shown)
+        try:
+            await settings_panel(settings, render).send()
+        except Exception as exc:  # the panel is decoration: it must never cost the turn
+            log.warning("could not update the settings panel: %s", exc)

@@ -46,3 +46,79 @@
     }
   };
 })();
+
+// Render reports: while a reply streams (Chainlit shows its stop button) and the tab is visible,
+// count animation frames and the time lost to long ones, and post a report to the page's own
+// window every 250 ms. Chainlit's page forwards every window message to the server as a
+// `window_message` socket event, where smart-agent sets this page's pace from it
+// (smart_agent/web/pacing.py): fewer, larger updates when frames run long, more when they are
+// short. Nothing runs while no reply streams.
+(() => {
+  const REPORT_MS = 250;
+  const FRAME_MS = 1000 / 60;
+  let running = false;
+  let generation = 0; // one frame loop and one idle loop per streaming period
+  let last = 0; // the previous frame's time
+  let started = 0; // the report window's start
+  let frames = 0;
+  let lost = 0; // ms of frame time beyond 1/60 s, summed over the window
+  let worst = 0; // the longest frame in the window, ms
+  let idle = 0; // ms the main thread was idle in the window (requestIdleCallback's time remaining)
+
+  const reset = (now) => {
+    started = now;
+    frames = 0;
+    lost = 0;
+    worst = 0;
+    idle = 0;
+  };
+
+  const frame = (now, mine = generation) => {
+    if (!running || mine !== generation) return;
+    const gap = now - last;
+    last = now;
+    frames += 1;
+    lost += Math.max(0, gap - FRAME_MS);
+    worst = Math.max(worst, gap);
+    window.requestAnimationFrame((t) => frame(t, mine));
+  };
+
+  // One callback per idle period: its time remaining is that period's idle time.
+  const idled = (deadline, mine = generation) => {
+    if (!running || mine !== generation) return;
+    idle += deadline.timeRemaining();
+    window.requestIdleCallback((d) => idled(d, mine));
+  };
+
+  const streaming = () => !document.hidden && document.getElementById("stop-button") !== null;
+
+  window.setInterval(() => {
+    const now = performance.now();
+    if (!streaming()) {
+      running = false;
+      return;
+    }
+    if (!running) {
+      running = true;
+      generation += 1;
+      last = now;
+      reset(now);
+      window.requestAnimationFrame(frame);
+      if (window.requestIdleCallback) window.requestIdleCallback(idled);
+      return;
+    }
+    // The frame still being drawn counts too: a page frozen since its last frame reports it.
+    const pending = now - last;
+    const window_s = (now - started) / 1000;
+    const report = {
+      window: window_s,
+      frames,
+      busy: (lost + Math.max(0, pending - FRAME_MS)) / 1000,
+      worst_frame: Math.max(worst, pending) / 1000,
+      idle: Math.min(idle, now - started) / 1000,
+    };
+    reset(now);
+    if (pending > FRAME_MS) last = now; // reported: the next frame's gap counts from here
+    window.postMessage({ smartAgentRender: report }, window.location.origin);
+  }, REPORT_MS);
+})();

@@ -1,0 +1,75 @@
+"""Render-aware pacing end to end: a page in headless Chromium reports what rendering costs it, and
+the app paces that page's reply to it; a page throttled 4x (a low-end laptop) gets fewer, larger
+updates than a fast one, and both end with exactly the model's text."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from playwright.sync_api import Browser
+
+from tests.chat_page import ChatPage, words
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+
+TOKENS, RATE = 1500, 150.0
+
+
+def _markers(text: str) -> list[str]:
+    return re.findall(r"m\d{5}", text)
+
+
+def _reply(browser: Browser, url: str, throttle: float) -> tuple[float, str, ChatPage]:
+    """Stream one reply to a fresh page throttled `throttle` times: its stream events per second
+    over the reply's second half (the controller has settled), its text, and the page."""
+    chat = ChatPage.open(browser, url)
+    cdp = chat.page.context.new_cdp_session(chat.page)
+    cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
+    submitted = time.monotonic()
+    chat.send(f"#script tokens={TOKENS} rate={RATE:g} kind=markdown")
+    chat.wait_turns(1, timeout=TOKENS / RATE + 90)
+    chat.wait_idle(timeout=60)
+    times = [t for t, name, _ in chat.frames if name == "stream_token" and t > submitted]
+    middle = times[0] + (times[-1] - times[0]) / 2
+    late = [t for t in times if t >= middle]
+    return len(late) / (times[-1] - middle), " ".join(chat.replies()), chat
+
+
+def _panel_says(chat: ChatPage) -> str:
+    """What the settings panel's pacing line said last."""
+    said = ""
+    for _, name, raw in chat.frames:
+        if name == "chat_settings":
+            inputs = json.loads(raw[raw.index("[") :])[1]
+            said = next(i["initial"] for i in inputs if i["id"] == "render_pacing")
+    return said
+
+
+def test_throttled_page_when_a_reply_streams_then_it_is_paced_down_and_the_text_is_exact(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    expected = "".join(script_tokens(TOKENS, "markdown"))
+    env = clean_env(OPENAI_API_KEY="test-key")
+    flags = ["--base-url", scripted.url, "--model", MODEL_ID, "--debug"]
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, _):
+        fast_rate, fast_text, fast = _reply(browser, url, 1)
+        fast_panel = _panel_says(fast)
+        fast.close()
+        slow_rate, slow_text, slow = _reply(browser, url, 4)
+        slow_reports, slow_panel = slow.count_sent("window_message"), _panel_says(slow)
+        slow.close()
+    log = next(tmp_path.glob("app-*.log")).read_text()
+    print(f"events/s over the second half: 1x {fast_rate:.1f}, 4x {slow_rate:.1f}")
+
+    for text in (fast_text, slow_text):  # nothing lost, duplicated or out of order
+        assert _markers(text) == _markers(expected) and words(text)[-1:] == ["END."]
+    assert slow_reports >= TOKENS / RATE * 2  # about four a second while the reply streams
+    assert slow_rate < 0.8 * fast_rate, (slow_rate, fast_rate)
+    assert slow_panel.startswith("Paced down to "), slow_panel
+    assert fast_panel != slow_panel
+    decisions = re.findall(r"reply pacing reports=(\d+) backoffs=(\d+)", log)
+    assert len(decisions) == 2 and int(decisions[1][1]) >= 1, decisions  # one line per reply
+    assert "smart_agent.pacing - pacing 20.0 -> " in log  # each decision that changed the pace
