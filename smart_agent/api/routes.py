@@ -177,15 +177,15 @@ def build_router(api: Api) -> APIRouter:
             reason = "slow_reader"  # unless it ends with the run's terminal event
             first = True
             try:
-                async for event in stream_events(
-                    api.manager.log, run_id, after, options, api.settings.sse_heartbeat
-                ):
-                    if first and after is not None and event.event != HEARTBEAT:
-                        metrics.sse_resume("snapshot" if event.event == SNAPSHOT else "replayed")
-                        first = False
-                    if event.event in TERMINAL:
-                        reason = "ended"
-                    yield event
+                stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
+                async with aclosing(stream):  # closed with this generator, not left to the GC
+                    async for event in stream:
+                        if first and after is not None and event.event != HEARTBEAT:
+                            metrics.sse_resume("snapshot" if event.event == SNAPSHOT else "replayed")
+                            first = False
+                        if event.event in TERMINAL:
+                            reason = "ended"
+                        yield event
             except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
                 reason = "client_gone"
                 raise

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from sse_starlette import ServerSentEvent
@@ -62,7 +61,7 @@ async def stream_events(
     options: StreamOptions,
     heartbeat_seconds: float,
     now: Callable[[], float] | None = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     """The run's events after `after` as SSE, ending after its terminal event.
 
     Ends early, without a terminal event, when this reader fell too far behind (the client resumes
@@ -133,6 +132,6 @@ async def stream_events(
             if item.kind in TERMINAL:
                 return
     finally:
+        # Not awaited: this runs when the stream is closed, maybe by the garbage collector, where a
+        # generator must not suspend ("async generator ignored GeneratorExit"); the task ends by itself.
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
