@@ -189,9 +189,12 @@ async def test_consumer_when_it_closes_the_stream_then_member_requests_are_close
     hub = TeamHub(team(), client, MODEL_ID, settings, builtin_tools(), concurrency=3)
     try:
         stream = hub.stream([{"role": "user", "content": "#script tokens=400 rate=50"}])
-        async for event in stream:
+        writing: set[str] = set()
+        async for event in stream:  # until every member's stream is open (each has written)
             if isinstance(event, MemberText):
-                break
+                writing.add(event.member)
+                if writing == set(NAMES):
+                    break
         await stream.aclose()  # what a stopped Chainlit task does (web/reply.py deliver)
         closed_at = time.monotonic()
     finally:
