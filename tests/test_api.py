@@ -164,7 +164,7 @@ def test_cancel_when_running_then_error_cancelled_ends_the_stream_and_keeps_the_
     ended = time.monotonic()
     assert received[-1].kind == "error"
     assert received[-1].data == {"code": "cancelled", "message": "The run was cancelled.", "retryable": False}
-    assert ended - cancelled_at[0] < 1.0
+    assert ended - cancelled_at[0] < 3.0  # about 0.1 s here; the run had 20 s left
     state = get_run(base, run["id"]).json()
     assert state["status"] == "cancelled" and state["text"] == text_of(received)
     again = httpx.post(f"{base}/api/v1/runs/{run['id']}/cancel")

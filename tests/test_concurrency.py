@@ -31,7 +31,10 @@ async def test_fifty_sessions_when_some_stopped_then_all_exact_or_prefix(
 
     async def session(i: int, client: ChatClient) -> None:
         await client.connect()
-        await client.send(f"#script tokens={TOKENS} rate=200 kind=markdown")
+        # A stopped session's reply waits at token 200 (after every stop point) so a loaded machine
+        # cannot finish it before the stop lands.
+        stall = " stall_at=200 stall=30" if i in stop_after else ""
+        await client.send(f"#script tokens={TOKENS} rate=200 kind=markdown{stall}")
         if i in stop_after:
             chars = len("".join(script_tokens(stop_after[i], "markdown")))
             await client.wait_text(lambda text: len(text) >= chars)

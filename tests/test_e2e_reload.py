@@ -23,7 +23,7 @@ def test_reload_when_reply_is_generating_then_page_shows_it_growing_to_the_exact
     expected = words("".join(script_tokens(400)))
     chat = ChatPage.open(browser, url)
     try:
-        chat.send("#script tokens=400 rate=80")  # about 5 s
+        chat.send("#script tokens=400 rate=80 stall_at=300 stall=6")  # about 5 s, held at 300 for 6 s
         chat.wait_text("w00080")
         chat.page.wait_for_url("**/thread/**", timeout=10_000)  # Chainlit shows the thread's own URL
         chat.page.reload()

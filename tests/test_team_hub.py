@@ -213,7 +213,7 @@ async def test_status_when_members_stream_then_snapshots_at_most_twice_a_second(
     times = [t for t, e in events if isinstance(e, TeamStatus)]
     statuses = [e for _, e in events if isinstance(e, TeamStatus)]
     assert len(times) >= 3  # about 1.5 s of members, then the synthesis
-    assert all(b - a >= 0.5 - 0.02 for a, b in itertools.pairwise(times))
+    assert all(b - a >= 0.5 - 0.1 for a, b in itertools.pairwise(times))  # received, not made
     assert {m.state for m in statuses[0].members} == {"waiting"}
     final = statuses[-1]
     assert [(m.member, m.state, m.tokens) for m in final.members] == [(n, "done", 60) for n in NAMES]
