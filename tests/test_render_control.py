@@ -32,6 +32,7 @@ class SimPage:
     events: list[float] = field(default_factory=list)
     renders: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each render
     shares: list[tuple[float, float]] = field(default_factory=list)  # (time, busy share) per report
+    base: float | None = None  # main-thread share spent on other work; None: the page reports no idle time
 
     @property
     def text(self) -> str:
@@ -56,7 +57,8 @@ class SimPage:
         busy = sum(b - a for a, b in spans)
         worst = max([b - a for a, b in spans] + [1 / 60])
         self.shares.append((end, busy / REPORT_EVERY))
-        return RenderReport(REPORT_EVERY, round((REPORT_EVERY - busy) * 60), busy, worst)
+        idle = None if self.base is None else max(0.0, REPORT_EVERY * (1 - self.base) - busy)
+        return RenderReport(REPORT_EVERY, round((REPORT_EVERY - busy) * 60), busy, worst, idle)
 
 
 def words(stream: int, count: int) -> list[str]:
@@ -65,13 +67,22 @@ def words(stream: int, count: int) -> list[str]:
 
 
 async def run_reply(
-    device: float, tokens: int, rate: float, *, control: bool, streams: int = 1
+    device: float,
+    tokens: int,
+    rate: float,
+    *,
+    control: bool,
+    streams: int = 1,
+    base: float | None = None,
+    cpu_budget: float | None = None,
 ) -> tuple[SimPage, RenderControl | None, list[str]]:
     """One reply (or a turn of `streams` replies) streamed to a simulated page reporting every 250 ms."""
     clock = FakeClock()
-    page = SimPage(clock, device)
+    page = SimPage(clock, device, base=base)
     policy = BatchPolicy()
-    controller = RenderControl(policy, 0, clock, busy_budget=BUDGET) if control else None
+    controller = None
+    if control:
+        controller = RenderControl(policy, 0, clock, busy_budget=BUDGET, cpu_budget=cpu_budget)
     pacer = None
     if controller is not None or streams > 1:
         spacing = controller.spacing if controller is not None else None
@@ -156,16 +167,23 @@ async def test_team_turn_when_throttled_then_one_budget_covers_every_stream() ->
     assert all(page.texts[i] == "".join(words(i, 2000)) for i in range(3))
 
 
-def busy(share: float, worst: float = 0.02) -> RenderReport:
-    return RenderReport(REPORT_EVERY, 10, share * REPORT_EVERY, worst)
+def busy(share: float, worst: float = 0.02, working: float | None = None) -> RenderReport:
+    idle = None if working is None else (1 - working) * REPORT_EVERY
+    return RenderReport(REPORT_EVERY, 10, share * REPORT_EVERY, worst, idle)
 
 
-async def decide(controller: RenderControl, clock: FakeClock, share: float, worst: float = 0.02) -> float:
+async def decide(
+    controller: RenderControl,
+    clock: FakeClock,
+    share: float,
+    worst: float = 0.02,
+    working: float | None = None,
+) -> float:
     """Report `share` every 250 ms until the controller decides (its window is full); the new rate."""
     decided = controller.decisions.reports
     while controller.decisions.reports == decided:
         await clock.advance(REPORT_EVERY)
-        controller.report(busy(share, worst))
+        controller.report(busy(share, worst, working))
     return controller.events_per_second()
 
 
@@ -183,6 +201,45 @@ async def test_burst_when_over_then_backs_off_fast_and_recovers_gently() -> None
     kept = RenderControl(BatchPolicy(max_events_per_second=20), 6000, clock)
     await decide(kept, clock, 1.0)
     assert kept.paced_down and kept.segment_chars() == 6000  # by default the size holds
+
+
+async def test_busy_main_thread_when_frames_keep_up_then_backs_off_to_the_cpu_floor_at_most() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock)
+    assert controller.cpu_floor == 4.0  # a fifth of the cap
+    rates = [await decide(controller, clock, 0.0, working=0.2) for _ in range(4)]  # no frame lost
+    assert rates == pytest.approx([10.0, 5.0, 4.0, 4.0])  # at most halved, then held at the floor
+    assert controller.describe() == "Paced down to 4 of 20 updates/s: to save this page's CPU"
+    assert await decide(controller, clock, 0.0, working=0.09) == 4.0  # under budget, not by enough
+    assert await decide(controller, clock, 0.0, working=0.07) == 5.0  # well under: one step up
+    assert await decide(controller, clock, 0.0, working=0.11) == pytest.approx(5 * 0.1 / 0.11)
+    assert await decide(controller, clock, 0.3) == pytest.approx(5 * 0.1 / 0.11 * 0.5)  # frames lost
+    assert controller.describe().endswith("this page renders slowly")
+    below = controller.events_per_second()  # under the CPU floor frames alone decide, however
+    rose = await decide(controller, clock, 0.0, working=0.5)  # busy the main thread (a slow page's is)
+    assert rose == pytest.approx(below + 1)
+
+
+async def test_cpu_budget_when_none_then_only_frames_decide() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, cpu_budget=None)
+    assert await decide(controller, clock, 0.0, working=0.9) == 20.0
+    with pytest.raises(ValueError, match="cpu_budget"):
+        RenderControl(BatchPolicy(), 0, clock, cpu_budget=1.5)
+
+
+async def test_fast_page_spending_cpu_when_controlled_then_fewer_events_and_text_exact() -> None:
+    today, _, _ = await run_reply(1.0, 5000, 200.0, control=False)
+    page, controller, words = await run_reply(1.0, 5000, 200.0, control=True, base=0.02, cpu_budget=0.05)
+    assert controller is not None and controller.paced_down
+    assert controller.events_per_second() >= controller.cpu_floor
+    assert max(share for _, share in page.shares) <= BUDGET  # it never lost frames: CPU decided
+    assert late_rate(page) < 0.8 * late_rate(today)
+    assert late_rate(page) >= 0.9 * controller.cpu_floor
+    assert page.text == "".join(words)
+    lean, lean_controller, _ = await run_reply(1.0, 5000, 200.0, control=True, base=0.0, cpu_budget=0.5)
+    assert lean_controller is not None and not lean_controller.paced_down  # under the budget: today's
+    assert lean.events == pytest.approx(today.events)
 
 
 async def test_report_windows_when_one_holds_an_update_and_the_next_not_then_judged_together() -> None:
@@ -308,7 +365,7 @@ def test_controller_when_no_reports_arrive_then_exactly_the_events_of_the_batche
 
 any_float = st.floats(allow_nan=True, allow_infinity=True)
 frame_counts = st.integers(min_value=-5, max_value=10_000)
-reports = st.builds(RenderReport, any_float, frame_counts, any_float, any_float)
+reports = st.builds(RenderReport, any_float, frame_counts, any_float, any_float, st.none() | any_float)
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,6 +9,9 @@ from smart_agent.streaming.batcher import BatchPolicy
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
 DEFAULT_BUSY_BUDGET = 0.1
+DEFAULT_CPU_BUDGET = 0.1
+CPU_FLOOR_SHARE = 0.2  # the CPU budget alone never takes a page below this share of the cap
+CPU_RECOVER = 0.75  # above the CPU floor, a page recovers only under this share of the CPU budget
 DEFAULT_FLOOR_EVENTS_PER_SECOND = 1.0
 DEFAULT_MAX_FRAME = 0.25
 DEFAULT_MIN_DECISION_WINDOW = 0.5
@@ -27,8 +30,8 @@ class RenderReport:
     The page (public/smart-agent.js) counts `requestAnimationFrame` callbacks (`frames`), sums the
     time each frame took beyond 1/60 s (`busy`: the frame time lost to work, so `busy / window` is
     the share of frames the page dropped) and keeps the longest frame (`worst_frame`); `idle` is
-    the main thread's idle time as `requestIdleCallback` saw it, for the debug log. All in seconds;
-    the server stamps the arrival time itself. The rule reads the busy share and the worst frame.
+    the main thread's idle time as `requestIdleCallback` saw it. All in seconds; the server stamps
+    the arrival time itself. The rule reads the busy share, the worst frame and the idle time.
     """
 
     window: float
@@ -66,11 +69,17 @@ class RenderControl:
     `max(0.5, busy_budget / busy_share)`: the page's render work per second is about rate * cost
     per event, so this lands near the budget in one step when the overshoot is small and halves it
     when large. A window under half the budget adds `recover_step` events/s; in between the rate
-    holds (a dead band, so a page just under the budget does not oscillate). The rate stays within
-    [`floor_events_per_second`, `policy.max_events_per_second`]. A page that never reported (an old
-    page, an API client) gets the policy unchanged. A page reports only while a turn runs and it is
-    visible: between turns the rate it earned holds, so its next reply starts at the pace the device
-    needs; after `memory` seconds without a report the policy applies again. With
+    holds (a dead band, so a page just under the budget does not oscillate). A page that keeps up
+    may still spend more CPU than it needs: a window whose main thread was busy (not idle) over
+    `cpu_budget` of the time backs off the same way, but never below `CPU_FLOOR_SHARE` of the cap
+    (4 of 20 events/s), and the page recovers past that floor only while its main thread stays
+    under `CPU_RECOVER` of the budget. Measured at 200 tok/s in headless Chromium: 10 events/s cost
+    the browser 32-40 % of a core, 5 events/s 22-26 %, 2 events/s 15-22 %, all at 60 fps. The
+    rate stays within [`floor_events_per_second`, `policy.max_events_per_second`]. A page that
+    never reported (an old page, an API client) gets the policy unchanged. A page reports only
+    while a turn runs and it is visible: between turns the rate it earned holds, so its next reply
+    starts at the pace the device needs; after `memory` seconds without a report the policy
+    applies again. With
     `min_segment_chars` the segment size shrinks with the rate, never under it (a shorter message
     costs less per update); by default it does not: measured, 1,000-2,000-character segments made
     a 100,000-token reply end 8.6 s behind at 23 fps, since every update re-renders something for
@@ -84,6 +93,7 @@ class RenderControl:
         clock: Clock | None = None,
         *,
         busy_budget: float = DEFAULT_BUSY_BUDGET,
+        cpu_budget: float | None = DEFAULT_CPU_BUDGET,
         floor_events_per_second: float = DEFAULT_FLOOR_EVENTS_PER_SECOND,
         min_segment_chars: int | None = None,
         max_frame: float = DEFAULT_MAX_FRAME,
@@ -94,6 +104,8 @@ class RenderControl:
     ) -> None:
         if not 0 < busy_budget < 1:
             raise ValueError("busy_budget must be between 0 and 1")
+        if cpu_budget is not None and not 0 < cpu_budget < 1:
+            raise ValueError("cpu_budget must be between 0 and 1")
         if recover_step <= 0 or memory <= 0 or max_frame <= 0:
             raise ValueError("recover_step, memory and max_frame must be > 0")
         self.policy = policy
@@ -104,6 +116,8 @@ class RenderControl:
         self._min_segment = min(shrunk, segment_chars)
         self._clock = clock or MonotonicClock()
         self.busy_budget = busy_budget
+        self.cpu_budget = cpu_budget
+        self.cpu_floor = max(self.floor, CPU_FLOOR_SHARE * self.ceiling)
         self.max_frame = max_frame
         self.memory = memory
         self.min_report_gap = min_report_gap
@@ -112,7 +126,10 @@ class RenderControl:
         self._window = 0.0  # the decision window so far: seconds, busy seconds, worst frame
         self._busy = 0.0
         self._worst = 0.0
+        self._timed = 0.0  # seconds of the window whose idle time the page measured, and the busy part
+        self._working = 0.0
         self._rate = self.ceiling
+        self._saving = False  # the last backoff was for CPU, not for frames
         self._last_report: float | None = None
         self._last_step: float | None = None
         self.decisions = Decisions(self.ceiling)
@@ -125,7 +142,7 @@ class RenderControl:
         if not self._fresh(now):
             self._rate = self.ceiling  # a page back after `memory`: start again from the policy
             self._last_step = None
-            self._window = self._busy = self._worst = 0.0
+            self._clear()
         self._last_report = now
         if self._last_step is not None and now - self._last_step < self.min_report_gap:
             return False  # a page reporting too often must not drive the rate down faster
@@ -133,25 +150,43 @@ class RenderControl:
         self._window += report.window
         self._busy += min(report.busy, report.window)
         self._worst = max(self._worst, report.worst_frame)
+        if report.main_thread_share is not None:
+            self._timed += report.window
+            self._working += report.main_thread_share * report.window
         share = self._busy / self._window
         overloaded = share > OVERLOAD * self.busy_budget  # no need to wait to see that
         if overloaded or self._window >= max(self.min_decision_window, DECISION_EVENTS / self._rate):
-            self._decide(min(1.0, share), self._worst)
-            self._window = self._busy = self._worst = 0.0
+            working = self._working / self._timed if self._timed > 0 else None
+            self._decide(min(1.0, share), self._worst, working)
+            self._clear()
         return True
 
-    def _decide(self, share: float, worst: float) -> None:
+    def _clear(self) -> None:
+        self._window = self._busy = self._worst = self._timed = self._working = 0.0
+
+    def _decide(self, share: float, worst: float, working: float | None) -> None:
+        cpu = self.cpu_budget
         if share > self.busy_budget or worst > self.max_frame:
             factor = MIN_BACKOFF
             if share > self.busy_budget:
                 factor = max(MIN_BACKOFF, self.busy_budget / share)
             self._rate = max(self.floor, self._rate * factor)
+            self._saving = False
             self.decisions.backed_off(self._rate)
-        elif share < self.busy_budget / 2 and self._rate < self.ceiling:
+        elif cpu is not None and working is not None and working > cpu and self._rate > self.cpu_floor:
+            self._rate = max(self.cpu_floor, self._rate * max(MIN_BACKOFF, cpu / working))
+            self._saving = True
+            self.decisions.backed_off(self._rate)
+        elif share < self.busy_budget / 2 and self._rate < self.ceiling and self._may_rise(working):
             self._rate = min(self.ceiling, self._rate + self.recover_step)
             self.decisions.recovered(self._rate)
         else:
             self.decisions.held()
+
+    def _may_rise(self, working: float | None) -> bool:
+        if self.cpu_budget is None or working is None or self._rate < self.cpu_floor:
+            return True
+        return working < CPU_RECOVER * self.cpu_budget
 
     def events_per_second(self) -> float:
         """The most stream events per second this page gets now."""
@@ -189,7 +224,8 @@ class RenderControl:
             return f"Full speed: up to {self.ceiling:g} updates/s (no render reports from this page yet)"
         rate = self.events_per_second()
         if rate < self.ceiling:
-            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: this page renders slowly"
+            why = "to save this page's CPU" if self._saving else "this page renders slowly"
+            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: {why}"
         return f"Full speed: {self.ceiling:g} updates/s, this page keeps up"
 
     def _fresh(self, now: float) -> bool:
