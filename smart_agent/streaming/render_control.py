@@ -167,21 +167,20 @@ class RenderControl:
     def _decide(self, share: float, worst: float, working: float | None) -> None:
         cpu = self.cpu_budget
         if share > self.busy_budget or worst > self.max_frame:
-            factor = MIN_BACKOFF
-            if share > self.busy_budget:
-                factor = max(MIN_BACKOFF, self.busy_budget / share)
-            self._rate = max(self.floor, self._rate * factor)
-            self._saving = False
-            self.decisions.backed_off(self._rate)
+            self._back_off(self.busy_budget, share, self.floor, saving=False)
         elif cpu is not None and working is not None and working > cpu and self._rate > self.cpu_floor:
-            self._rate = max(self.cpu_floor, self._rate * max(MIN_BACKOFF, cpu / working))
-            self._saving = True
-            self.decisions.backed_off(self._rate)
+            self._back_off(cpu, working, self.cpu_floor, saving=True)
         elif share < self.busy_budget / 2 and self._rate < self.ceiling and self._may_rise(working):
             self._rate = min(self.ceiling, self._rate + self.recover_step)
             self.decisions.recovered(self._rate)
         else:
             self.decisions.held()
+
+    def _back_off(self, budget: float, load: float, floor: float, *, saving: bool) -> None:
+        factor = max(MIN_BACKOFF, budget / load) if load > budget else MIN_BACKOFF  # else: a long frame
+        self._rate = max(floor, self._rate * factor)
+        self._saving = saving
+        self.decisions.backed_off(self._rate)
 
     def _may_rise(self, working: float | None) -> bool:
         if self.cpu_budget is None or working is None or self._rate < self.cpu_floor:
