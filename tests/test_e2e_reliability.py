@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Route
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.chat_page import ChatPage, words
@@ -73,6 +73,40 @@ def test_reply_ends_while_offline_when_back_then_tail_recovered(
         chat.wait_text(expected[-1], timeout=30)
         chat.wait_idle(timeout=20)  # the live stats line goes only after the reply's last words
         assert words(" ".join(chat.replies())) == expected
+    finally:
+        chat.close()
+
+
+def test_footer_source_and_thread_list_fail_to_load_once_when_retried_then_footer_and_sidebar_whole(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    # The moment a drop cannot be timed from outside: the first request for the footer's source
+    # and for the sidebar's thread list fail as they do offline ("Failed to fetch").
+    chat = ChatPage.open(browser, scripted_app())
+    failed: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        key = f"{route.request.method} {route.request.url.split('/', 3)[-1]}"
+        if key not in failed:
+            failed.append(key)
+            route.abort("internetdisconnected")
+        else:
+            route.fallback()
+
+    chat.page.route("**/public/elements/**", fail_once)
+    chat.page.route("**/project/threads", fail_once)
+    try:
+        chat.send("#script tokens=60 rate=200")
+        chat.wait_turns()
+        chat.page.locator(".smart-agent-footer").first.wait_for(timeout=20_000)
+        chat.page.get_by_text("#script tokens=60 rate=200").last.wait_for(timeout=20_000)
+        body = chat.page.inner_text("body")
+        assert "public/elements/ReplyFooter.jsx" in " ".join(failed), failed  # the failures happened
+        assert any(key.startswith("POST ") for key in failed), failed
+        assert "Failed to fetch" not in body
+        assert "60 tokens" in chat.page.locator(".smart-agent-footer").first.inner_text()
+        sidebar = chat.page.locator("#history, [data-sidebar='content']").first.inner_text(timeout=5_000)
+        assert "#script tokens=60 rate=200" in sidebar
     finally:
         chat.close()
 

@@ -1,21 +1,31 @@
-// Keeps the chat page alive through network drops when login is on (Chainlit 2.12's page).
+// Keeps the chat page whole through network drops (Chainlit 2.12's page).
 //
 // The page re-reads GET /user when the network flickers; any failure of that request counts as
 // "signed out" (react-client `useUser` sets the user to null) and the page then navigates to
 // /login (AppWrapper.tsx). During a drop that navigation fails too and leaves the browser's own
 // offline error page, so the chat never comes back. Measured: 0.1 s after going offline.
-// Here a failed /user or /auth/config request (no network, or a proxy's 502/503/504 while an
+// The same drop at another moment leaves an error box in place of a reply's footer (Chainlit
+// fetches a custom element's source, /public/elements/*.jsx, when it first renders one) or an
+// empty sidebar reading "Failed to fetch" (the thread list, POST /project/threads): neither is
+// fetched again. Here a failed read of these (no network, or a proxy's 502/503/504 while an
 // instance restarts) waits and tries again, so the page only sees a real answer.
 (() => {
   const send = window.fetch.bind(window);
-  const HELD = ["/user", "/auth/config"];
+  const HELD = [
+    ["GET", (path) => path.endsWith("/user") || path.endsWith("/auth/config")],
+    ["GET", (path) => path.includes("/public/elements/")],
+    ["POST", (path) => path.endsWith("/project/threads")], // a read: listing the threads
+  ];
   const GIVE_UP_MS = 120000; // a server gone for two minutes is an error the page may show
   const TRANSIENT = new Set([502, 503, 504]);
 
-  const held = (input) => {
+  const held = (input, init) => {
     const raw = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const url = new URL(raw, window.location.href);
-    return url.origin === window.location.origin && HELD.some((path) => url.pathname.endsWith(path));
+    const asked = (init && init.method) || (input instanceof Request ? input.method : "GET");
+    const method = asked.toUpperCase();
+    if (input instanceof Request && method !== "GET") return false; // its body can be read only once
+    return url.origin === window.location.origin && HELD.some(([m, at]) => m === method && at(url.pathname));
   };
 
   const pause = (ms) =>
@@ -28,9 +38,7 @@
     });
 
   window.fetch = async (input, init) => {
-    if (!held(input) || (init && init.method && init.method.toUpperCase() !== "GET")) {
-      return send(input, init);
-    }
+    if (!held(input, init)) return send(input, init);
     const started = Date.now();
     for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
       let response = null;
