@@ -320,8 +320,11 @@ def main() -> None:
             rate, _, throttle = rest.partition("x")
             for variant in variants.split(","):
                 for _ in range(args.native_repeat if variant == "native" else repeat):
-                    # a fresh browser per run: no run inherits another's memory or processes
+                    # A fresh browser and data folder per run: no run inherits another's memory,
+                    # processes or chat history (each thread in the sidebar costs every update).
                     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    run_dir = Path(logs) / f"run-{len(results)}"
+                    run_dir.mkdir()
                     try:
                         result = run_one(
                             browser,
@@ -329,7 +332,7 @@ def main() -> None:
                             variant,
                             int(tokens),
                             float(rate),
-                            Path(logs),
+                            run_dir,
                             float(throttle or 1),
                         )
                     finally:

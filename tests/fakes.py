@@ -59,6 +59,7 @@ class RecordingMessage:
     fail_next: int = 0
     clock: FakeClock | None = None
     event_times: list[float] = field(default_factory=list)
+    sent_at: float | None = None
 
     async def stream_token(self, token: str, is_sequence: bool = False) -> None:
         if not token:
@@ -79,6 +80,8 @@ class RecordingMessage:
     async def send(self) -> RecordingMessage:
         self.streaming = False
         self.events.append(("send", self.content, True))
+        if self.clock is not None:
+            self.sent_at = self.clock.now()
         return self
 
     async def update(self) -> bool:

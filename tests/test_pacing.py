@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from smart_agent.streaming.render_control import RenderReport
-from smart_agent.web.pacing import REPORT_KEY, parse_report
+from smart_agent.web.pacing import PING, REPORT_KEY, parse_report, parse_signal
 
 GOOD = {"window": 0.25, "frames": 15, "busy": 0.05, "worst_frame": 0.033}
 
@@ -46,3 +46,19 @@ def test_report_when_figures_exceed_the_window_then_clamped_to_it() -> None:
 )
 def test_report_when_malformed_or_hostile_then_ignored(data: Any) -> None:
     assert parse_report(data) is None
+
+
+def test_signal_when_hello_or_started_then_recognised_and_anything_else_not() -> None:
+    assert parse_signal({REPORT_KEY: {"hello": True}}) == "hello"
+    assert parse_signal({REPORT_KEY: {"started": True}}) == "started"
+    for data in (
+        None,
+        [REPORT_KEY],
+        {"hello": True},
+        {REPORT_KEY: PING},  # the server's own ping, which Chainlit's page forwards back
+        {REPORT_KEY: GOOD},
+        {REPORT_KEY: {"hello": "true"}},
+        {REPORT_KEY: {"hello": True, "started": True}},
+        {REPORT_KEY: ["hello"]},
+    ):
+        assert parse_signal(data) is None, data

@@ -281,6 +281,25 @@ async def test_reports_when_they_stop_then_the_earned_pace_holds_for_memory_then
     assert await decide(controller, clock, 0.07) == 20.0  # back after so long: from the policy
 
 
+async def test_new_page_when_its_script_answered_then_its_first_reply_starts_at_the_cpu_floor() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, memory=60.0)
+    controller.turn_started()  # no hello: an old page or an API client gets the policy
+    assert controller.events_per_second() == 20.0 and not controller.reporting
+    controller.page_seen()
+    controller.turn_started()
+    assert controller.events_per_second() == 4.0 and controller.reporting
+    said = controller.describe()
+    assert said == "Paced down to 4 of 20 updates/s: a page starts gently, its reports raise the pace"
+    assert controller.decisions.take().endswith("lowest_events_per_s=4.0 events_per_s=4.0")
+    assert await decide(controller, clock, 0.0, working=0.02) == 5.0  # its reports raise the pace
+    controller.turn_started()  # the next reply: the pace the page earned holds
+    assert controller.events_per_second() == 5.0
+    await clock.advance(60.01)
+    controller.turn_started()  # long after its last report: gently again
+    assert controller.events_per_second() == 4.0
+
+
 async def test_decisions_when_taken_then_one_line_per_reply_and_counting_again() -> None:
     clock = FakeClock()
     controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock)

@@ -72,4 +72,46 @@ def test_throttled_page_when_a_reply_streams_then_it_is_paced_down_and_the_text_
     assert fast_panel != slow_panel
     decisions = re.findall(r"reply pacing reports=(\d+) backoffs=(\d+)", log)
     assert len(decisions) == 2 and int(decisions[1][1]) >= 1, decisions  # one line per reply
-    assert "smart_agent.pacing - pacing 20.0 -> " in log  # each decision that changed the pace
+    assert re.search(r"smart_agent\.pacing - pacing [\d.]+ -> [\d.]+ events/s \(frames lost", log)
+
+
+# An old page: its script never posts (no hello, no reports), as before render-aware pacing.
+SILENT = """
+const post = window.postMessage.bind(window);
+window.postMessage = (message, ...rest) => {
+  if (message && typeof message === "object" && "smartAgentRender" in message) return;
+  post(message, ...rest);
+};
+"""
+
+
+def _fast_reply(chat: ChatPage) -> tuple[list[float], str]:
+    """When the page received a fast reply's stream events (seconds after the first), and its text."""
+    submitted = time.monotonic()
+    chat.send("#script tokens=3000 rate=1000 kind=markdown")
+    chat.wait_turns(1, timeout=60)
+    chat.wait_idle(timeout=30)
+    times = [t for t, name, _ in chat.frames if name in {"stream_start", "stream_token"} and t > submitted]
+    return [t - times[0] for t in times], " ".join(chat.replies())
+
+
+def test_new_page_when_its_first_reply_streams_then_it_starts_gently_unless_its_script_is_silent(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    expected = "".join(script_tokens(3000, "markdown"))
+    env = clean_env(OPENAI_API_KEY="test-key")
+    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (url, _):
+        new = ChatPage.open(browser, url)
+        greeted, new_text = _fast_reply(new)
+        new.close()
+        old = ChatPage.open(browser, url, init_script=SILENT)
+        capped, old_text = _fast_reply(old)
+        old.close()
+    print(f"first stream events (s): new page {greeted[:4]}, silent page {capped[:4]}")
+    for text in (new_text, old_text):
+        assert _markers(text) == _markers(expected) and words(text)[-1:] == ["END."]
+    # The first words go at once either way; then the page that answered the server's ping gets
+    # 4 events/s (the CPU floor) until its reports come in, the silent page the fixed 20 events/s.
+    # (Times are taken as the browser receives frames, a few tens of ms apart from the server's.)
+    assert greeted[1] >= 0.12 and sum(1 for t in greeted if t < 0.5) <= 4, greeted[:4]
+    assert sum(1 for t in capped if t < 0.5) >= 7, capped[:8]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tracemalloc
 
 import pytest
 
-from smart_agent.streaming import BatchPolicy, SegmentedReply
+from smart_agent.streaming import BatchPolicy, Pacer, SegmentedReply
 from tests.fakes import FakeClock, NoOpMessage, RecordingMessage, settle
 from tests.scripted_server import script_tokens
 
@@ -38,6 +39,31 @@ async def test_long_markdown_reply_when_streamed_then_segments_join_exactly_and_
         assert message.events[-1][0] == "send"  # every segment finalised: no blinking cursor
         assert len(message.content) < 6000 + 1000  # cut at the first safe blank line after 6,000
     assert reply.stats.tokens_in >= len(tokens)
+
+
+async def test_continuation_when_a_segment_ends_then_its_first_words_wait_for_the_pages_next_slot() -> None:
+    clock = FakeClock()
+    pacer = Pacer(4, clock)  # a page paced to 4 events/s: 250 ms apart
+    messages: list[RecordingMessage] = []
+
+    def new_message() -> RecordingMessage:
+        messages.append(RecordingMessage(clock=clock))
+        return messages[-1]
+
+    reply = SegmentedReply(new_message, BatchPolicy(), 2000, clock, pacer=pacer)
+    tokens = script_tokens(2000, "markdown")
+    for token in tokens:
+        await reply.stream_token(token)
+        await clock.advance(0.002)
+    await reply.finish()
+    await settle()
+    assert len(messages) >= 3
+    assert messages[0].event_times[0] == 0.0  # the reply's first words go at once
+    continued = [(before, after) for before, after in itertools.pairwise(messages) if after.event_times]
+    assert len(continued) >= 2  # (a short last segment may go whole in the reply's final message)
+    for before, after in continued:
+        assert before.sent_at is not None and after.event_times[0] >= before.sent_at + 0.25 - 1e-9
+    assert "".join(m.browser_text() for m in messages) == "".join(tokens) == reply.content
 
 
 async def test_segmenting_off_when_long_then_one_message() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
+from smart_agent.streaming import BatchPolicy, Pacer, SmoothStreamWrapper
 from tests.fakes import EmitError, FakeClock, RecordingMessage
 
 
@@ -33,6 +33,26 @@ async def test_update_when_tokens_buffered_then_flushed_first() -> None:
     await reply.update()
     assert [kind for kind, _, _ in message.events] == ["stream_start", "stream_token", "update"]
     assert message.events[-1][1] == "ab"
+
+
+async def test_finish_when_tokens_buffered_then_they_go_out_in_the_final_message_not_before_it() -> None:
+    reply, message = wrap()
+    for token in ("a", "b", "c"):  # the first goes at once, the others wait
+        await reply.stream_token(token)
+    await reply.finish()
+    assert [kind for kind, _, _ in message.events] == ["stream_start", "send"]  # one render saved
+    assert message.events[-1][1] == "abc" == message.browser_text() == reply.content
+
+
+async def test_finish_when_tokens_buffered_then_the_final_message_counts_against_the_pacer() -> None:
+    clock = FakeClock()
+    pacer = Pacer(4, clock)
+    message = RecordingMessage()
+    reply = SmoothStreamWrapper(message, BatchPolicy(), clock, pacer=pacer)  # type: ignore[arg-type]
+    await reply.stream_token("a")
+    await reply.stream_token("b")
+    await reply.finish()
+    assert pacer.granted == 2 and not pacer.try_acquire()  # the next event waits a full spacing
 
 
 async def test_remove_when_tokens_buffered_then_flushed_and_removed() -> None:

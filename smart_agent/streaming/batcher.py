@@ -110,6 +110,8 @@ class TokenBatcher:
     With a `pacer` (several streams on one page), the batcher asks it for a slot before each timed
     flush instead of keeping its own `max_events_per_second` spacing; a flush asked for explicitly
     (the first token, `flush()`, `aclose()`) goes at once and is counted against the shared budget.
+    With `first_at_once=False` (a reply's continuation in a new message, which the page must
+    create), the first token waits for a timed flush and its slot like any other.
     """
 
     def __init__(
@@ -118,11 +120,14 @@ class TokenBatcher:
         policy: BatchPolicy | None = None,
         clock: Clock | None = None,
         pacer: Pacer | None = None,
+        *,
+        first_at_once: bool = True,
     ) -> None:
         self._emit = emit
         self.policy = policy or BatchPolicy()
         self._clock = clock or MonotonicClock()
         self._pacer = pacer
+        self._first_at_once = first_at_once or pacer is None
         self._queued = False  # the timer waits for the pacer's slot
         self._buf = _Buffer()
         self._lock = asyncio.Lock()
@@ -152,6 +157,13 @@ class TokenBatcher:
         """Forget buffered text (its content was overwritten by the caller)."""
         self._buf = _Buffer()
 
+    def take_pending(self) -> None:
+        """Let the caller send the buffered text itself (with the final message: one event, not two);
+        counted against the pacer's budget as a flush would be, and forgotten here."""
+        if self._pacer is not None and self.policy.enabled and self._buf.parts:
+            self._pacer.grant_now()
+        self.discard_pending()
+
     async def push(self, token: str, is_sequence: bool = False) -> None:
         """Accept one token; emits at once for the first token or when the policy says so."""
         if self._closed:
@@ -173,7 +185,7 @@ class TokenBatcher:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        if not self.policy.enabled or self._last_flush is None:
+        if not self.policy.enabled or (self._last_flush is None and self._first_at_once):
             await self.flush()
         elif self._pacer is None and self._due() <= now:
             await self.flush()

@@ -79,7 +79,11 @@ class RenderControl:
     never reported (an old page, an API client) gets the policy unchanged. A page reports only
     while a turn runs and it is visible: between turns the rate it earned holds, so its next reply
     starts at the pace the device needs; after `memory` seconds without a report the policy
-    applies again. With
+    applies again. A page whose script said it runs there (`page_seen`) but that has no reports
+    in memory starts a reply (`turn_started`) at the CPU floor rather than the cap, and its
+    reports raise it from there:
+    a page's first reply is also when Chainlit does its heaviest work (a new chat moves to its own
+    address and reloads the sidebar), and the first decision comes half a second later. With
     `min_segment_chars` the segment size shrinks with the rate, never under it (a shorter message
     costs less per update); by default it does not: measured, 1,000-2,000-character segments made
     a 100,000-token reply end 8.6 s behind at 23 fps, since every update re-renders something for
@@ -129,7 +133,8 @@ class RenderControl:
         self._timed = 0.0  # seconds of the window whose idle time the page measured, and the busy part
         self._working = 0.0
         self._rate = self.ceiling
-        self._saving = False  # the last backoff was for CPU, not for frames
+        self._why = "frames"  # why the page is paced down: "frames", "cpu" or "start"
+        self._expects_reports = False
         self._last_report: float | None = None
         self._last_step: float | None = None
         self.decisions = Decisions(self.ceiling)
@@ -140,9 +145,7 @@ class RenderControl:
             return False
         now = self._clock.now()
         if not self._fresh(now):
-            self._rate = self.ceiling  # a page back after `memory`: start again from the policy
-            self._last_step = None
-            self._clear()
+            self._restart(self.ceiling)  # a page back after `memory`: start again from the policy
         self._last_report = now
         if self._last_step is not None and now - self._last_step < self.min_report_gap:
             return False  # a page reporting too often must not drive the rate down faster
@@ -161,25 +164,44 @@ class RenderControl:
             self._clear()
         return True
 
+    def page_seen(self) -> None:
+        """The page's script said it runs there: it will report while a reply streams."""
+        self._expects_reports = True
+
+    def turn_started(self) -> None:
+        """A reply starts: a page expected to report, with no reports in memory, begins at the CPU floor."""
+        now = self._clock.now()
+        if not self._expects_reports or self._fresh(now):
+            return  # an old page or an API client gets the policy; a page's earned pace holds
+        self._restart(self.cpu_floor)
+        self._last_report = now
+        self._why = "start"
+        self.decisions.started(self._rate)
+
+    def _restart(self, rate: float) -> None:
+        self._rate = rate
+        self._last_step = None
+        self._clear()
+
     def _clear(self) -> None:
         self._window = self._busy = self._worst = self._timed = self._working = 0.0
 
     def _decide(self, share: float, worst: float, working: float | None) -> None:
         cpu = self.cpu_budget
         if share > self.busy_budget or worst > self.max_frame:
-            self._back_off(self.busy_budget, share, self.floor, saving=False)
+            self._back_off(self.busy_budget, share, self.floor, why="frames")
         elif cpu is not None and working is not None and working > cpu and self._rate > self.cpu_floor:
-            self._back_off(cpu, working, self.cpu_floor, saving=True)
+            self._back_off(cpu, working, self.cpu_floor, why="cpu")
         elif share < self.busy_budget / 2 and self._rate < self.ceiling and self._may_rise(working):
             self._rate = min(self.ceiling, self._rate + self.recover_step)
             self.decisions.recovered(self._rate)
         else:
             self.decisions.held()
 
-    def _back_off(self, budget: float, load: float, floor: float, *, saving: bool) -> None:
+    def _back_off(self, budget: float, load: float, floor: float, *, why: str) -> None:
         factor = max(MIN_BACKOFF, budget / load) if load > budget else MIN_BACKOFF  # else: a long frame
         self._rate = max(floor, self._rate * factor)
-        self._saving = saving
+        self._why = why
         self.decisions.backed_off(self._rate)
 
     def _may_rise(self, working: float | None) -> bool:
@@ -223,12 +245,18 @@ class RenderControl:
             return f"Full speed: up to {self.ceiling:g} updates/s (no render reports from this page yet)"
         rate = self.events_per_second()
         if rate < self.ceiling:
-            why = "to save this page's CPU" if self._saving else "this page renders slowly"
-            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: {why}"
+            return f"Paced down to {rate:.0f} of {self.ceiling:g} updates/s: {_WHY[self._why]}"
         return f"Full speed: {self.ceiling:g} updates/s, this page keeps up"
 
     def _fresh(self, now: float) -> bool:
         return self._last_report is not None and now - self._last_report <= self.memory
+
+
+_WHY = {
+    "frames": "this page renders slowly",
+    "cpu": "to save this page's CPU",
+    "start": "a page starts gently, its reports raise the pace",
+}
 
 
 @dataclass
@@ -250,6 +278,11 @@ class Decisions:
         """A report well under budget raised the rate to `rate`."""
         self._step(rate)
         self.recoveries += 1
+
+    def started(self, rate: float) -> None:
+        """A page with no reports yet started a reply at `rate`."""
+        self.rate = rate
+        self.lowest = min(self.lowest, rate)
 
     def held(self) -> None:
         """A report in the dead band (or at the ceiling) left the rate alone."""

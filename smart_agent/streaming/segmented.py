@@ -97,8 +97,14 @@ class SegmentedReply:
 
     def _current(self) -> SmoothStreamWrapper:
         if self._unfinished is None:
+            # A continuation's first words wait for the page's next slot: the page has just
+            # rendered the previous segment whole, and creating a message costs it as much again.
             self._unfinished = SmoothStreamWrapper(
-                self._new_message(), self._policy, self._clock, pacer=self._pacer
+                self._new_message(),
+                self._policy,
+                self._clock,
+                pacer=self._pacer,
+                first_at_once=not self.segments,
             )
             self.segments.append(self._unfinished)
             if self._on_segment is not None:

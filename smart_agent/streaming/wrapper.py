@@ -55,9 +55,12 @@ class SmoothStreamWrapper:
         clock: Clock | None = None,
         label: str = "reply",
         pacer: Pacer | None = None,
+        *,
+        first_at_once: bool = True,
     ) -> None:
         object.__setattr__(self, "_message", message)
-        object.__setattr__(self, "_batcher", TokenBatcher(self._emit, policy, clock, pacer))
+        batcher = TokenBatcher(self._emit, policy, clock, pacer, first_at_once=first_at_once)
+        object.__setattr__(self, "_batcher", batcher)
         object.__setattr__(self, "_label", label)
         object.__setattr__(self, "_finished", False)
 
@@ -124,10 +127,17 @@ class SmoothStreamWrapper:
                     log.debug("%s %s", self._label, self.stats.summary())
 
     async def finish(self, log_stats: bool = True) -> None:
-        """End the stream and finalise the message, unless it never received any text."""
+        """End the stream and finalise the message, unless it never received any text.
+
+        Text still buffered goes out in the final message rather than in a stream event just
+        before it: the page renders the whole message once for each, so that saves one render.
+        """
+        content = self.content
+        self._message.content = content
+        self._batcher.take_pending()
         await self.close(log_stats)
-        if self.content:
-            await self.send()
+        if content:
+            await self._message.send()
 
     async def __aenter__(self) -> SmoothStreamWrapper:
         return self

@@ -99,6 +99,7 @@ async def _open_session(history: list[dict[str, Any]]) -> None:
     cl.user_session.set("history", LiveConversation(history))
     cl.user_session.set("settings", SETTINGS)
     await settings_panel(SETTINGS).send()
+    await pacing.greet(SETTINGS)
     cl.user_session.set("client", make_client(SETTINGS))
     await shared_workers().warm()
     tools = builtin_tools(SETTINGS.tool_timeout)

@@ -18,6 +18,12 @@ log = logging.getLogger("smart_agent.pacing")
 
 REPORT_KEY = "smartAgentRender"
 """The key of a render report in a window message (public/smart-agent.js posts it)."""
+PING = {"ping": True}
+"""What the server sends the page under `REPORT_KEY` when a session opens (`greet`)."""
+HELLO = {"hello": True}
+"""The page's answer to `PING`: its script runs there and will report."""
+STARTED = {"started": True}
+"""What the page posts under `REPORT_KEY` when it sees a reply start streaming."""
 _SESSION_KEY = "render_control"
 _MAX_WINDOW = 10.0  # seconds: a page reports every 250 ms; a longer window is not a report
 _MAX_FRAMES = 10_000
@@ -47,6 +53,12 @@ def parse_report(data: Any) -> RenderReport | None:
     return report if report.valid else None
 
 
+def parse_signal(data: Any) -> str | None:
+    """The page's signal in a window message ("hello" or "started"), else None."""
+    body = data.get(REPORT_KEY) if isinstance(data, dict) else None
+    return "hello" if body == HELLO else "started" if body == STARTED else None
+
+
 def _figure(value: Any) -> float | None:
     """An optional figure of a report: a finite number >= 0, else None."""
     if not isinstance(value, int | float) or isinstance(value, bool):
@@ -73,17 +85,31 @@ def control(settings: Settings, clock: Clock | None = None) -> RenderControl | N
 
 def turn_pacer(settings: Settings, render: RenderControl | None, clock: Clock | None = None) -> Pacer:
     """The one budget every stream of a turn shares; its spacing follows the page's reports, if any."""
+    if render is not None:
+        render.turn_started()
     return Pacer(settings.max_events_per_second, clock, render.spacing if render is not None else None)
+
+
+async def greet(settings: Settings) -> None:
+    """Ask the page whether its script runs (it answers hello), so its first reply starts gently."""
+    if control(settings) is not None:
+        await cl.send_window_message({REPORT_KEY: PING})
 
 
 async def on_report(data: Any) -> None:
     """A window message from the page: if it is a render report, steer this session's pace with it."""
     report = parse_report(data)
+    signal = parse_signal(data) if report is None else None
     settings: Settings | None = cl.user_session.get("settings")
-    if report is None or settings is None:
+    if (report is None and signal is None) or settings is None:
         return
     render = control(settings)
     if render is None:
+        return
+    if report is None:
+        render.page_seen()
+        if signal == "started":  # a first reply began before the page's hello arrived
+            render.turn_started()
         return
     before = render.events_per_second()
     if render.report(report) and settings.debug and render.events_per_second() != before:

@@ -61,6 +61,7 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
 
 WAITING = "Waiting for the model…"
 PACED_LIVE_EVERY = 2.0  # seconds between live-line updates on a page paced down
+WAITING_AT_MOST = 0.5  # seconds the live line may still say it waits once the reply streams
 STATS_AUTHOR = "stats"
 NOTE_AUTHOR = "note"
 TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
@@ -99,13 +100,15 @@ class Footer:
         render: RenderControl | None = None,
         clock: Clock | None = None,
     ) -> None:
-        # The page's budget: the live line is updated only when it has a slot no text waits for,
-        # and on a page paced down at most every PACED_LIVE_EVERY s (each update re-renders the
-        # chat: ~50 ms on a 4x throttled page, as much as a stream event).
+        # The page's budget: the live line is updated when it has a slot no text waits for, on a
+        # page paced down at most every PACED_LIVE_EVERY s (each update re-renders the chat: ~50 ms
+        # on a 4x throttled page, as much as a stream event); when text waits for every slot, it
+        # takes one anyway after PACED_LIVE_EVERY s (WAITING_AT_MOST while it says it waits).
         self._pacer = pacer
         self._render = render
         self._clock = clock or MonotonicClock()
-        self._live_at: float | None = None
+        self._live_at: float | None = None  # when the live line last changed, once streaming
+        self._shown_at: float | None = None  # when the live line last went out
         self._replies = replies
         self._show_stats = show_stats
         self._turn = turn
@@ -137,10 +140,22 @@ class Footer:
             self._live = cl.Message(content=text, author=STATS_AUTHOR)
             self._turn.add(self._live)
             await self._live.send()
-        elif self._live_due() and (self._pacer is None or self._pacer.try_acquire()):
-            self._live_at = self._clock.now()
+            self._shown_at = self._clock.now()
+        elif self._may_update():
+            self._live_at = self._shown_at = self._clock.now()
             self._live.content = text
             await self._live.update()
+
+    def _may_update(self) -> bool:
+        if self._pacer is None:
+            return self._live_due()
+        if self._live_due() and self._pacer.try_acquire():
+            return True
+        waited = self._clock.now() - (self._shown_at or 0.0)
+        if waited >= (WAITING_AT_MOST if self._live_at is None else PACED_LIVE_EVERY):
+            self._pacer.grant_now()  # text waits for every slot: take one, counted in the budget
+            return True
+        return False
 
     def _live_due(self) -> bool:
         if self._render is None or not self._render.paced_down or self._live_at is None:

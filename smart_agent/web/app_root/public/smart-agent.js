@@ -60,9 +60,12 @@
 // window every 250 ms. Chainlit's page forwards every window message to the server as a
 // `window_message` socket event, where smart-agent sets this page's pace from it
 // (smart_agent/web/pacing.py): fewer, larger updates when frames run long, more when they are
-// short. Nothing runs while no reply streams.
+// short. It answers the server's ping when a session opens, and says when a reply starts, so
+// that a page the server has no reports from yet starts gently rather than at full speed. Nothing but a look for the stop button (every 50 ms) runs
+// while no reply streams.
 (() => {
   const REPORT_MS = 250;
+  const LOOK_MS = 50;
   const FRAME_MS = 1000 / 60;
   let running = false;
   let generation = 0; // one frame loop and one idle loop per streaming period
@@ -100,6 +103,14 @@
 
   const streaming = () => !document.hidden && document.getElementById("stop-button") !== null;
 
+  const post = (body) => window.postMessage({ smartAgentRender: body }, window.location.origin);
+  // The server's ping comes back to this window (Chainlit posts a server's window message to the
+  // page's parent, which for a top-level page is itself); so does every message posted here.
+  window.addEventListener("message", (event) => {
+    const body = event.source === window && event.data ? event.data.smartAgentRender : null;
+    if (body && body.ping === true) post({ hello: true });
+  });
+
   window.setInterval(() => {
     const now = performance.now();
     if (!streaming()) {
@@ -113,8 +124,10 @@
       reset(now);
       window.requestAnimationFrame(frame);
       if (window.requestIdleCallback) window.requestIdleCallback(idled);
+      post({ started: true });
       return;
     }
+    if (now - started < REPORT_MS) return;
     // The frame still being drawn counts too: a page frozen since its last frame reports it.
     const pending = now - last;
     const window_s = (now - started) / 1000;
@@ -127,6 +140,6 @@
     };
     reset(now);
     if (pending > FRAME_MS) last = now; // reported: the next frame's gap counts from here
-    window.postMessage({ smartAgentRender: report }, window.location.origin);
-  }, REPORT_MS);
+    post(report);
+  }, LOOK_MS);
 })();
