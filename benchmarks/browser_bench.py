@@ -103,6 +103,7 @@ class Result:
     completed: bool
     exact: bool
     frames: int
+    text_updates: int
     frame_bytes: int
     ttft_ms: float | None
     tail_lag_ms: float | None
@@ -135,6 +136,17 @@ def _tree_cpu(processes: list[psutil.Process]) -> float:
 
 def _browser_processes() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+
+
+def _text_updates(chat: ChatPage) -> int:
+    """Events that changed the reply's text on the page: stream events and segments' final messages."""
+    reply = [
+        p
+        for event in ("stream_start", "new_message")
+        for p in chat.payloads(event)
+        if p.get("type") == "assistant_message" and p.get("name") != "stats"
+    ]
+    return chat.count("stream_token") + len(reply)
 
 
 def _heap_mb(cdp: CDPSession) -> float:
@@ -209,6 +221,7 @@ def run_one(
                 completed=done is not None,
                 exact=markers(shown) == markers(expected) and words(shown)[-1:] == ["END."],
                 frames=chat.count("stream_token"),
+                text_updates=_text_updates(chat),
                 frame_bytes=sum(len(raw) for _, name, raw in chat.frames if name == "stream_token"),
                 ttft_ms=None if first is None else first - submitted * 1000,
                 tail_lag_ms=None if done is None or server_end is None else done - server_end * 1000,
@@ -275,14 +288,14 @@ def median_table(results: list[Result]) -> str:
         groups.setdefault((scenario_label(r), r.variant), []).append(r)
     head = (
         "| scenario | variant | runs | complete | exact | fps | tail lag ms | LoAF ms/s "
-        "| browser CPU share | heap growth MB | stream events/s |\n"
+        "| browser CPU share | heap growth MB | text updates/s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for (label, variant), runs in groups.items():
         complete = sum(r.completed for r in runs)
         exact = sum(r.exact for r in runs)
-        rates = [r.frames / r.wall_s if r.wall_s else None for r in runs]
+        rates = [r.text_updates / r.wall_s if r.wall_s else None for r in runs]
         rows.append(
             f"| {label} | {variant} | {len(runs)} | {complete}/{len(runs)} | {exact}/{len(runs)} "
             f"| {_fmt(_median([r.fps for r in runs]), 1)} | {_fmt(_median([r.tail_lag_ms for r in runs]))} "

@@ -158,8 +158,7 @@ class TokenBatcher:
         self._buf = _Buffer()
 
     def take_pending(self) -> None:
-        """Let the caller send the buffered text itself (with the final message: one event, not two);
-        counted against the pacer's budget as a flush would be, and forgotten here."""
+        """Forget the buffered text, which the caller sends itself; counted in the pacer's budget."""
         if self._pacer is not None and self.policy.enabled and self._buf.parts:
             self._pacer.grant_now()
         self.discard_pending()

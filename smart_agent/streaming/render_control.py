@@ -81,9 +81,9 @@ class RenderControl:
     starts at the pace the device needs; after `memory` seconds without a report the policy
     applies again. A page whose script said it runs there (`page_seen`) but that has no reports
     in memory starts a reply (`turn_started`) at the CPU floor rather than the cap, and its
-    reports raise it from there:
-    a page's first reply is also when Chainlit does its heaviest work (a new chat moves to its own
-    address and reloads the sidebar), and the first decision comes half a second later. With
+    reports move it from there: a page's first reply is also when Chainlit does its heaviest work
+    (a new chat moves to its own address and reloads the sidebar), and the first decision comes
+    half a second later. With
     `min_segment_chars` the segment size shrinks with the rate, never under it (a shorter message
     costs less per update); by default it does not: measured, 1,000-2,000-character segments made
     a 100,000-token reply end 8.6 s behind at 23 fps, since every update re-renders something for

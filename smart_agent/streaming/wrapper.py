@@ -127,11 +127,9 @@ class SmoothStreamWrapper:
                     log.debug("%s %s", self._label, self.stats.summary())
 
     async def finish(self, log_stats: bool = True) -> None:
-        """End the stream and finalise the message, unless it never received any text.
-
-        Text still buffered goes out in the final message rather than in a stream event just
-        before it: the page renders the whole message once for each, so that saves one render.
-        """
+        """End the stream and finalise the message, unless it never received any text."""
+        # Text still buffered goes out in the final message, not in a stream event just before
+        # it: the page renders the whole message for each, so that saves it one render.
         content = self.content
         self._message.content = content
         self._batcher.take_pending()

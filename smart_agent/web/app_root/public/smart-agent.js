@@ -61,8 +61,8 @@
 // `window_message` socket event, where smart-agent sets this page's pace from it
 // (smart_agent/web/pacing.py): fewer, larger updates when frames run long, more when they are
 // short. It answers the server's ping when a session opens, and says when a reply starts, so
-// that a page the server has no reports from yet starts gently rather than at full speed. Nothing but a look for the stop button (every 50 ms) runs
-// while no reply streams.
+// that a page the server has no reports from yet starts gently rather than at full speed.
+// Nothing but a look for the stop button (every 50 ms) runs while no reply streams.
 (() => {
   const REPORT_MS = 250;
   const LOOK_MS = 50;
