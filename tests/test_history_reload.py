@@ -106,11 +106,16 @@ async def reload_at(
             await first.wait_task_ends(3, 60)
         await first.send(script)
         await moment(first)
-        # A reloaded page asks for a thread the sidebar listed: it is stored, with the user's message.
+        # A reloaded page asks for a thread the sidebar listed: it is stored, with the user's message
+        # of this turn (not only an earlier one: Chainlit stores it in a task of its own).
         await settled(
             app.database,
             lambda rows: (
-                bool(thread) and any(s["type"] == "user_message" for s in thread_rows(rows, thread[0]))
+                bool(thread)
+                and any(
+                    s["type"] == "user_message" and s.get("output") == script
+                    for s in thread_rows(rows, thread[0])
+                )
             ),
         )
     finally:
