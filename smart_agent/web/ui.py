@@ -109,6 +109,7 @@ class Footer:
         self._clock = clock or MonotonicClock()
         self._live_at: float | None = None  # when the live line last changed, once streaming
         self._shown_at: float | None = None  # when the live line last went out
+        self._streaming_at: float | None = None  # when the first progress of the reply came
         self._replies = replies
         self._show_stats = show_stats
         self._turn = turn
@@ -141,26 +142,32 @@ class Footer:
             self._turn.add(self._live)
             await self._live.send()
             self._shown_at = self._clock.now()
-        elif self._may_update():
+        elif self._may_update(self._clock.now()):
             self._live_at = self._shown_at = self._clock.now()
             self._live.content = text
             await self._live.update()
 
-    def _may_update(self) -> bool:
+    def _may_update(self, now: float) -> bool:
+        if self._streaming_at is None:
+            self._streaming_at = now
         if self._pacer is None:
-            return self._live_due()
-        if self._live_due() and self._pacer.try_acquire():
+            return self._live_due(now)
+        if self._live_due(now) and self._pacer.try_acquire():
             return True
-        waited = self._clock.now() - (self._shown_at or 0.0)
-        if waited >= (WAITING_AT_MOST if self._live_at is None else PACED_LIVE_EVERY):
+        if self._overdue(now):
             self._pacer.grant_now()  # text waits for every slot: take one, counted in the budget
             return True
         return False
 
-    def _live_due(self) -> bool:
-        if self._render is None or not self._render.paced_down or self._live_at is None:
+    def _overdue(self, now: float) -> bool:
+        if self._live_at is None:  # it still says it waits: show half a second of streaming
+            return now - (self._streaming_at or now) >= WAITING_AT_MOST
+        return now - self._live_at >= PACED_LIVE_EVERY
+
+    def _live_due(self, now: float) -> bool:
+        if self._render is None or not self._render.paced_down:
             return True
-        return self._clock.now() - self._live_at >= PACED_LIVE_EVERY
+        return self._overdue(now)
 
     async def finish(self) -> None:
         """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""

@@ -1,0 +1,301 @@
+"""The streaming tool loop: text goes out at once, tool calls run between model turns."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionMessageParam
+
+from smart_agent.agent.events import (
+    AgentEvent,
+    HistoryTrimmed,
+    ReplyDone,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from smart_agent.agent.tools import ToolRegistry, ToolResult, parse_arguments
+from smart_agent.config import Settings
+from smart_agent.errors import ModelError
+from smart_agent.llm.chunks import ChunkDelta, ToolCall, ToolCallAccumulator, normalize_chunk
+from smart_agent.llm.client import describe_error, ended_early
+from smart_agent.llm.context import (
+    TurnTooLongError,
+    context_size,
+    fit,
+    is_context_error,
+    prompt_budget,
+    tools_tokens,
+)
+
+Message = dict[str, Any]
+_STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError)
+FALLBACK_PIECE_CHARS = 24
+FALLBACK_SPREAD_SECONDS = 0.5
+_SURROGATE = re.compile("[\ud800-\udfff]")
+NOT_KEPT = " Your message was not kept in the conversation; send it again to retry."
+
+
+class _ContextRejectedError(ModelError):
+    """The server refused a request for its length before answering anything."""
+
+
+def _history_call(call: ToolCall) -> Message:
+    """The call as the history keeps it: arguments the tools refused (too deep, too long, not an
+    object, not Unicode) are kept as `{}`, since servers may parse past arguments again; the
+    call's error result says what was wrong."""
+    message = call.message()
+    try:
+        parse_arguments(call.arguments)
+    except ValueError:
+        message["function"]["arguments"] = "{}"
+    return message
+
+
+def _encodable(value: Any) -> Any:
+    """`value` with every string made encodable as UTF-8 (lone surrogates become U+FFFD)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _encodable(item) for key, item in value.items()}
+    return value
+
+
+@dataclass
+class Agent:
+    """Talks to the model with stream=True and runs the tools it asks for."""
+
+    client: openai.AsyncOpenAI
+    model: str
+    settings: Settings
+    tools: ToolRegistry
+
+    async def stream(self, messages: list[Message]) -> AsyncGenerator[AgentEvent, None]:
+        """Answer the conversation in `messages`, appending the assistant and tool messages."""
+        for round_number in range(self.settings.max_tool_rounds + 1):
+            text: list[str] = []
+            calls = ToolCallAccumulator()
+            finish_reason = "stop"
+            try:
+                # aclosing: a consumer that stops at a yield here closes the inner generators
+                # (and their HTTP responses) at once, not whenever they are collected.
+                async with aclosing(self._fitted_turn(messages)) as deltas:
+                    async for delta in deltas:
+                        if isinstance(delta, HistoryTrimmed):
+                            yield delta
+                            continue
+                        if delta.finish_reason:
+                            finish_reason = delta.finish_reason
+                        if delta.text:
+                            text.append(delta.text)
+                            yield TextDelta(delta.text)
+                        for fragment in delta.tool_calls:
+                            calls.add(fragment)
+            except ModelError as exc:
+                code = "limit_exceeded" if isinstance(exc, TurnTooLongError) else "model_error"
+                if text:
+                    messages.append({"role": "assistant", "content": "".join(text)})
+                    yield ReplyFailed(str(exc), code)
+                elif round_number == 0 and messages and messages[-1].get("role") == "user":
+                    # A turn that failed before any answer leaves no trace: were the message the
+                    # cause (too long, refused), keeping it would make every later turn fail too.
+                    messages.pop()
+                    kept = "" if isinstance(exc, TurnTooLongError) else NOT_KEPT
+                    yield ReplyFailed(str(exc) + kept, code)
+                else:
+                    yield ReplyFailed(str(exc), code)
+                return
+            except BaseException:  # stopped mid-reply: the history keeps what the user saw
+                if text:
+                    messages.append({"role": "assistant", "content": "".join(text)})
+                raise
+            finished = calls.calls()
+            if not finished:
+                messages.append({"role": "assistant", "content": "".join(text)})
+                yield ReplyDone("".join(text), round_number, finish_reason)
+                return
+            if round_number == self.settings.max_tool_rounds:
+                if text:
+                    messages.append({"role": "assistant", "content": "".join(text)})
+                yield ReplyFailed(
+                    f"Stopped: the model asked for tools {round_number} rounds in a row "
+                    "(limit SMART_AGENT_MAX_TOOL_ROUNDS).",
+                    "limit_exceeded",
+                )
+                return
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": "".join(text) or None,
+                    "tool_calls": [_history_call(call) for call in finished],
+                }
+            )
+            async with aclosing(self._run_tools(finished, messages)) as events:
+                async for event in events:
+                    yield event
+
+    async def _run_tools(
+        self, calls: list[ToolCall], messages: list[Message]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        async def run(call: ToolCall) -> tuple[ToolCall, ToolResult]:
+            return call, await self.tools.call(call.name, call.arguments)
+
+        tasks: list[asyncio.Future[tuple[ToolCall, ToolResult]]] = []
+        results: dict[str, ToolResult] = {}
+        try:
+            # Inside the try: a consumer that fails on a call's display must still leave a
+            # result for every call in the history, or the server rejects every later turn.
+            for call in calls:
+                yield ToolCallStarted(call.id, call.name, call.arguments)
+            tasks = [asyncio.ensure_future(run(call)) for call in calls]
+            for next_done in asyncio.as_completed(tasks):
+                call, result = await next_done
+                results[call.id] = result
+                yield ToolCallFinished(call.id, call.name, call.arguments, result.content, result.is_error)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Results go back in call order, whatever order they finished in; every call gets
+            # one, even when the turn is stopped, so the history stays valid for the next turn.
+            for call in calls:
+                result = results.get(call.id, ToolResult("Error: stopped before the tool returned", True))
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result.content})
+
+    async def _fitted_turn(
+        self, messages: list[Message]
+    ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed, None]:
+        """One model turn on the latest messages that fit the context; if the server still finds
+        the request too long, once more on half as much (but at least the current turn)."""
+        context = context_size(self.settings)
+        budget = prompt_budget(context) - tools_tokens(self.tools.specs())
+        for attempt in range(2):
+            try:
+                fitted = fit(messages, budget)
+            except TurnTooLongError as exc:
+                raise TurnTooLongError(exc.needed, exc.budget, context_tokens=context) from exc
+            if fitted.dropped:
+                yield HistoryTrimmed(fitted.dropped)
+            try:
+                async with aclosing(self._model_turn(fitted.messages)) as deltas:
+                    async for delta in deltas:
+                        yield delta
+                return
+            except _ContextRejectedError as exc:
+                if fitted.tokens <= fitted.required:  # nothing older was sent: nothing to leave out
+                    raise TurnTooLongError(
+                        fitted.required, budget, context_tokens=context, refused=True
+                    ) from exc
+                if attempt == 1:
+                    raise
+                budget = max(fitted.tokens // 2, fitted.required)
+
+    async def _model_turn(self, messages: list[Message]) -> AsyncGenerator[ChunkDelta, None]:
+        """One model turn as deltas; falls back to a non-streaming request when streaming fails
+        before anything arrived."""
+        try:
+            stream = await self._create(messages, stream=True)
+        except openai.BadRequestError as exc:
+            if is_context_error(exc) or "stream" not in str(exc).lower():
+                raise self._refusal(exc) from exc
+            async for delta in self._fallback(messages):
+                yield delta
+            return
+        except _STREAM_ERRORS as exc:
+            raise self._refusal(exc) from exc
+        produced = ended = False
+        failed: BaseException | None = None
+        try:
+            async for chunk in stream:
+                delta = normalize_chunk(chunk)
+                produced = produced or bool(delta.text or delta.tool_calls)
+                ended = ended or delta.finish_reason is not None
+                yield delta
+            # A complete stream names why it ended (stop, length, tool_calls, ...) in its last
+            # choice; without one it was cut off. `[DONE]` proves nothing: the SDK swallows it,
+            # and llama-cpp-python sends it when it interrupts a reply for another request.
+            if not ended:
+                if produced:
+                    raise ended_early(self.settings)
+                # llama.cpp's server answers a streamed request longer than its context with an
+                # empty 200 stream; asked without streaming, it says why (HTTP 400).
+                failed = ModelError("the stream ended before anything arrived")
+        except _STREAM_ERRORS as exc:
+            if produced:
+                raise describe_error(exc, self.settings, self.model, mid_stream=True) from exc
+            failed = exc
+        finally:
+            await stream.close()
+        if failed is not None:
+            async for delta in self._fallback(messages):
+                yield delta
+
+    async def _fallback(self, messages: list[Message]) -> AsyncIterator[ChunkDelta]:
+        """Ask once without streaming and hand the answer over in small pieces."""
+        for attempt in range(2):
+            try:
+                response = await self._create(messages, stream=False)
+                break
+            except openai.APIConnectionError as exc:
+                # A server may close the connection its failed stream used (llama.cpp's does after
+                # a length refusal) while the client pools it for reuse: one fresh try.
+                if attempt or isinstance(exc, openai.APITimeoutError):
+                    raise self._refusal(exc) from exc
+            except _STREAM_ERRORS as exc:
+                raise self._refusal(exc) from exc
+        whole = normalize_chunk(response)
+        pieces = re.findall(rf".{{1,{FALLBACK_PIECE_CHARS}}}", whole.text, flags=re.DOTALL)
+        pause = min(0.02, FALLBACK_SPREAD_SECONDS / max(1, len(pieces)))
+        for number, piece in enumerate(pieces):
+            if number:
+                await asyncio.sleep(pause)  # pacing, so the user sees the answer appear
+            yield ChunkDelta(text=piece)
+        if whole.tool_calls:
+            yield ChunkDelta(tool_calls=whole.tool_calls)
+
+    def _refusal(self, exc: BaseException) -> ModelError:
+        """The error to raise for a failed request: a length refusal is retried with less."""
+        if is_context_error(exc):
+            return _ContextRejectedError(
+                "The model server refused the request as longer than its context, even after "
+                "smart-agent left out older messages (SMART_AGENT_CONTEXT_TOKENS sets the context size)."
+            )
+        return describe_error(exc, self.settings, self.model)
+
+    async def _create(self, messages: list[Message], *, stream: bool) -> Any:
+        extra: dict[str, Any] = {"tools": self.tools.specs()} if self.tools.names else {}
+        try:
+            return await self._request(messages, stream, extra)
+        except UnicodeEncodeError:
+            # A lone surrogate (from a model's JSON escapes, a tool or a client) cannot be encoded
+            # as UTF-8, so the SDK refuses before sending: send the text with U+FFFD instead.
+            return await self._request(_encodable(messages), stream, _encodable(extra))
+
+    async def _request(self, messages: list[Message], stream: bool, extra: dict[str, Any]) -> Any:
+        if stream:
+            # The SDK's own request, status errors, SSE decoding and mid-stream `error` payloads,
+            # but each chunk left as the JSON dict it was: building a ChatCompletionChunk model per
+            # token cost ~47 µs, about 40 % of the app's whole cost per streamed token.
+            return await self.client.post(
+                "/chat/completions",
+                body={"model": self.model, "messages": messages, "stream": True, **extra},
+                cast_to=object,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
+        return await self.client.chat.completions.create(
+            model=self.model,
+            messages=cast("list[ChatCompletionMessageParam]", messages),
+            stream=False,
+            **extra,
+        )

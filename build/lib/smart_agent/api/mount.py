@@ -1,0 +1,79 @@
+"""Serve the API from the chat app itself: same host, port, origin checks and process."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, Response
+
+from smart_agent import metrics
+from smart_agent.api.access import Access
+from smart_agent.api.keys import KEYS_FILE, KeyStore
+from smart_agent.api.routes import (
+    RETRY_AFTER_SECONDS,
+    Api,
+    build_router,
+    error_response,
+    metrics_route,
+    unknown_api_route,
+)
+from smart_agent.api.turns import Turns
+from smart_agent.config import Settings, resolve_data_dir
+from smart_agent.runs.log import RunLog, RunLogUnavailableError
+from smart_agent.runs.manager import RunManager
+from smart_agent.runs.memory import MemoryRunLog
+from smart_agent.streaming.batcher import policy_for
+
+log = logging.getLogger("smart_agent.api")
+_shared: list[RunLog] = []  # the run log install() made: chat turns go to the same one
+
+
+def run_log(settings: Settings) -> RunLog:
+    """Redis Streams when SMART_AGENT_REDIS_URL is set, else this process's memory."""
+    if settings.redis_url:
+        from smart_agent.runs.redis_log import RedisRunLog
+
+        shared: RunLog = RedisRunLog.from_settings(settings)
+        return shared
+    return MemoryRunLog(settings.run_retention)
+
+
+def shared_run_log() -> RunLog | None:
+    """The run log of this process's API (None until `install` ran): one log, one Redis connection."""
+    return _shared[-1] if _shared else None
+
+
+def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
+    """Add the API's routes (and /metrics) to Chainlit's app, ahead of its catch-all page route."""
+    manager = RunManager(
+        run_log(settings), policy_for(settings), on_end=_count_end, on_start=metrics.run_started
+    )
+    _shared.append(manager.log)
+    keys = KeyStore(resolve_data_dir(settings) / KEYS_FILE)
+    api = Api(settings, manager, Turns(settings), Access(keys, loopback))
+    router = build_router(api)
+    # Chainlit 2.12 ends its routes with GET /{full_path:path}, which serves the page for any path:
+    # routes added after it would never be reached, so the API's go first.
+    app.router.routes[:0] = [*router.routes, metrics_route(api), unknown_api_route()]
+    app.add_exception_handler(RunLogUnavailableError, _unavailable)
+    return api
+
+
+async def _unavailable(_request: Request, exc: Exception) -> Response:
+    # Redis is down or unreachable: say so, and when to try again, instead of a bare 500.
+    log.warning("%s", exc)  # where and why, for the operator; the client learns only that it failed
+    response = error_response(503, "run_log_unavailable", "The run log cannot be reached; try again shortly.")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def _count_end(status: str, _usage: dict[str, object]) -> None:
+    metrics.run_ended(status)
+
+
+async def shutdown(api: Api) -> None:
+    """End this process's runs (their readers learn the producer stopped) and release the rest."""
+    try:
+        await api.manager.aclose()
+    finally:
+        await api.turns.aclose()

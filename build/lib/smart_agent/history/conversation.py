@@ -1,0 +1,113 @@
+"""The conversation the model sees, rebuilt from a stored thread (for `on_chat_resume`)."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from chainlit.step import StepDict
+from chainlit.types import ThreadDict
+
+from smart_agent.agent.tools import parse_arguments
+
+Message = dict[str, Any]
+
+TOOL_ARGUMENTS_KEY = "arguments"
+"""A tool step's metadata key with the model's arguments as sent (web/ui.py writes it)."""
+
+TEAM_STEP_KEY = "team"
+"""Metadata key of the Team profile's steps (web/team.py): the members' notes, never the model's."""
+
+SKIPPED_AUTHORS = frozenset({"stats", "note"})
+"""Assistant-side messages that are page decoration, never part of the model's conversation."""
+
+STOPPED_MARKER = "Task manually stopped."
+"""What Chainlit 2.12 sends, and stores, when the stop button is pressed (socket.py `stop`)."""
+
+
+def model_messages(thread: ThreadDict, system_prompt: str | None = None) -> list[Message]:
+    """System prompt, then per turn: the user's message, the reply's text joined across segments,
+    and tool calls with their results, in the shapes the agent loop keeps them in."""
+    messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    turn: list[StepDict] = []
+    for step in thread["steps"]:
+        if step["type"] == "user_message":
+            messages.extend(_turn(turn))
+            turn = [step]
+        elif turn:
+            turn.append(step)
+    messages.extend(_turn(turn))
+    return messages
+
+
+def _turn(steps: list[StepDict]) -> list[Message]:
+    if not steps:
+        return []
+    user, rest = steps[0], steps[1:]
+    replied: list[Message] = []
+    text: list[str] = []
+    calls: list[StepDict] = []
+
+    def flush() -> None:
+        if calls:
+            replied.append(
+                {"role": "assistant", "content": "".join(text) or None, "tool_calls": _calls(calls)}
+            )
+            replied.extend(
+                {"role": "tool", "tool_call_id": _call_id(call), "content": call.get("output") or ""}
+                for call in calls
+            )
+        elif text:
+            replied.append({"role": "assistant", "content": "".join(text)})
+        text.clear()
+        calls.clear()
+
+    failed = False
+    for step in rest:
+        if (step.get("metadata") or {}).get(TEAM_STEP_KEY):
+            continue  # only a team's answer is part of the conversation
+        if step["type"] == "tool":
+            calls.append(step)
+        elif step["type"] == "assistant_message" and not _decoration(step):
+            if step.get("isError"):
+                failed = True
+                continue
+            if calls:  # text after tool results starts the next round
+                flush()
+            text.append(step.get("output") or "")
+    flush()
+    # The agent loop drops a user message whose turn failed before any answer (agent/loop.py).
+    if failed and not replied:
+        return []
+    return [{"role": "user", "content": user.get("output") or ""}, *replied]
+
+
+def _decoration(step: StepDict) -> bool:
+    # The stop marker is a message without a parent; a reply segment is a child of the turn's run.
+    stop_marker = step.get("output") == STOPPED_MARKER and not step.get("parentId")
+    return step.get("name") in SKIPPED_AUTHORS or stop_marker
+
+
+def _calls(steps: Iterable[StepDict]) -> list[Message]:
+    return [
+        {
+            "id": _call_id(step),
+            "type": "function",
+            "function": {"name": step["name"], "arguments": _arguments(step)},
+        }
+        for step in steps
+    ]
+
+
+def _call_id(step: StepDict) -> str:
+    # The model's own call id is not stored; any id unique in the conversation pairs call and result.
+    return f"call_{step['id']}"
+
+
+def _arguments(step: StepDict) -> str:
+    raw = (step.get("metadata") or {}).get(TOOL_ARGUMENTS_KEY)
+    if not isinstance(raw, str):
+        return "{}"
+    try:
+        parse_arguments(raw)
+    except ValueError:  # refused arguments are kept as {} (agent/loop.py `_history_call`)
+        return "{}"
+    return raw

@@ -1,0 +1,153 @@
+"""Runs an agent turn in the background and writes it to the run log: the run's only producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import Any
+
+from smart_agent.agent.events import (
+    AgentEvent,
+    ReplyDone,
+    ReplyFailed,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from smart_agent.errors import SmartAgentError
+from smart_agent.runs.events import (
+    CANCELLED,
+    DONE,
+    ERROR,
+    INTERNAL_ERROR,
+    MODEL_ERROR,
+    PROGRESS,
+    TOKEN,
+    TOOL_CALL,
+    TOOL_RESULT,
+    error_data,
+)
+from smart_agent.runs.log import RunLog, RunLogError
+from smart_agent.streaming.batcher import BatchPolicy, TokenBatcher
+from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.progress import ReplyMeter
+
+log = logging.getLogger("smart_agent.runs")
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
+
+
+async def produce(
+    runs: RunLog,
+    run_id: str,
+    events: AsyncGenerator[AgentEvent, None],
+    policy: BatchPolicy,
+    clock: Clock | None = None,
+    stopped: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Write one agent turn to the log as batched tokens, tool calls and results and progress,
+    then exactly one terminal event (also when cancelled or failing). Returns the usage.
+
+    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`).
+    """
+    clock = clock or MonotonicClock()
+    meter = ReplyMeter(clock)
+    tool_calls = 0
+
+    async def emit(text: str, _replaces: bool) -> None:
+        await runs.append(run_id, TOKEN, {"text": text})
+
+    batcher = TokenBatcher(emit, policy, clock)
+
+    def usage() -> dict[str, Any]:
+        snapshot = meter.snapshot(batcher.stats.events_out)
+        return {
+            "tokens": meter.tokens,
+            "tool_calls": tool_calls,
+            "ttft_s": _round(snapshot.first_token),
+            "duration_s": _round(snapshot.elapsed),
+        }
+
+    ended = False
+
+    async def end(kind: str, data: dict[str, Any]) -> None:
+        nonlocal ended
+        if ended:
+            return
+        ended = True
+        try:
+            await batcher.aclose()  # the text so far is kept, whatever ended the run
+            await runs.finish(run_id, kind, data, usage())
+        except RunLogError as exc:
+            # The log is out of reach, or another instance already ended the run (it thought this
+            # producer dead): nothing more can be written; its readers learn it from the log.
+            log.warning("run %s could not be ended in the run log: %s", run_id, exc)
+
+    try:
+        async with aclosing(events) as turn:  # closing it closes the model's HTTP stream at once
+            async for event in turn:
+                if isinstance(event, TextDelta):
+                    await batcher.push(event.text)
+                    if meter.on_token():
+                        progress = meter.snapshot(batcher.stats.events_out)
+                        await runs.append(
+                            run_id,
+                            PROGRESS,
+                            {
+                                "tokens": progress.tokens,
+                                "tokens_per_second": round(progress.tokens_per_second, 2),
+                                "elapsed_s": round(progress.elapsed, 3),
+                            },
+                        )
+                elif isinstance(event, ToolCallStarted):
+                    tool_calls += 1
+                    await batcher.flush()
+                    await runs.append(
+                        run_id,
+                        TOOL_CALL,
+                        {"call_id": event.call_id, "name": event.name, "arguments": event.arguments},
+                    )
+                elif isinstance(event, ToolCallFinished):
+                    await batcher.flush()
+                    await runs.append(
+                        run_id,
+                        TOOL_RESULT,
+                        {
+                            "call_id": event.call_id,
+                            "name": event.name,
+                            "result": event.result,
+                            "is_error": event.is_error,
+                        },
+                    )
+                elif isinstance(event, ReplyDone):
+                    final = usage()
+                    await end(
+                        DONE,
+                        {
+                            "finish_reason": event.finish_reason,
+                            "tokens": final["tokens"],
+                            "ttft_s": final["ttft_s"],
+                            "duration_s": final["duration_s"],
+                        },
+                    )
+                elif isinstance(event, ReplyFailed):
+                    await end(ERROR, error_data(event.code, event.message))
+        await end(ERROR, error_data(MODEL_ERROR, "The turn ended without an answer."))  # unless it has
+    except asyncio.CancelledError:
+        await end(ERROR, stopped() if stopped else error_data(CANCELLED, "The run was cancelled."))
+        raise
+    except RunLogError as exc:  # a write failed: the run cannot go on where nobody can read it
+        log.warning("run %s stopped: the run log failed: %s", run_id, exc)
+        await end(ERROR, error_data(INTERNAL_ERROR, "The run log failed; the run stopped."))
+    except SmartAgentError as exc:
+        await end(ERROR, error_data(MODEL_ERROR, str(exc)))
+    except Exception:  # the run must end with a terminal event whatever broke; the log has the trace
+        log.exception("run %s failed", run_id)
+        await end(ERROR, error_data(INTERNAL_ERROR, "The run failed inside smart-agent; see its log."))
+    finally:
+        batcher.cancel()
+    return usage()

@@ -1,0 +1,145 @@
+// Keeps the chat page whole through network drops (Chainlit 2.12's page).
+//
+// The page re-reads GET /user when the network flickers; any failure of that request counts as
+// "signed out" (react-client `useUser` sets the user to null) and the page then navigates to
+// /login (AppWrapper.tsx). During a drop that navigation fails too and leaves the browser's own
+// offline error page, so the chat never comes back. Measured: 0.1 s after going offline.
+// The same drop at another moment leaves an error box in place of a reply's footer (Chainlit
+// fetches a custom element's source, /public/elements/*.jsx, when it first renders one) or an
+// empty sidebar reading "Failed to fetch" (the thread list, POST /project/threads): neither is
+// fetched again. Here a failed read of these (no network, or a proxy's 502/503/504 while an
+// instance restarts) waits and tries again, so the page only sees a real answer.
+(() => {
+  const send = window.fetch.bind(window);
+  const HELD = [
+    ["GET", (path) => path.endsWith("/user") || path.endsWith("/auth/config")],
+    ["GET", (path) => path.includes("/public/elements/")],
+    ["POST", (path) => path.endsWith("/project/threads")], // a read: listing the threads
+  ];
+  const GIVE_UP_MS = 120000; // a server gone for two minutes is an error the page may show
+  const TRANSIENT = new Set([502, 503, 504]);
+
+  const held = (input, init) => {
+    const raw = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const url = new URL(raw, window.location.href);
+    const asked = (init && init.method) || (input instanceof Request ? input.method : "GET");
+    const method = asked.toUpperCase();
+    if (input instanceof Request && method !== "GET") return false; // its body can be read only once
+    return url.origin === window.location.origin && HELD.some(([m, at]) => m === method && at(url.pathname));
+  };
+
+  const pause = (ms) =>
+    new Promise((resolve) => {
+      if (!navigator.onLine) {
+        window.addEventListener("online", () => resolve(), { once: true });
+      } else {
+        window.setTimeout(resolve, ms);
+      }
+    });
+
+  window.fetch = async (input, init) => {
+    if (!held(input, init)) return send(input, init);
+    const started = Date.now();
+    for (let delay = 250; ; delay = Math.min(delay * 2, 4000)) {
+      let response = null;
+      try {
+        response = await send(input, init);
+      } catch (error) {
+        if ((error && error.name === "AbortError") || Date.now() - started > GIVE_UP_MS) throw error;
+      }
+      if (response && (!TRANSIENT.has(response.status) || Date.now() - started > GIVE_UP_MS)) {
+        return response;
+      }
+      await pause(delay);
+    }
+  };
+})();
+
+// Render reports: while a reply streams (Chainlit shows its stop button) and the tab is visible,
+// count animation frames and the time lost to long ones, and post a report to the page's own
+// window every 250 ms. Chainlit's page forwards every window message to the server as a
+// `window_message` socket event, where smart-agent sets this page's pace from it
+// (smart_agent/web/pacing.py): fewer, larger updates when frames run long, more when they are
+// short. It answers the server's ping when a session opens, and says when a reply starts, so
+// that a page the server has no reports from yet starts gently rather than at full speed.
+// Nothing but a look for the stop button (every 50 ms) runs while no reply streams.
+(() => {
+  const REPORT_MS = 250;
+  const LOOK_MS = 50;
+  const FRAME_MS = 1000 / 60;
+  let running = false;
+  let generation = 0; // one frame loop and one idle loop per streaming period
+  let last = 0; // the previous frame's time
+  let started = 0; // the report window's start
+  let frames = 0;
+  let lost = 0; // ms of frame time beyond 1/60 s, summed over the window
+  let worst = 0; // the longest frame in the window, ms
+  let idle = 0; // ms the main thread was idle in the window (requestIdleCallback's time remaining)
+
+  const reset = (now) => {
+    started = now;
+    frames = 0;
+    lost = 0;
+    worst = 0;
+    idle = 0;
+  };
+
+  const frame = (now, mine = generation) => {
+    if (!running || mine !== generation) return;
+    const gap = now - last;
+    last = now;
+    frames += 1;
+    lost += Math.max(0, gap - FRAME_MS);
+    worst = Math.max(worst, gap);
+    window.requestAnimationFrame((t) => frame(t, mine));
+  };
+
+  // One callback per idle period: its time remaining is that period's idle time.
+  const idled = (deadline, mine = generation) => {
+    if (!running || mine !== generation) return;
+    idle += deadline.timeRemaining();
+    window.requestIdleCallback((d) => idled(d, mine));
+  };
+
+  const streaming = () => !document.hidden && document.getElementById("stop-button") !== null;
+
+  const post = (body) => window.postMessage({ smartAgentRender: body }, window.location.origin);
+  // The server's ping comes back to this window (Chainlit posts a server's window message to the
+  // page's parent, which for a top-level page is itself); so does every message posted here.
+  window.addEventListener("message", (event) => {
+    const body = event.source === window && event.data ? event.data.smartAgentRender : null;
+    if (body && body.ping === true) post({ hello: true });
+  });
+
+  window.setInterval(() => {
+    const now = performance.now();
+    if (!streaming()) {
+      running = false;
+      return;
+    }
+    if (!running) {
+      running = true;
+      generation += 1;
+      last = now;
+      reset(now);
+      window.requestAnimationFrame(frame);
+      if (window.requestIdleCallback) window.requestIdleCallback(idled);
+      post({ started: true });
+      return;
+    }
+    if (now - started < REPORT_MS) return;
+    // The frame still being drawn counts too: a page frozen since its last frame reports it.
+    const pending = now - last;
+    const window_s = (now - started) / 1000;
+    const report = {
+      window: window_s,
+      frames,
+      busy: (lost + Math.max(0, pending - FRAME_MS)) / 1000,
+      worst_frame: Math.max(worst, pending) / 1000,
+      idle: Math.min(idle, now - started) / 1000,
+    };
+    reset(now);
+    if (pending > FRAME_MS) last = now; // reported: the next frame's gap counts from here
+    post(report);
+  }, LOOK_MS);
+})();

@@ -1,0 +1,123 @@
+"""Start the model backend if none is configured, then run the Chainlit app in this process."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+from smart_agent.agent.workers import close_shared_workers
+from smart_agent.config import ConfigError, Settings, export, resolve_data_dir
+from smart_agent.errors import HistoryError, LocalModelError, SecretFileError
+from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
+from smart_agent.web import security
+from smart_agent.web.chainlit_root import run_root
+from smart_agent.web.origins import app_origins, check_exposure, is_loopback
+
+APP_PATH = Path(__file__).with_name("app.py")
+
+
+@contextlib.contextmanager
+def _backend(settings: Settings) -> Iterator[Settings]:
+    if not settings.uses_embedded_model:
+        typer.echo(
+            f"smart-agent: model {settings.model or '(server default)'} "
+            f"at {redact_url(settings.base_url) if settings.base_url else 'https://api.openai.com/v1'}"
+        )
+        yield settings
+        return
+    from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
+    from smart_agent.llm.local_server import bundled_model_path, local_model_server
+
+    path = bundled_model_path()
+    n_ctx = settings.context_tokens or EMBEDDED_CONTEXT_TOKENS
+    typer.echo(f"smart-agent: no OPENAI_API_KEY or OPENAI_BASE_URL set; starting {path.name} ...")
+    with local_model_server(path, n_ctx=n_ctx) as server:
+        typer.echo(
+            f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp, "
+            f"{n_ctx} tokens of context) at {server.url}"
+        )
+        # Only this process knows the key: the server refuses every other local client. The app
+        # fits each request to the context the server really has.
+        yield dataclasses.replace(
+            settings,
+            base_url=server.url,
+            api_key=server.api_key,
+            model=EMBEDDED_MODEL_ALIAS,
+            context_tokens=n_ctx,
+        )
+
+
+def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
+    """Serve the chat UI until interrupted; the embedded model server stops with it."""
+    # Chainlit reads CHAINLIT_APP_ROOT once, when chainlit.config is first imported.
+    if "chainlit.config" in sys.modules:
+        raise RuntimeError("chainlit was imported before smart-agent could set its app root")
+    try:
+        with contextlib.ExitStack() as resources:
+            effective = resources.enter_context(_backend(settings))
+            data_dir = resolve_data_dir(settings)
+            app_root = resources.enter_context(run_root(data_dir))
+            effective = dataclasses.replace(effective, data_dir=data_dir)
+            export(
+                effective,
+                {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port), "CHAINLIT_APP_ROOT": str(app_root)},
+            )
+            if settings.history:
+                # Imports Chainlit: only once its app root is exported. The secret must be set before
+                # run_chainlit's ensure_jwt_secret() (chainlit/cli/__init__.py:88).
+                from smart_agent.web.history import login_configured, prepare
+
+                export(effective, prepare(effective, data_dir))
+                if not is_loopback(host) and not login_configured(effective, data_dir):
+                    # Never the local user on the network: no login means no history, as before it.
+                    warning = check_exposure(host, effective)  # ConfigError unless --expose-without-login
+                    typer.echo(f"{warning}; chat history is off (it needs a login)", err=True)
+                    effective = dataclasses.replace(effective, history=False)
+                    export(effective)
+            import chainlit as cl
+            from chainlit.cli import run_chainlit
+            from chainlit.config import config
+
+            origins = app_origins(host, port, settings.allowed_origins)
+            # Set before chainlit.server is imported: its CORS middleware reads the list then.
+            config.project.allow_origins = list(origins)
+            config.features.mcp.user_servers.enabled = settings.mcp_user_servers
+            from chainlit.server import app, sio
+
+            from smart_agent.api.mount import install as mount_api
+            from smart_agent.api.mount import shutdown as shutdown_api
+
+            security.install(app, sio, origins)
+            api = mount_api(app, effective, loopback=is_loopback(host))
+
+            async def shutdown() -> None:
+                try:
+                    await shutdown_api(api)
+                finally:
+                    resources.close()
+
+            # Chainlit ends its process with os._exit() right after this hook, so this `with`
+            # never unwinds on Ctrl+C or SIGTERM: release the runs, the backend and the app root here.
+            cl.on_app_shutdown(shutdown)
+            resources.callback(close_shared_workers)  # the tool worker processes end with the app
+            config.run.headless = headless
+            typer.echo(f"smart-agent: chat UI at http://{host}:{port}")
+            if not is_loopback(host):
+                typer.echo(
+                    f"smart-agent: answering only at {', '.join(origins)} "
+                    "(add others with SMART_AGENT_ALLOWED_ORIGINS)"
+                )
+            run_chainlit(str(APP_PATH))
+    except ConfigError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    except (LocalModelError, HistoryError, SecretFileError) as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        typer.echo("smart-agent: stopped")

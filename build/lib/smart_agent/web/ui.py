@@ -1,0 +1,303 @@
+"""Chainlit UI pieces for a turn: the settings panel, tool steps, the progress line, the turn."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, cast
+
+import chainlit as cl
+from chainlit.input_widget import NumberInput, Switch, TextInput
+
+from smart_agent import metrics
+from smart_agent.agent.events import AgentEvent
+from smart_agent.config import SESSION_SETTINGS, Settings
+from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
+from smart_agent.streaming import SegmentedReply
+from smart_agent.streaming.batcher import policy_for
+from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.pacer import Pacer
+from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
+from smart_agent.streaming.render_control import RenderControl
+from smart_agent.web import pacing
+from smart_agent.web.reply import ReplyOutcome, ToolStep, deliver
+from smart_agent.web.resync import Turn, start_turn
+
+log = logging.getLogger("smart_agent.ui")
+
+
+PACING_LABEL = "Render pacing (this page)"
+
+
+def settings_panel(settings: Settings, render: RenderControl | None = None) -> cl.ChatSettings:
+    """The chat settings panel, initialised from `settings`; it says whether the page is paced down."""
+    labels = SESSION_SETTINGS
+    if not settings.render_pacing:
+        state = "Off: every page gets the fixed cap (--no-render-pacing)"
+    elif render is None:
+        state = f"Full speed: up to {settings.max_events_per_second:g} updates/s (no render reports yet)"
+    else:
+        state = render.describe()
+    return cl.ChatSettings(
+        [
+            TextInput(id="render_pacing", label=PACING_LABEL, initial=state, disabled=True),
+            Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
+            NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
+            NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
+            Switch(
+                id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
+            ),
+            NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+            Switch(
+                id="team_stream_live", label=labels["team_stream_live"], initial=settings.team_stream_live
+            ),
+            NumberInput(
+                id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
+            ),
+        ]
+    )
+
+
+WAITING = "Waiting for the model…"
+PACED_LIVE_EVERY = 2.0  # seconds between live-line updates on a page paced down
+WAITING_AT_MOST = 0.5  # seconds the live line may still say it waits once the reply streams
+STATS_AUTHOR = "stats"
+NOTE_AUTHOR = "note"
+TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
+
+
+class TrimNote:
+    """Says once per chat session, in a small note, that older messages were left out."""
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+
+    async def show(self, dropped: int) -> None:
+        """Show the note unless this session has already seen it."""
+        if cl.user_session.get("trim_noted"):
+            return
+        cl.user_session.set("trim_noted", True)
+        note = cl.Message(content=TRIM_NOTE, author=NOTE_AUTHOR)
+        self._turn.add(note)
+        await note.send()
+
+
+class Footer:
+    """Live progress while the reply streams, then a summary and a copy button under it.
+
+    The live line is a small message of its own, updated in place: Chainlit re-renders only
+    that message. (An element update re-renders every message of the chat — measured ~30 ms at
+    5,000 tokens and ~170 ms at 20,000 in Chromium — so elements are used once, at the end.)
+    """
+
+    def __init__(
+        self,
+        replies: list[SegmentedReply],
+        show_stats: bool,
+        turn: Turn,
+        pacer: Pacer | None = None,
+        render: RenderControl | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        # The page's budget: the live line is updated when it has a slot no text waits for, on a
+        # page paced down at most every PACED_LIVE_EVERY s (each update re-renders the chat: ~50 ms
+        # on a 4x throttled page, as much as a stream event); when text waits for every slot, it
+        # takes one anyway after PACED_LIVE_EVERY s (WAITING_AT_MOST while it says it waits).
+        self._pacer = pacer
+        self._render = render
+        self._clock = clock or MonotonicClock()
+        self._live_at: float | None = None  # when the live line last changed, once streaming
+        self._shown_at: float | None = None  # when the live line last went out
+        self._replies = replies
+        self._show_stats = show_stats
+        self._turn = turn
+        self._live: cl.Message | None = None
+        self._props: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        """Put the live line in place before anything else of the turn, so it sits above it."""
+        if self._show_stats:
+            await self._guarded(self._show_live(WAITING))
+
+    async def _guarded(self, action: Awaitable[None]) -> None:
+        try:
+            await action
+        except Exception as exc:  # the stats are decoration: they must never cost the reply
+            log.warning("could not show the reply stats: %s", exc)
+
+    async def progress(self, progress: ReplyProgress) -> None:
+        """Show live progress, or the summary once the reply is over."""
+        if not self._show_stats:
+            return
+        if progress.done or progress.stopped:
+            self._props.update(text=progress.text(), done=True)
+        else:
+            await self._guarded(self._show_live(progress.text()))
+
+    async def _show_live(self, text: str) -> None:
+        if self._live is None:
+            self._live = cl.Message(content=text, author=STATS_AUTHOR)
+            self._turn.add(self._live)
+            await self._live.send()
+            self._shown_at = self._clock.now()
+        elif self._may_update():
+            self._live_at = self._shown_at = self._clock.now()
+            self._live.content = text
+            await self._live.update()
+
+    def _may_update(self) -> bool:
+        if self._pacer is None:
+            return self._live_due()
+        if self._live_due() and self._pacer.try_acquire():
+            return True
+        waited = self._clock.now() - (self._shown_at or 0.0)
+        if waited >= (WAITING_AT_MOST if self._live_at is None else PACED_LIVE_EVERY):
+            self._pacer.grant_now()  # text waits for every slot: take one, counted in the budget
+            return True
+        return False
+
+    def _live_due(self) -> bool:
+        if self._render is None or not self._render.paced_down or self._live_at is None:
+            return True
+        return self._clock.now() - self._live_at >= PACED_LIVE_EVERY
+
+    async def finish(self) -> None:
+        """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""
+        if self._live is not None:
+            self._turn.remove(self._live)
+            await self._guarded(self._live.remove())
+            self._live = None
+        if len(self._replies[0].segments if self._replies else []) > 1:
+            self._props["copyText"] = self._replies[0].content
+        if not self._props or not self._replies or not self._replies[0].segments:
+            return
+        target = cast(cl.Message, self._replies[0].segments[-1].wrapped).id
+        element = cl.CustomElement(name="ReplyFooter", props=self._props, display="inline")
+        self._turn.add(element)
+        await self._guarded(element.send(for_id=target))
+
+
+SHOWN_ARGUMENT_CHARS = 10_000
+
+
+def _pretty(arguments: str) -> str:
+    """Arguments as indented JSON when they parse, else as sent; cut to a readable length."""
+    if len(arguments) > SHOWN_ARGUMENT_CHARS:
+        return arguments[:SHOWN_ARGUMENT_CHARS] + f"… ({len(arguments):,} characters)"
+    try:
+        return json.dumps(json.loads(arguments or "{}"), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):  # whatever a model sends, the step must show
+        return arguments
+
+
+class _Step:
+    def __init__(self, step: cl.Step) -> None:
+        self._step = step
+
+    async def finish(self, output: str, is_error: bool) -> None:
+        self._step.output = output
+        self._step.is_error = is_error
+        self._step.end = cl.utils.utc_now()
+        await self._step.update()
+
+
+class ToolSteps:
+    """Each tool call becomes a Chainlit step of type tool."""
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+
+    async def start(self, name: str, arguments: str) -> ToolStep:
+        # A manual step does not pick up the on_message run as its parent (only `async with`
+        # does); without it the step would float below the whole run, after the reply.
+        run = cl.context.current_step
+        step = cl.Step(name=name, type="tool", show_input="json", parent_id=run.id if run else None)
+        step.input = _pretty(arguments)
+        # The input shown is reformatted and cut; history rebuilds the model's call from these.
+        step.metadata = {TOOL_ARGUMENTS_KEY: arguments}
+        step.start = cl.utils.utc_now()
+        self._turn.add(step)
+        await step.send()
+        return _Step(step)
+
+
+async def present_turn(
+    events: AsyncIterator[AgentEvent],
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    model: str,
+    turn: Turn | None = None,
+    pacer: Pacer | None = None,
+) -> ReplyOutcome:
+    """Show one agent turn: progress, tool steps, the reply in segments, an error, the footer.
+
+    Every element is recorded in the session's turn, which a reconnecting page gets again; the
+    UI events the batching sent are counted in the metrics under `model`. With render-aware pacing
+    every stream event and live-line update of the turn shares one budget (`pacer`, a team turn's,
+    or one of its own) that the page's render reports set.
+    """
+    turn = turn or start_turn()  # a team turn has begun already (web/team.py)
+    replies: list[SegmentedReply] = []
+    render = pacing.control(settings, clock)
+    own_pacer = pacer is None and render is not None
+    if own_pacer:
+        pacer = pacing.turn_pacer(settings, render, clock)
+
+    def new_reply() -> SegmentedReply:
+        reply = SegmentedReply(
+            lambda: cl.Message(content=""),
+            policy_for(settings),
+            render.segment_chars if render is not None else settings.segment_chars,
+            clock,
+            on_segment=turn.add,
+            pacer=pacer,
+        )
+        replies.append(reply)
+        return reply
+
+    counted = pacer if render is not None and render.reporting else None
+    footer = Footer(replies, settings.show_stats, turn, counted, render, clock)
+    meter = ReplyMeter(clock)
+    try:
+        await footer.start()
+        outcome = await deliver(
+            events,
+            new_reply,
+            ToolSteps(turn),
+            meter=meter,
+            on_progress=footer.progress,
+            on_trimmed=TrimNote(turn).show,
+        )
+        if settings.debug and replies:
+            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
+        if outcome.error is not None:
+            error = cl.ErrorMessage(content=outcome.error)
+            turn.add(error)
+            await error.send()
+    finally:
+        await footer.finish()  # on stop too: the summary says "Stopped"
+        turn.running = False
+        if own_pacer and pacer is not None:
+            pacer.close()
+        metrics.ui_events(model, sum(reply.stats.events_out for reply in replies))
+        if render is not None:
+            await _after_paced_turn(settings, render)
+    return outcome
+
+
+_SHOWN_PACING = "render_pacing_shown"
+
+
+async def _after_paced_turn(settings: Settings, render: RenderControl) -> None:
+    """Log the turn's pacing decisions; show the page's pace in the panel when it changed."""
+    if settings.debug:
+        log.debug("reply pacing %s", render.decisions.take())
+    shown = render.describe()
+    if cl.user_session.get(_SHOWN_PACING) != shown:
+        cl.user_session.set(_SHOWN_PACING, shown)
+        try:
+            await settings_panel(settings, render).send()
+        except Exception as exc:  # the panel is decoration: it must never cost the turn
+            log.warning("could not update the settings panel: %s", exc)
