@@ -1,5 +1,0 @@
-"""`python -m smart_agent` runs the CLI."""
-
-from smart_agent.cli import app
-
-app()

@@ -1,1 +1,0 @@
-"""A turn as a durable, resumable run: its event log (in memory or in Redis Streams) and producer."""
