@@ -159,8 +159,7 @@ class TokenBatcher:
 
     def take_pending(self) -> None:
         """Forget the buffered text, which the caller sends itself; counted in the pacer's budget."""
-        if self._pacer is not None and self.policy.enabled and self._buf.parts:
-            self._pacer.grant_now()
+        self._count_at_once()
         self.discard_pending()
 
     async def push(self, token: str, is_sequence: bool = False) -> None:
@@ -197,9 +196,13 @@ class TokenBatcher:
 
     async def flush(self) -> None:
         """Emit everything buffered now, as one event (counted against the pacer's budget, if any)."""
+        self._count_at_once()
+        await self._flush()
+
+    def _count_at_once(self) -> None:
+        # Buffered text sent without waiting for a slot still takes one from the page's budget.
         if self._pacer is not None and self.policy.enabled and self._buf.parts:
             self._pacer.grant_now()
-        await self._flush()
 
     async def _flush(self) -> None:
         async with self._lock:

@@ -86,7 +86,7 @@ def control(settings: Settings, clock: Clock | None = None) -> RenderControl | N
 def turn_pacer(settings: Settings, render: RenderControl | None, clock: Clock | None = None) -> Pacer:
     """The one budget every stream of a turn shares; its spacing follows the page's reports, if any."""
     if render is not None:
-        render.turn_started()
+        render.turn_started()  # a page that has no reports yet starts gently
     return Pacer(settings.max_events_per_second, clock, render.spacing if render is not None else None)
 
 

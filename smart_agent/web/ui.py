@@ -108,8 +108,7 @@ class Footer:
         self._render = render
         self._clock = clock or MonotonicClock()
         self._live_at: float | None = None  # when the live line last changed, once streaming
-        self._shown_at: float | None = None  # when the live line last went out
-        self._streaming_at: float | None = None  # when the first progress of the reply came
+        self._streaming_at: float | None = None  # when the reply's first progress came
         self._replies = replies
         self._show_stats = show_stats
         self._turn = turn
@@ -141,15 +140,16 @@ class Footer:
             self._live = cl.Message(content=text, author=STATS_AUTHOR)
             self._turn.add(self._live)
             await self._live.send()
-            self._shown_at = self._clock.now()
-        elif self._may_update(self._clock.now()):
-            self._live_at = self._shown_at = self._clock.now()
+            return
+        now = self._clock.now()
+        if self._streaming_at is None:
+            self._streaming_at = now
+        if self._may_update(now):
+            self._live_at = now
             self._live.content = text
             await self._live.update()
 
     def _may_update(self, now: float) -> bool:
-        if self._streaming_at is None:
-            self._streaming_at = now
         if self._pacer is None:
             return self._live_due(now)
         if self._live_due(now) and self._pacer.try_acquire():
@@ -161,7 +161,7 @@ class Footer:
 
     def _overdue(self, now: float) -> bool:
         if self._live_at is None:  # it still says it waits: show half a second of streaming
-            return now - (self._streaming_at or now) >= WAITING_AT_MOST
+            return self._streaming_at is not None and now - self._streaming_at >= WAITING_AT_MOST
         return now - self._live_at >= PACED_LIVE_EVERY
 
     def _live_due(self, now: float) -> bool:
