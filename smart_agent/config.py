@@ -94,6 +94,26 @@ def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
 
+THINK_TAGS = ("auto", "prefilled", "none")
+"""How `<think>` tags in a reply's text are read (smart_agent/llm/think.py)."""
+REASONING_EFFORTS = ("low", "medium", "high")
+"""The `reasoning_effort` values sent to the model (OpenAI, gpt-oss and vLLM accept them)."""
+
+
+def _parse_choice(choices: tuple[str, ...], *, optional: bool = False) -> Callable[[str], Any]:
+    allowed = f"must be one of {', '.join(choices)}" + (" (or empty for the server's default)" if optional else "")
+
+    def parse(text: str) -> str | None:
+        value = text.strip().lower()
+        if optional and not value:
+            return None
+        if value not in choices:
+            raise ValueError(allowed)
+        return value
+
+    return parse
+
+
 PROFILES = ("assistant", "team")
 """The chat profiles: one agent, or a team of agents whose notes a synthesiser turns into the answer."""
 
@@ -315,6 +335,11 @@ _FIELDS: dict[str, _Field] = {
         "SMART_AGENT_TEAM_SHARED_BUDGET", "SMART_AGENT_TEAM_SHARED_BUDGET", _parse_bool
     ),
     "team_stream_live": _Field("SMART_AGENT_TEAM_STREAM_LIVE", "SMART_AGENT_TEAM_STREAM_LIVE", _parse_bool),
+    "think_tags": _Field("SMART_AGENT_THINK_TAGS", "--think-tags", _parse_choice(THINK_TAGS)),
+    "show_thinking": _Field("SMART_AGENT_SHOW_THINKING", "--hide-thinking", _parse_bool),
+    "reasoning_effort": _Field(
+        "SMART_AGENT_REASONING_EFFORT", "--reasoning-effort", _parse_choice(REASONING_EFFORTS, optional=True)
+    ),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
@@ -428,6 +453,12 @@ class Settings:
     """Members' streams share one page-wide budget; off (benchmarks only), each has its own cap."""
     team_stream_live: bool = True
     """Members' notes stream into their steps; off, each member's notes appear when complete."""
+    think_tags: str = "auto"
+    """How `<think>` tags in the reply's text are read (THINK_TAGS; smart_agent/llm/think.py)."""
+    show_thinking: bool = True
+    """The model's thinking streams into a step above the answer; off, a live "Thinking… N s" line."""
+    reasoning_effort: str | None = None
+    """Sent as `reasoning_effort` (REASONING_EFFORTS); None sends nothing (the server's default)."""
 
     @property
     def uses_embedded_model(self) -> bool:
@@ -504,10 +535,12 @@ SESSION_SETTINGS: dict[str, str] = {
     "segment_chars": "Segment size (characters, 0 = off)",
     "team_stream_live": "Team: stream members live",
     "team_concurrency": "Team: members at once (empty = all, 1 for the embedded model)",
+    "show_thinking": "Show thinking",
+    "reasoning_effort": "Reasoning effort",
 }
 
 
-OPTIONAL_SESSION_SETTINGS = frozenset({"team_concurrency"})
+OPTIONAL_SESSION_SETTINGS = frozenset({"team_concurrency", "reasoning_effort"})
 """Panel settings whose empty value means the default."""
 
 

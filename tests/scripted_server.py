@@ -60,6 +60,10 @@ class Script:
     args_preset: str = ""  # send hostile raw arguments instead: one of ARG_PRESETS
     ctx: int = 0  # context limit in tokens (CHARS_PER_TOKEN); longer requests get HTTP 400
     ctx_empty: int = 0  # 1: refuse a long streamed request with an empty 200 stream, as llama.cpp does
+    think: int = 0  # think this many tokens (think_tokens) before answering
+    think_style: str = "content"  # content | reasoning | tags | split | close (see THINK_STYLES)
+    effort_refused: int = 0  # 1: answer a request with `reasoning_effort` by HTTP 400 naming it
+    options_refused: int = 0  # 1: answer a request with `stream_options` by HTTP 400 naming it
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -93,6 +97,32 @@ _MD_BLOCKS = [
     "        total += item.value\n    return total\n```\n\n",
     _PROSE,
 ]
+
+
+THINK_STYLES = ("content", "reasoning", "tags", "split", "close")
+"""How the scripted model sends its thinking: `delta.reasoning_content` (DeepSeek, vLLM, llama.cpp),
+`delta.reasoning` (Ollama, OpenRouter), inline `<think>…</think>` in the content, the same with the tags
+split across chunks mid-tag, or only a closing `</think>` (a template that put `<think>` in the prompt)."""
+
+
+def think_tokens(count: int) -> list[str]:
+    """The thinking a script sends; tests use it to know the exact expected thinking."""
+    return [f" t{i:05d}" for i in range(count)]
+
+
+def _thinking_chunks(script: Script) -> list[dict[str, Any]]:
+    """The deltas of the script's thinking, in its style."""
+    tokens = think_tokens(script.think)
+    if script.think_style == "content":
+        return [{"reasoning_content": token} for token in tokens]
+    if script.think_style == "reasoning":
+        return [{"content": "", "reasoning": token} for token in tokens]
+    pieces = {
+        "tags": (["<think>"], ["</think>\n\n"]),
+        "split": (["\n<thi", "nk>"], ["</th", "ink>", "\n\n"]),
+        "close": ([], ["\n</think>\n\n"]),
+    }[script.think_style]
+    return [{"content": piece} for piece in [*pieces[0], *tokens, *pieces[1]]]
 
 
 def member_tokens(member: str, count: int) -> list[str]:
@@ -228,8 +258,17 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
     return _event([{"index": 0, "delta": delta, "finish_reason": finish}])
 
 
-def _usage_chunk() -> bytes:
-    return _event([], usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10})
+def usage_of(script: Script, answer_tokens: int) -> dict[str, Any]:
+    """The usage the scripted server reports for a reply: prompt 5, the tokens it sent."""
+    completion = answer_tokens + script.think
+    usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
+    if script.think:
+        usage["completion_tokens_details"] = {"reasoning_tokens": script.think}
+    return usage
+
+
+def _usage_chunk(script: Script | None = None, answer_tokens: int = 5) -> bytes:
+    return _event([], usage=usage_of(script or Script(), answer_tokens))
 
 
 def request_tokens(messages: list[dict[str, Any]]) -> int:
@@ -240,6 +279,12 @@ def request_tokens(messages: list[dict[str, Any]]) -> int:
         for call in message.get("tool_calls") or ():
             chars += len(str(call.get("function", {}).get("arguments") or ""))
     return -(-chars // CHARS_PER_TOKEN)
+
+
+def _asks_usage(body: dict[str, Any], script: Script) -> bool:
+    """Whether to end the stream with a usage chunk: asked (`stream_options`), as OpenAI does, or scripted."""
+    options = body.get("stream_options")
+    return bool(script.usage or (isinstance(options, dict) and options.get("include_usage")))
 
 
 def _bad_request(message: str, code: str | None = None) -> JSONResponse:
@@ -337,6 +382,10 @@ class ScriptedServer:
                 {"error": {"message": f"scripted failure {script.status}", "type": "scripted"}},
                 status_code=script.status,
             )
+        for refused, name in ((script.effort_refused, "reasoning_effort"), (script.options_refused, "stream_options")):
+            if refused and name in body:
+                error = {"message": f"Unrecognized request argument supplied: {name}", "param": name}
+                return JSONResponse({"error": {**error, "type": "invalid_request_error"}}, status_code=400)
         if script.no_stream and body.get("stream"):
             return JSONResponse(
                 {"error": {"message": "stream is not supported", "param": "stream"}},
@@ -359,12 +408,17 @@ class ScriptedServer:
             return _completion({"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls")
         if calling:
             return StreamingResponse(
-                self._spanned(span, self._stream_tools(script)), media_type="text/event-stream"
+                self._spanned(span, self._stream_tools(script, _asks_usage(body, script))),
+                media_type="text/event-stream",
             )
         if not body.get("stream"):
-            return _completion({"role": "assistant", "content": "".join(tokens)}, "stop")
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
+            if script.think:
+                message["reasoning_content"] = "".join(think_tokens(script.think))
+            return _completion(message, "stop")
         return StreamingResponse(
-            self._spanned(span, self._stream(script, tokens)), media_type="text/event-stream"
+            self._spanned(span, self._stream(script, tokens, _asks_usage(body, script))),
+            media_type="text/event-stream",
         )
 
     async def _spanned(self, span: Span, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -382,19 +436,20 @@ class ScriptedServer:
         with self.span_ended:
             return self.span_ended.wait_for(lambda: all(s.end is not None for s in spans), timeout)
 
-    async def _stream_tools(self, script: Script) -> AsyncIterator[bytes]:
+    async def _stream_tools(self, script: Script, usage: bool) -> AsyncIterator[bytes]:
         for choice in _tool_chunks(script):
             yield _raw_chunk(choice)
         yield _raw_chunk({"delta": {}, "finish_reason": "tool_calls"})
-        if script.usage:
+        if usage:
             yield _usage_chunk()
         yield b"data: [DONE]\n\n"
 
-    async def _stream(self, script: Script, tokens: list[str]) -> AsyncIterator[bytes]:
+    async def _stream(self, script: Script, tokens: list[str], usage: bool) -> AsyncIterator[bytes]:
         if script.first_delay:
             await asyncio.sleep(script.first_delay)
         start = time.monotonic()
-        for i, token in enumerate(tokens):
+        thinking = _thinking_chunks(script) if script.think else []
+        for i, token in enumerate([*thinking, *tokens]):
             if i == script.cut:
                 raise _Cut("scripted connection cut")
             if i == script.error_at:
@@ -408,15 +463,18 @@ class ScriptedServer:
                 delay = start + i / script.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            yield _chunk(f" c{i}@{time.time():.6f}" if script.kind == "clock" else token)
+            if isinstance(token, dict):
+                yield _event([{"index": 0, "delta": token, "finish_reason": None}])
+            else:
+                yield _chunk(f" c{i}@{time.time():.6f}" if script.kind == "clock" else token)
         self.stream_ends.append(time.time())
         if script.no_finish:  # cut off: 2 is how llama-cpp-python ends an interrupted reply
             if script.no_finish == 2:
                 yield b"data: [DONE]\n\n"
             return
         yield _chunk(None, "stop")
-        if script.usage:
-            yield _usage_chunk()
+        if usage:
+            yield _usage_chunk(script, len(tokens))
         yield b"data: [DONE]\n\n"
 
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from smart_agent.llm.chunks import ChunkDelta, ToolCallAccumulator, ToolCallFragment, normalize_chunk
+from smart_agent.llm.chunks import (
+    ChunkDelta,
+    ToolCallAccumulator,
+    ToolCallFragment,
+    Usage,
+    normalize_chunk,
+)
 
 
 def _openai_chunk(choices: list[dict[str, Any]], **extra: Any) -> ChatCompletionChunk:
@@ -26,9 +32,9 @@ def test_openai_chunk_object_when_tool_call_then_fragment() -> None:
     assert normalize_chunk(chunk).tool_calls == (ToolCallFragment(1, "call_9", "calc", ""),)
 
 
-def test_usage_only_chunk_when_choices_empty_then_nothing() -> None:
+def test_usage_only_chunk_when_choices_empty_then_usage_only() -> None:
     chunk = _openai_chunk([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})
-    assert normalize_chunk(chunk) == ChunkDelta()
+    assert normalize_chunk(chunk) == ChunkDelta(usage=Usage(1, 1, 0))
 
 
 def test_whole_message_chunk_when_message_instead_of_delta_then_read() -> None:
@@ -118,3 +124,66 @@ def test_accumulator_when_id_missing_then_generated() -> None:
     acc = ToolCallAccumulator()
     acc.add(ToolCallFragment(3, None, "f", "{}"))
     assert acc.calls()[0].id == "call_3"
+
+
+def test_reasoning_content_when_deepseek_or_vllm_then_reasoning() -> None:
+    chunk = _openai_chunk([{"index": 0, "delta": {"reasoning_content": "Hmm, "}, "finish_reason": None}])
+    assert normalize_chunk(chunk) == ChunkDelta(reasoning="Hmm, ")
+
+
+def test_reasoning_when_ollama_or_openrouter_then_reasoning() -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "", "reasoning": "let me see"}}]}
+    assert normalize_chunk(chunk) == ChunkDelta(reasoning="let me see")
+
+
+def test_usage_when_reasoning_tokens_in_details_then_counted() -> None:
+    usage = {
+        "prompt_tokens": 12,
+        "completion_tokens": 40,
+        "total_tokens": 52,
+        "completion_tokens_details": {"reasoning_tokens": 30},
+    }
+    assert normalize_chunk(_openai_chunk([], usage=usage)).usage == Usage(12, 40, 30)
+
+
+def test_non_streaming_message_when_reasoning_content_then_both_read() -> None:
+    completion = ChatCompletion.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2 is 4"},
+                }
+            ],
+        }
+    )
+    delta = normalize_chunk(completion)
+    assert (delta.text, delta.reasoning) == ("4", "2+2 is 4")
+
+
+class _LangChainLike:
+    """An object with a `.content` attribute, as LangChain's AIMessageChunk has."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+
+
+def test_bare_content_dict_and_content_object_when_no_choices_then_text() -> None:
+    assert normalize_chunk({"content": "bare"}) == ChunkDelta(text="bare")
+    assert normalize_chunk(_LangChainLike("object")) == ChunkDelta(text="object")
+
+
+def test_unknown_shape_when_seen_twice_then_logged_once(caplog: Any) -> None:
+    class Strange:
+        pass
+
+    with caplog.at_level("DEBUG", logger="smart_agent.llm"):
+        assert normalize_chunk(Strange()) == ChunkDelta()
+        assert normalize_chunk(Strange()) == ChunkDelta()
+    assert [r.getMessage() for r in caplog.records].count(caplog.records[0].getMessage()) == 1
+    assert "Strange" in caplog.records[0].getMessage()

@@ -13,6 +13,37 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """The model's thinking, shown apart from the answer and never sent back to the model."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningMoved:
+    """The last `chars` characters of the turn's text so far were thinking: a reply whose `<think>`
+    was in the prompt ended its thinking with a lone `</think>` (llm/think.py)."""
+
+    chars: int
+
+
+@dataclass(frozen=True)
+class UsageReported:
+    """The server's own token counts for one model request of the turn."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about the turn that is not a failure."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class ToolCallStarted:
     """The model asked for a tool; it runs now."""
 
@@ -56,4 +87,15 @@ class ReplyFailed:
     code: str = "model_error"
 
 
-AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | HistoryTrimmed | ReplyDone | ReplyFailed
+AgentEvent = (
+    TextDelta
+    | ReasoningDelta
+    | ReasoningMoved
+    | UsageReported
+    | Notice
+    | ToolCallStarted
+    | ToolCallFinished
+    | HistoryTrimmed
+    | ReplyDone
+    | ReplyFailed
+)

@@ -17,17 +17,22 @@ from openai.types.chat import ChatCompletionMessageParam
 from smart_agent.agent.events import (
     AgentEvent,
     HistoryTrimmed,
+    Notice,
+    ReasoningDelta,
+    ReasoningMoved,
     ReplyDone,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    UsageReported,
 )
 from smart_agent.agent.tools import ToolRegistry, ToolResult, parse_arguments
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.chunks import ChunkDelta, ToolCall, ToolCallAccumulator, normalize_chunk
 from smart_agent.llm.client import describe_error, ended_early
+from smart_agent.llm.think import Moved, Part, Reasoning, ThinkSplitter
 from smart_agent.llm.context import (
     TurnTooLongError,
     context_size,
@@ -43,6 +48,13 @@ FALLBACK_PIECE_CHARS = 24
 FALLBACK_SPREAD_SECONDS = 0.5
 _SURROGATE = re.compile("[\ud800-\udfff]")
 NOT_KEPT = " Your message was not kept in the conversation; send it again to retry."
+EFFORT_REFUSED = (
+    "The model server does not accept a reasoning effort, so this reply was asked without one "
+    "(clear Reasoning effort in the settings to stop this note)."
+)
+_OPTIONAL_PARAMS = ("stream_options", "reasoning_effort")
+_REFUSED: dict[str, set[str]] = {}
+"""Optional request fields each backend (URL and model) refused once: not sent to it again."""
 
 
 class _ContextRejectedError(ModelError):
@@ -87,22 +99,34 @@ class Agent:
             text: list[str] = []
             calls = ToolCallAccumulator()
             finish_reason = "stop"
+            splitter = ThinkSplitter(self.settings.think_tags)
             try:
                 # aclosing: a consumer that stops at a yield here closes the inner generators
                 # (and their HTTP responses) at once, not whenever they are collected.
                 async with aclosing(self._fitted_turn(messages)) as deltas:
                     async for delta in deltas:
-                        if isinstance(delta, HistoryTrimmed):
+                        if isinstance(delta, HistoryTrimmed | Notice):
                             yield delta
                             continue
                         if delta.finish_reason:
                             finish_reason = delta.finish_reason
+                        if delta.reasoning:
+                            yield ReasoningDelta(delta.reasoning)
                         if delta.text:
-                            text.append(delta.text)
-                            yield TextDelta(delta.text)
+                            for event in _events(splitter.feed(delta.text), text):
+                                yield event
                         for fragment in delta.tool_calls:
                             calls.add(fragment)
+                        if delta.usage is not None:
+                            usage = delta.usage
+                            yield UsageReported(
+                                usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens
+                            )
+                for event in _events(splitter.end(), text):
+                    yield event
             except ModelError as exc:
+                for event in _events(splitter.end(), text):  # a tag's start held back is text
+                    yield event
                 code = "limit_exceeded" if isinstance(exc, TurnTooLongError) else "model_error"
                 if text:
                     messages.append({"role": "assistant", "content": "".join(text)})
@@ -145,6 +169,10 @@ class Agent:
                 async for event in events:
                     yield event
 
+    @property
+    def _backend(self) -> str:
+        return f"{self.client.base_url} {self.model}"
+
     async def _run_tools(
         self, calls: list[ToolCall], messages: list[Message]
     ) -> AsyncGenerator[AgentEvent, None]:
@@ -174,7 +202,7 @@ class Agent:
 
     async def _fitted_turn(
         self, messages: list[Message]
-    ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed, None]:
+    ) -> AsyncGenerator[ChunkDelta | HistoryTrimmed | Notice, None]:
         """One model turn on the latest messages that fit the context; if the server still finds
         the request too long, once more on half as much (but at least the current turn)."""
         context = context_size(self.settings)
@@ -200,11 +228,12 @@ class Agent:
                     raise
                 budget = max(fitted.tokens // 2, fitted.required)
 
-    async def _model_turn(self, messages: list[Message]) -> AsyncGenerator[ChunkDelta, None]:
+    async def _model_turn(self, messages: list[Message]) -> AsyncGenerator[ChunkDelta | Notice, None]:
         """One model turn as deltas; falls back to a non-streaming request when streaming fails
         before anything arrived."""
+        notices: list[str] = []
         try:
-            stream = await self._create(messages, stream=True)
+            stream = await self._create(messages, stream=True, notices=notices)
         except openai.BadRequestError as exc:
             if is_context_error(exc) or "stream" not in str(exc).lower():
                 raise self._refusal(exc) from exc
@@ -213,12 +242,14 @@ class Agent:
             return
         except _STREAM_ERRORS as exc:
             raise self._refusal(exc) from exc
+        for notice in notices:
+            yield Notice(notice)
         produced = ended = False
         failed: BaseException | None = None
         try:
             async for chunk in stream:
                 delta = normalize_chunk(chunk)
-                produced = produced or bool(delta.text or delta.tool_calls)
+                produced = produced or bool(delta.text or delta.tool_calls or delta.reasoning)
                 ended = ended or delta.finish_reason is not None
                 yield delta
             # A complete stream names why it ended (stop, length, tool_calls, ...) in its last
@@ -240,11 +271,12 @@ class Agent:
             async for delta in self._fallback(messages):
                 yield delta
 
-    async def _fallback(self, messages: list[Message]) -> AsyncIterator[ChunkDelta]:
+    async def _fallback(self, messages: list[Message]) -> AsyncIterator[ChunkDelta | Notice]:
         """Ask once without streaming and hand the answer over in small pieces."""
+        notices: list[str] = []
         for attempt in range(2):
             try:
-                response = await self._create(messages, stream=False)
+                response = await self._create(messages, stream=False, notices=notices)
                 break
             except openai.APIConnectionError as exc:
                 # A server may close the connection its failed stream used (llama.cpp's does after
@@ -253,15 +285,21 @@ class Agent:
                     raise self._refusal(exc) from exc
             except _STREAM_ERRORS as exc:
                 raise self._refusal(exc) from exc
+        for notice in notices:
+            yield Notice(notice)
         whole = normalize_chunk(response)
-        pieces = re.findall(rf".{{1,{FALLBACK_PIECE_CHARS}}}", whole.text, flags=re.DOTALL)
+        split = rf".{{1,{FALLBACK_PIECE_CHARS}}}"
+        pieces = [
+            *(ChunkDelta(reasoning=p) for p in re.findall(split, whole.reasoning, flags=re.DOTALL)),
+            *(ChunkDelta(text=p) for p in re.findall(split, whole.text, flags=re.DOTALL)),
+        ]
         pause = min(0.02, FALLBACK_SPREAD_SECONDS / max(1, len(pieces)))
         for number, piece in enumerate(pieces):
             if number:
                 await asyncio.sleep(pause)  # pacing, so the user sees the answer appear
-            yield ChunkDelta(text=piece)
-        if whole.tool_calls:
-            yield ChunkDelta(tool_calls=whole.tool_calls)
+            yield piece
+        if whole.tool_calls or whole.usage is not None:
+            yield ChunkDelta(tool_calls=whole.tool_calls, usage=whole.usage)
 
     def _refusal(self, exc: BaseException) -> ModelError:
         """The error to raise for a failed request: a length refusal is retried with less."""
@@ -272,14 +310,30 @@ class Agent:
             )
         return describe_error(exc, self.settings, self.model)
 
-    async def _create(self, messages: list[Message], *, stream: bool) -> Any:
-        extra: dict[str, Any] = {"tools": self.tools.specs()} if self.tools.names else {}
-        try:
-            return await self._request(messages, stream, extra)
-        except UnicodeEncodeError:
-            # A lone surrogate (from a model's JSON escapes, a tool or a client) cannot be encoded
-            # as UTF-8, so the SDK refuses before sending: send the text with U+FFFD instead.
-            return await self._request(_encodable(messages), stream, _encodable(extra))
+    async def _create(self, messages: list[Message], *, stream: bool, notices: list[str]) -> Any:
+        """The request; an optional field the server refuses (400/422 naming it) is dropped, remembered
+        for this backend, and the request sent once more."""
+        refused = _REFUSED.setdefault(self._backend, set())
+        while True:
+            extra: dict[str, Any] = {"tools": self.tools.specs()} if self.tools.names else {}
+            if stream and "stream_options" not in refused:
+                extra["stream_options"] = {"include_usage": True}  # the server's own token counts
+            if self.settings.reasoning_effort and "reasoning_effort" not in refused:
+                extra["reasoning_effort"] = self.settings.reasoning_effort
+            try:
+                try:
+                    return await self._request(messages, stream, extra)
+                except UnicodeEncodeError:
+                    # A lone surrogate (from a model's JSON escapes, a tool or a client) cannot be
+                    # encoded as UTF-8, so the SDK refuses before sending: send U+FFFD instead.
+                    return await self._request(_encodable(messages), stream, _encodable(extra))
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                field = _refused_field(exc, extra)
+                if field is None:
+                    raise
+                refused.add(field)
+                if field == "reasoning_effort":
+                    notices.append(EFFORT_REFUSED)
 
     async def _request(self, messages: list[Message], stream: bool, extra: dict[str, Any]) -> Any:
         if stream:
@@ -299,3 +353,25 @@ class Agent:
             stream=False,
             **extra,
         )
+
+
+def _refused_field(exc: openai.APIStatusError, sent: dict[str, Any]) -> str | None:
+    """The optional field a 400/422 names, if it names one this request sent."""
+    said = f"{getattr(exc, 'param', None) or ''} {exc.message} {exc.body}".lower()
+    return next((field for field in _OPTIONAL_PARAMS if field in sent and field in said), None)
+
+
+def _events(parts: list[Part], text: list[str]) -> list[AgentEvent]:
+    """The agent events of the splitter's parts; `text` (the round's answer so far) follows them."""
+    events: list[AgentEvent] = []
+    for part in parts:
+        if isinstance(part, Reasoning):
+            events.append(ReasoningDelta(part.text))
+        elif isinstance(part, Moved):
+            whole = "".join(text)
+            text[:] = [whole[: len(whole) - part.chars]] if len(whole) > part.chars else []
+            events.append(ReasoningMoved(part.chars))
+        else:
+            text.append(part.text)
+            events.append(TextDelta(part.text))
+    return events
