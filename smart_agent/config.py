@@ -101,7 +101,9 @@ REASONING_EFFORTS = ("low", "medium", "high")
 
 
 def _parse_choice(choices: tuple[str, ...], *, optional: bool = False) -> Callable[[str], Any]:
-    allowed = f"must be one of {', '.join(choices)}" + (" (or empty for the server's default)" if optional else "")
+    allowed = f"must be one of {', '.join(choices)}" + (
+        " (or empty for the server's default)" if optional else ""
+    )
 
     def parse(text: str) -> str | None:
         value = text.strip().lower()

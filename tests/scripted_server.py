@@ -261,7 +261,11 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
 def usage_of(script: Script, answer_tokens: int) -> dict[str, Any]:
     """The usage the scripted server reports for a reply: prompt 5, the tokens it sent."""
     completion = answer_tokens + script.think
-    usage: dict[str, Any] = {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
+    usage: dict[str, Any] = {
+        "prompt_tokens": 5,
+        "completion_tokens": completion,
+        "total_tokens": 5 + completion,
+    }
     if script.think:
         usage["completion_tokens_details"] = {"reasoning_tokens": script.think}
     return usage
@@ -382,7 +386,10 @@ class ScriptedServer:
                 {"error": {"message": f"scripted failure {script.status}", "type": "scripted"}},
                 status_code=script.status,
             )
-        for refused, name in ((script.effort_refused, "reasoning_effort"), (script.options_refused, "stream_options")):
+        for refused, name in (
+            (script.effort_refused, "reasoning_effort"),
+            (script.options_refused, "stream_options"),
+        ):
             if refused and name in body:
                 error = {"message": f"Unrecognized request argument supplied: {name}", "param": name}
                 return JSONResponse({"error": {**error, "type": "invalid_request_error"}}, status_code=400)

@@ -18,6 +18,7 @@ from smart_agent.agent.events import (
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    UsageReported,
 )
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
@@ -47,7 +48,8 @@ async def run(
     history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
     try:
         agent = Agent(client, MODEL_ID, config, tools or builtin_tools())
-        events = [event async for event in agent.stream(history)]
+        # The server's usage reports are tests/test_reasoning_agent.py's subject, not these tests'.
+        events = [event async for event in agent.stream(history) if not isinstance(event, UsageReported)]
     finally:
         await client.close()
     return events, history
@@ -221,7 +223,8 @@ async def converse(
     client = make_client(config)
     history.append({"role": "user", "content": prompt})
     try:
-        return [event async for event in Agent(client, MODEL_ID, config, builtin_tools()).stream(history)]
+        agent = Agent(client, MODEL_ID, config, builtin_tools())
+        return [event async for event in agent.stream(history) if not isinstance(event, UsageReported)]
     finally:
         await client.close()
 

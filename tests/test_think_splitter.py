@@ -32,7 +32,10 @@ def _run(chunks: list[str], mode: str = THINK_AUTO) -> tuple[str, str]:
             answer += part.text
         elif isinstance(part, Moved):
             assert 0 < part.chars <= len(answer)
-            thinking, answer = thinking + answer[len(answer) - part.chars :], answer[: len(answer) - part.chars]
+            thinking, answer = (
+                thinking + answer[len(answer) - part.chars :],
+                answer[: len(answer) - part.chars],
+            )
     return thinking, answer
 
 
@@ -47,7 +50,11 @@ CASES = [
     ("Okay, the user asks.\n</think>\n\nHello!", THINK_AUTO, ("Okay, the user asks.\n", "Hello!")),
     ("<think>cut before the end", THINK_AUTO, ("cut before the end", "")),
     ("No thinking at all.", THINK_AUTO, ("", "No thinking at all.")),
-    ("Answer first.\n<think>not thinking</think>", THINK_AUTO, ("", "Answer first.\n<think>not thinking</think>")),
+    (
+        "Answer first.\n<think>not thinking</think>",
+        THINK_AUTO,
+        ("", "Answer first.\n<think>not thinking</think>"),
+    ),
     ("```html\n<think>x</think>\n```", THINK_AUTO, ("", "```html\n<think>x</think>\n```")),
     ("See ```code``` then </think> stays", THINK_AUTO, ("", "See ```code``` then </think> stays")),
     ("Write `</think>` to close.", THINK_AUTO, ("", "Write `</think>` to close.")),
@@ -67,7 +74,9 @@ def test_each_case_when_whole_then_split_as_expected() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(case=st.sampled_from(CASES), cuts=st.lists(st.integers(0, 80), max_size=12))
-def test_any_split_point_when_fed_in_pieces_then_same_as_whole(case: tuple[str, str, tuple[str, str]], cuts: list[int]) -> None:
+def test_any_split_point_when_fed_in_pieces_then_same_as_whole(
+    case: tuple[str, str, tuple[str, str]], cuts: list[int]
+) -> None:
     text, mode, expected = case
     assert _run(_splits(text, cuts), mode) == expected
 
@@ -83,8 +92,9 @@ _WORDS = st.text(alphabet="ab <>/thinkc`\n", max_size=40)
 
 
 @settings(max_examples=400, deadline=None)
-@given(thinking=_WORDS, answer=_WORDS, cuts=st.lists(st.integers(0, 120), max_size=10),
-       prefilled=st.booleans())
+@given(
+    thinking=_WORDS, answer=_WORDS, cuts=st.lists(st.integers(0, 120), max_size=10), prefilled=st.booleans()
+)
 def test_thinking_when_tagged_then_never_in_the_answer(
     thinking: str, answer: str, cuts: list[int], prefilled: bool
 ) -> None:

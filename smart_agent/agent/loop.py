@@ -32,7 +32,6 @@ from smart_agent.config import Settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.chunks import ChunkDelta, ToolCall, ToolCallAccumulator, normalize_chunk
 from smart_agent.llm.client import describe_error, ended_early
-from smart_agent.llm.think import Moved, Part, Reasoning, ThinkSplitter
 from smart_agent.llm.context import (
     TurnTooLongError,
     context_size,
@@ -41,6 +40,7 @@ from smart_agent.llm.context import (
     prompt_budget,
     tools_tokens,
 )
+from smart_agent.llm.think import Moved, Part, Reasoning, ThinkSplitter
 
 Message = dict[str, Any]
 _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError)

@@ -16,6 +16,9 @@ TOOL_ARGUMENTS_KEY = "arguments"
 TEAM_STEP_KEY = "team"
 """Metadata key of the Team profile's steps (web/team.py): the members' notes, never the model's."""
 
+THINKING_STEP_KEY = "thinking"
+"""Metadata key of a step holding the model's thinking (web/thinking.py): shown, never sent back."""
+
 SKIPPED_AUTHORS = frozenset({"stats", "note"})
 """Assistant-side messages that are page decoration, never part of the model's conversation."""
 
@@ -62,8 +65,9 @@ def _turn(steps: list[StepDict]) -> list[Message]:
 
     failed = False
     for step in rest:
-        if (step.get("metadata") or {}).get(TEAM_STEP_KEY):
-            continue  # only a team's answer is part of the conversation
+        metadata = step.get("metadata") or {}
+        if metadata.get(TEAM_STEP_KEY) or metadata.get(THINKING_STEP_KEY):
+            continue  # only the answer is part of the conversation: not a team's notes, not thinking
         if step["type"] == "tool":
             calls.append(step)
         elif step["type"] == "assistant_message" and not _decoration(step):

@@ -7,9 +7,9 @@ tags may be split across chunks at any character, and a cut stream may leave the
 Some chat templates put the opening `<think>` into the prompt (DeepSeek-R1's distills), so the reply
 starts with thinking and only `</think>` ends it. With THINK_AUTO such a reply first streams as
 text; when its `</think>` arrives, a `Moved` part says that the text given so far was thinking. A
-`</think>` counts as that end only before the reply's first code fence and when no backtick is just
-before it, and before any `<think>` (so an answer that explains the tag stays text). THINK_PREFILLED, for models known
-to do this, takes the reply as thinking from its first character, so nothing needs moving.
+`</think>` counts as that end only before the reply's first code fence or `<think>`, and when no
+backtick is just before it (so an answer that explains the tag stays text). THINK_PREFILLED, for
+models known to do this, takes the reply as thinking from its first character, so nothing moves.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ class SegmentedReply:
         clock: Clock | None = None,
         on_segment: Callable[[SmoothStreamWrapper], None] | None = None,
         pacer: Pacer | None = None,
+        on_removed: Callable[[SmoothStreamWrapper], None] | None = None,
     ) -> None:
         self._pacer = pacer
+        self._on_removed = on_removed
         self._new_message = new_message
         self._on_segment = on_segment
         self._policy = policy
@@ -84,6 +86,34 @@ class SegmentedReply:
             base = 0
         if token:
             await self._current().stream_token(token)
+
+    async def retract(self, chars: int) -> str:
+        """Take the last `chars` characters off the reply and return them (text that turned out
+        to be the model's thinking): segments they cover whole are removed from the page, the one
+        they end in is cut and updated; the next text continues the reply from there."""
+        taken: list[str] = []
+        while chars > 0 and self.segments:
+            segment = self.segments[-1]
+            content = segment.content
+            if len(content) > chars:
+                taken.append(content[len(content) - chars :])
+                segment.set_content(content[: len(content) - chars])  # drops what it still buffers
+                await segment.wrapped.update()
+                break
+            taken.append(content)
+            chars -= len(content)
+            self.segments.pop()
+            if segment is self._unfinished:
+                self._unfinished = None
+            segment.stop()
+            if content:
+                await segment.wrapped.remove()
+            if self._on_removed is not None:
+                self._on_removed(segment)
+        self._finder = CutFinder(self._segment_chars())
+        if self._unfinished is not None:
+            self._finder.add(self._unfinished.content)
+        return "".join(reversed(taken))
 
     def stop(self) -> None:
         """Stop at once: nothing more is emitted until `finish` finalises what was produced."""

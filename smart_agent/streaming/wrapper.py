@@ -79,6 +79,11 @@ class SmoothStreamWrapper:
         """The full text so far, including tokens not yet flushed."""
         return self._batcher.apply_pending(self._message.content)
 
+    def set_content(self, text: str) -> None:
+        """Replace the text, dropping what is still buffered (the next update shows it)."""
+        self._batcher.discard_pending()
+        self._message.content = text
+
     async def stream_token(self, token: str, is_sequence: bool = False) -> None:
         """Same contract as `cl.Message.stream_token`, batched."""
         await self._batcher.push(token, is_sequence)
@@ -160,7 +165,6 @@ class SmoothStreamWrapper:
         if name in _OWN:
             object.__setattr__(self, name, value)
         elif name == "content":
-            self._batcher.discard_pending()
-            self._message.content = value
+            self.set_content(value)
         else:
             setattr(self._message, name, value)

@@ -25,6 +25,15 @@ class MemberText:
 
 
 @dataclass(frozen=True)
+class MemberThinking:
+    """A piece of the member's thinking (`text`), or `moved` characters of its notes that were thinking."""
+
+    member: str
+    text: str = ""
+    moved: int = 0
+
+
+@dataclass(frozen=True)
 class MemberTool:
     """The member called a tool (started) or got its result (finished)."""
 
@@ -79,6 +88,8 @@ class TeamStatus:
         )
 
 
-MemberEvent = MemberStarted | MemberText | MemberTool | MemberFinished | MemberFailed | MemberStopped
+MemberEvent = (
+    MemberStarted | MemberText | MemberThinking | MemberTool | MemberFinished | MemberFailed | MemberStopped
+)
 TeamEvent = MemberEvent | TeamStatus | AgentEvent
 """A team turn yields member events and status snapshots, then the synthesis's agent events."""

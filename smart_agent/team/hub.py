@@ -12,6 +12,8 @@ import openai
 
 from smart_agent.agent.events import (
     AgentEvent,
+    ReasoningDelta,
+    ReasoningMoved,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
@@ -30,6 +32,7 @@ from smart_agent.team.events import (
     MemberStatus,
     MemberStopped,
     MemberText,
+    MemberThinking,
     MemberTool,
     TeamEvent,
     TeamStatus,
@@ -179,6 +182,11 @@ class TeamHub:
                             state.tokens += 1
                             self._dirty = True
                             self._queue.put_nowait(MemberText(member.name, event.text))
+                        elif isinstance(event, ReasoningDelta):
+                            self._queue.put_nowait(MemberThinking(member.name, event.text))
+                        elif isinstance(event, ReasoningMoved):  # its notes so far were thinking
+                            state.text = state.text[: max(0, len(state.text) - event.chars)]
+                            self._queue.put_nowait(MemberThinking(member.name, moved=event.chars))
                         elif isinstance(event, ToolCallStarted | ToolCallFinished):
                             self._queue.put_nowait(MemberTool(member.name, event))
                         elif isinstance(event, ReplyFailed):

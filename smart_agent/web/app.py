@@ -30,7 +30,7 @@ from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifeti
 from smart_agent.web.history import LiveConversation
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
-from smart_agent.web.ui import present_turn, settings_panel
+from smart_agent.web.ui import EFFORT_DEFAULT, present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
@@ -148,6 +148,8 @@ async def _on_mcp_lost(server: str, reason: str) -> None:
 async def on_settings_update(values: dict[str, Any]) -> None:
     """Validate the panel; good values apply to this session's next reply, bad ones are refused."""
     current: Settings = cl.user_session.get("settings")
+    if values.get("reasoning_effort") == EFFORT_DEFAULT:
+        values = {**values, "reasoning_effort": ""}  # the choice that sends none
     try:
         cl.user_session.set("settings", apply_session_settings(current, values))
         await cl.context.emitter.send_toast("Settings saved: they apply to your next reply.", "success")

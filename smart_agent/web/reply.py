@@ -1,4 +1,5 @@
-"""Present one agent turn: text into the batched reply, tool calls as steps, errors kept apart."""
+"""Present one agent turn: thinking into its steps, text into the batched reply, tool calls as steps,
+errors kept apart."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from typing import Protocol
 from smart_agent.agent.events import (
     AgentEvent,
     HistoryTrimmed,
+    Notice,
+    ReasoningDelta,
+    ReasoningMoved,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    UsageReported,
 )
 from smart_agent.streaming.batcher import BatchStats
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
@@ -36,6 +41,22 @@ class ToolSteps(Protocol):
         ...
 
 
+class Thinking(Protocol):
+    """Where the model's thinking is shown, apart from the answer."""
+
+    async def add(self, text: str) -> None:
+        """More thinking."""
+        ...
+
+    async def moved(self, text: str) -> None:
+        """Text taken off the answer because it was thinking."""
+        ...
+
+    async def done(self) -> None:
+        """The thinking ended (the answer or a tool call starts, or the turn ends)."""
+        ...
+
+
 class Reply(Protocol):
     """Where the reply's text streams: SmoothStreamWrapper or SegmentedReply."""
 
@@ -51,6 +72,10 @@ class Reply(Protocol):
 
     async def stream_token(self, token: str) -> None:
         """Add text."""
+        ...
+
+    async def retract(self, chars: int) -> str:
+        """Take the last `chars` characters off the reply and return them."""
         ...
 
     def stop(self) -> None:
@@ -70,64 +95,113 @@ class ReplyOutcome:
     error: str | None = None
 
 
+@dataclass
+class ServerUsage:
+    """The server's own token counts over a turn's model requests."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    reported: bool = False
+
+    def add(self, usage: UsageReported) -> None:
+        """Count one request's usage."""
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        self.reported = True
+
+
 ProgressSink = Callable[[ReplyProgress], Awaitable[None]]
+
+
+@dataclass
+class TurnViews:
+    """The optional parts of the page a turn feeds besides its reply."""
+
+    steps: ToolSteps | None = None
+    thinking: Thinking | None = None
+    on_trimmed: Callable[[int], Awaitable[None]] | None = None
+    on_notice: Callable[[str], Awaitable[None]] | None = None
+    usage: ServerUsage | None = None
 
 
 async def deliver(
     events: AsyncIterator[AgentEvent],
     new_reply: Callable[[], Reply],
-    steps: ToolSteps | None = None,
+    views: TurnViews | None = None,
     meter: ReplyMeter | None = None,
     on_progress: ProgressSink | None = None,
-    on_trimmed: Callable[[int], Awaitable[None]] | None = None,
 ) -> ReplyOutcome:
     """Consume an agent turn; finalise the reply on success, failure and stop alike.
 
-    The reply message is created when its first text arrives, so it follows the tool steps
-    that came before it. With a meter, `on_progress` gets a few snapshots a second and a summary;
-    `on_trimmed` hears when older messages were left out of a request.
+    The reply message is created when its first text arrives, so it follows the thinking and tool
+    steps that came before it; the thinking folds when the answer or a tool call starts. With a
+    meter, `on_progress` gets a few snapshots a second (thinking counts) and a summary.
     """
+    views = views or TurnViews()
     error: str | None = None
     open_steps: dict[str, ToolStep] = {}
     reply: Reply | None = None
+    thinking = views.thinking
 
     async def report(**state: bool) -> None:
-        if meter is not None and on_progress is not None and reply is not None:
-            await on_progress(meter.snapshot(reply.stats.events_out, **state))
+        if meter is not None and on_progress is not None and (reply is not None or meter.tokens):
+            await on_progress(meter.snapshot(reply.stats.events_out if reply else 0, **state))
 
     try:
         async for event in events:
             if isinstance(event, TextDelta):
+                if thinking is not None:
+                    await thinking.done()
                 if reply is None:
                     reply = new_reply()
                 await reply.stream_token(event.text)
                 if meter is not None and meter.on_token():
                     await report()
-            elif isinstance(event, ToolCallStarted) and steps is not None:
-                open_steps[event.call_id] = await steps.start(event.name, event.arguments)
+            elif isinstance(event, ReasoningDelta):
+                if thinking is not None:
+                    await thinking.add(event.text)
+                if meter is not None and meter.on_token():
+                    await report()
+            elif isinstance(event, ReasoningMoved):
+                moved = await reply.retract(event.chars) if reply is not None else ""
+                if thinking is not None:
+                    await thinking.moved(moved)
+            elif isinstance(event, ToolCallStarted) and views.steps is not None:
+                if thinking is not None:
+                    await thinking.done()
+                open_steps[event.call_id] = await views.steps.start(event.name, event.arguments)
             elif isinstance(event, ToolCallFinished) and event.call_id in open_steps:
                 await open_steps.pop(event.call_id).finish(event.result, event.is_error)
-            elif isinstance(event, HistoryTrimmed) and on_trimmed is not None:
-                await on_trimmed(event.dropped)
+            elif isinstance(event, HistoryTrimmed) and views.on_trimmed is not None:
+                await views.on_trimmed(event.dropped)
+            elif isinstance(event, Notice) and views.on_notice is not None:
+                await views.on_notice(event.message)
+            elif isinstance(event, UsageReported) and views.usage is not None:
+                views.usage.add(event)
             elif isinstance(event, ReplyFailed):
                 error = event.message
     except asyncio.CancelledError:
         # The stop button cancels this task: emit nothing more, then finalise what was produced.
         if reply is not None:
             reply.stop()
-        await _finalise(reply, open_steps)
+        await _finalise(reply, open_steps, thinking)
         await report(stopped=True)
         raise
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
-    await _finalise(reply, open_steps)
+    await _finalise(reply, open_steps, thinking)
     await report(done=True)
     return ReplyOutcome(text=reply.content if reply is not None else "", error=error)
 
 
-async def _finalise(reply: Reply | None, open_steps: dict[str, ToolStep]) -> None:
+async def _finalise(reply: Reply | None, open_steps: dict[str, ToolStep], thinking: Thinking | None) -> None:
+    if thinking is not None:
+        with contextlib.suppress(Exception):  # a step we cannot fold must not hide the reply
+            await thinking.done()
     for step in open_steps.values():
         with contextlib.suppress(Exception):  # a step we cannot close must not hide the reply
             await step.finish("Stopped before the tool returned.", True)

@@ -12,7 +12,7 @@ from typing import Any
 import chainlit as cl
 import openai
 
-from smart_agent.agent.events import AgentEvent, TextDelta, ToolCallFinished, ToolCallStarted
+from smart_agent.agent.events import AgentEvent, ReasoningDelta, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.agent.loop import Message
 from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
@@ -27,6 +27,7 @@ from smart_agent.team.events import (
     MemberStarted,
     MemberStopped,
     MemberText,
+    MemberThinking,
     MemberTool,
     TeamEvent,
     TeamStatus,
@@ -36,6 +37,7 @@ from smart_agent.web import pacing
 from smart_agent.web.pacing import turn_pacer
 from smart_agent.web.reply import ReplyOutcome
 from smart_agent.web.resync import Turn, start_turn
+from smart_agent.web.thinking import StepText, ThinkingSteps
 from smart_agent.web.ui import _pretty as pretty_arguments
 from smart_agent.web.ui import present_turn
 
@@ -69,33 +71,6 @@ def is_team_chat(settings: Settings) -> bool:
     return chosen == TEAM_PROFILE if chosen else settings.profile == "team"
 
 
-class _StepText:
-    """A step seen as a message for SmoothStreamWrapper: its output is the content."""
-
-    def __init__(self, step: cl.Step) -> None:
-        self.step = step
-
-    @property
-    def content(self) -> str:
-        return str(self.step.output)
-
-    @content.setter
-    def content(self, value: str) -> None:
-        self.step.output = value
-
-    async def stream_token(self, token: str, is_sequence: bool = False) -> None:
-        await self.step.stream_token(token, is_sequence)
-
-    async def send(self) -> Any:
-        return await self.step.send()
-
-    async def update(self) -> Any:
-        return await self.step.update()
-
-    async def remove(self) -> Any:
-        return await self.step.remove()
-
-
 def _step(name: str, parent: cl.Step | None, **kwargs: Any) -> cl.Step:
     # type "tool": the project's `cot = "tool_call"` shows only tool steps; `start` set, or the page
     # shows the step as "Used" and collapses it at once; the parent is sent before its children,
@@ -121,6 +96,7 @@ class TeamView:
         self._tools: dict[tuple[str, str], cl.Step] = {}
         self._live = settings.team_stream_live
         self._texts: dict[str, str] = {}  # each member's notes so far
+        self._thoughts: dict[str, ThinkingSteps] = {}  # each member's thinking, in steps of its own
         self.collapsed = False
 
     @property
@@ -143,7 +119,7 @@ class TeamView:
             self._turn.add(step)
             await step.send()
             wrapper = SmoothStreamWrapper(
-                _StepText(step),
+                StepText(step),
                 policy_for(self._settings),
                 self._clock,
                 f"member {event.member}",
@@ -151,7 +127,11 @@ class TeamView:
             )
             self._members[event.member] = (step, wrapper)
             self._open.add(event.member)
+        elif isinstance(event, MemberThinking):
+            await self._thinking(event)
         elif isinstance(event, MemberText):
+            if event.member in self._thoughts:
+                await self._thoughts[event.member].done()
             self._texts[event.member] = self._texts.get(event.member, "") + event.text
             if self._live:
                 await self._members[event.member][1].stream_token(event.text)
@@ -186,6 +166,25 @@ class TeamView:
             await self.collapse()
         self._pacer.close()
 
+    async def _thinking(self, event: MemberThinking) -> None:
+        """A member's thinking goes into a step inside the member's own step."""
+        step, wrapper = self._members[event.member]
+        thoughts = self._thoughts.get(event.member)
+        if thoughts is None:
+            pacer = self._pacer if self._shared else None
+            thoughts = ThinkingSteps(self._turn, self._settings, pacer, self._clock, parent=step)
+            self._thoughts[event.member] = thoughts
+        if not event.moved:
+            await thoughts.add(event.text)
+            return
+        notes = self._texts.get(event.member, "")
+        kept = notes[: max(0, len(notes) - event.moved)]
+        self._texts[event.member] = kept
+        if self._live:
+            wrapper.set_content(kept)  # drops what it still buffers
+            await step.update()
+        await thoughts.moved(notes[len(kept) :])
+
     async def _tool(self, event: MemberTool) -> None:
         parent = self._members[event.member][0]
         call = event.event
@@ -203,6 +202,8 @@ class TeamView:
 
     async def _end_member(self, name: str, note: str, error: bool = False) -> None:
         self._open.discard(name)
+        if name in self._thoughts:
+            await self._thoughts[name].done()
         step, wrapper = self._members[name]
         await wrapper.close()  # the last text, then no more stream events for this step
         step.output = self._texts.get(name, "") + note
@@ -211,6 +212,9 @@ class TeamView:
 
     async def _stop_member(self, name: str) -> None:
         self._open.discard(name)
+        if name in self._thoughts:
+            with contextlib.suppress(Exception):  # a step we cannot fold must not hide the others
+                await self._thoughts[name].done()
         step, wrapper = self._members[name]
         wrapper.stop()
         step.output = self._texts.get(name, "") + "\n\n_Stopped._"
@@ -232,12 +236,15 @@ async def _answer(
     """The synthesis's events for the reply; the members' events go to the view on the way."""
     async with aclosing(events) as stream:
         async for event in stream:
-            if isinstance(event, MemberStarted | MemberText | MemberTool | MemberFinished | MemberFailed):
+            if isinstance(
+                event,
+                MemberStarted | MemberText | MemberThinking | MemberTool | MemberFinished | MemberFailed,
+            ):
                 await view.handle(event)
             elif isinstance(event, MemberStopped | TeamStatus):
                 await view.handle(event)
             else:
-                if isinstance(event, TextDelta) and not view.collapsed:
+                if isinstance(event, TextDelta | ReasoningDelta) and not view.collapsed:
                     await view.collapse()
                 yield event
 

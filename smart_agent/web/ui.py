@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import chainlit as cl
-from chainlit.input_widget import NumberInput, Switch, TextInput
+from chainlit.input_widget import NumberInput, Select, Switch, TextInput
 
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
-from smart_agent.config import SESSION_SETTINGS, Settings
+from smart_agent.config import REASONING_EFFORTS, SESSION_SETTINGS, Settings
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
@@ -21,13 +21,16 @@ from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.streaming.render_control import RenderControl
 from smart_agent.web import pacing
-from smart_agent.web.reply import ReplyOutcome, ToolStep, deliver
+from smart_agent.web.reply import ReplyOutcome, ServerUsage, ToolStep, TurnViews, deliver
 from smart_agent.web.resync import Turn, start_turn
+from smart_agent.web.thinking import ThinkingSteps
 
 log = logging.getLogger("smart_agent.ui")
 
 
 PACING_LABEL = "Render pacing (this page)"
+EFFORT_DEFAULT = "server default"
+"""The reasoning effort choice that sends none."""
 
 
 def settings_panel(settings: Settings, render: RenderControl | None = None) -> cl.ChatSettings:
@@ -55,6 +58,14 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
             NumberInput(
                 id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
             ),
+            Switch(id="show_thinking", label=labels["show_thinking"], initial=settings.show_thinking),
+            Select(
+                id="reasoning_effort",
+                label=labels["reasoning_effort"],
+                values=[EFFORT_DEFAULT, *REASONING_EFFORTS],
+                initial_value=settings.reasoning_effort or EFFORT_DEFAULT,
+                description="Sent to reasoning models that accept it (OpenAI, gpt-oss, vLLM).",
+            ),
         ]
     )
 
@@ -65,6 +76,13 @@ WAITING_AT_MOST = 0.5  # seconds the live line may still say it waits once the r
 STATS_AUTHOR = "stats"
 NOTE_AUTHOR = "note"
 TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
+
+
+async def show_note(turn: Turn, text: str) -> None:
+    """A small italic note in the turn (page decoration: never part of the model's conversation)."""
+    note = cl.Message(content=f"_{text}_", author=NOTE_AUTHOR)
+    turn.add(note)
+    await note.send()
 
 
 class TrimNote:
@@ -78,9 +96,7 @@ class TrimNote:
         if cl.user_session.get("trim_noted"):
             return
         cl.user_session.set("trim_noted", True)
-        note = cl.Message(content=TRIM_NOTE, author=NOTE_AUTHOR)
-        self._turn.add(note)
-        await note.send()
+        await show_note(self._turn, TRIM_NOTE.strip("_"))
 
 
 class Footer:
@@ -99,7 +115,9 @@ class Footer:
         pacer: Pacer | None = None,
         render: RenderControl | None = None,
         clock: Clock | None = None,
+        usage: ServerUsage | None = None,
     ) -> None:
+        self._usage = usage
         # The page's budget: the live line is updated when it has a slot no text waits for, on a
         # page paced down at most every PACED_LIVE_EVERY s (each update re-renders the chat: ~50 ms
         # on a 4x throttled page, as much as a stream event); when text waits for every slot, it
@@ -131,9 +149,20 @@ class Footer:
         if not self._show_stats:
             return
         if progress.done or progress.stopped:
-            self._props.update(text=progress.text(), done=True)
+            self._props.update(text=progress.text() + self._server_counts(), done=True)
         else:
             await self._guarded(self._show_live(progress.text()))
+
+    def _server_counts(self) -> str:
+        """The server's own token counts, when it reported them."""
+        usage = self._usage
+        if usage is None or not usage.reported:
+            return ""
+        reasoning = f", {usage.reasoning_tokens:,} of them thinking" if usage.reasoning_tokens else ""
+        return (
+            f" · server: {usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
+            f"{reasoning}"
+        )
 
     async def _show_live(self, text: str) -> None:
         if self._live is None:
@@ -260,23 +289,29 @@ async def present_turn(
             clock,
             on_segment=turn.add,
             pacer=pacer,
+            on_removed=turn.remove,
         )
         replies.append(reply)
         return reply
 
     counted = pacer if render is not None and render.reporting else None
-    footer = Footer(replies, settings.show_stats, turn, counted, render, clock)
+    usage = ServerUsage()
+    footer = Footer(replies, settings.show_stats, turn, counted, render, clock, usage)
     meter = ReplyMeter(clock)
+
+    async def notice(text: str) -> None:
+        await show_note(turn, text)
+
+    views = TurnViews(
+        steps=ToolSteps(turn),
+        thinking=ThinkingSteps(turn, settings, pacer, clock),
+        on_trimmed=TrimNote(turn).show,
+        on_notice=notice,
+        usage=usage,
+    )
     try:
         await footer.start()
-        outcome = await deliver(
-            events,
-            new_reply,
-            ToolSteps(turn),
-            meter=meter,
-            on_progress=footer.progress,
-            on_trimmed=TrimNote(turn).show,
-        )
+        outcome = await deliver(events, new_reply, views, meter=meter, on_progress=footer.progress)
         if settings.debug and replies:
             log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
         if outcome.error is not None:
