@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from smart_agent.agent.events import AgentEvent, TextDelta
-from smart_agent.runs.events import CANCELLED, DONE, ERROR, PRODUCER_LOST, TOKEN
+from smart_agent.runs.events import CANCELLED, DONE, ERROR, PRODUCER_LOST, REASONING, SNAPSHOT, TOKEN
 from smart_agent.runs.log import RunExpiredError, RunLogUnavailableError
 from smart_agent.runs.manager import RunManager
 from smart_agent.runs.redis_dispatch import XREAD_BLOCK_MS
@@ -108,9 +108,10 @@ async def test_keys_expire_while_running_unless_refreshed_and_after_the_retentio
     log = RedisRunLog(redis_server.url, 20.0, lease_seconds=3.0, prefix=prefix)
     try:
         await log.create("run_1", "key", 5)
+        await log.append("run_1", REASONING, {"text": "hm"})
         await log.append("run_1", TOKEN, {"text": "a"})
         keys = RunKeys.of(prefix, "run_1")
-        data_keys = [keys.meta, keys.events, keys.text]
+        data_keys = [keys.meta, keys.events, keys.text, keys.reasoning]
         running_ttls = [await raw.pttl(key) for key in data_keys]
         assert all(20_000 < ttl <= 29_000 for ttl in running_ttls), running_ttls  # retention + 3 leases
         assert 0 < await raw.pttl(keys.lease) <= 3_000
@@ -246,3 +247,27 @@ async def test_cancelling_a_run_nobody_produces_any_more_ends_it_cancelled(
     events = await read_to_end(b.read("run_1"))
     assert (events[-1].kind, events[-1].data["code"]) == (ERROR, CANCELLED)
     assert (await b.get("run_1")).status == "cancelled"
+
+
+async def test_a_run_written_before_the_reasoning_had_a_key_still_resumes_with_a_snapshot(
+    pair: tuple[RedisRunLog, RedisRunLog, str], raw: Redis
+) -> None:
+    a, _, prefix = pair
+    await a.create("run_1", "key", 5)
+    keys = RunKeys.of(prefix, "run_1")
+    # Two token events in the older header format "n text kind"; the first trimmed away.
+    first = await raw.xadd(keys.events, {"h": "1 0 token", "d": '{"text": "ab"}'})
+    await raw.xadd(keys.events, {"h": "2 2 token", "d": '{"text": "cd"}'})
+    await raw.xtrim(keys.events, maxlen=1, approximate=False)
+    await raw.append(keys.text, "abcd")
+    await raw.hset(keys.meta, mapping={"n": 2, "cut": first})
+    done_id = await a.finish("run_1", DONE, {})
+
+    got = await read_to_end(a.read("run_1"))
+
+    assert [(e.kind, e.data) for e in got] == [
+        (SNAPSHOT, {"text": "ab", "reasoning": ""}),
+        (TOKEN, {"text": "cd"}),
+        (DONE, {}),
+    ]
+    assert got[-1].id == done_id

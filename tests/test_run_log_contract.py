@@ -18,11 +18,14 @@ from smart_agent.runs.events import (
     DONE,
     ERROR,
     PROGRESS,
+    REASONING,
+    REASONING_MOVED,
     SNAPSHOT,
     TOKEN,
     TOOL_CALL,
     RunEvent,
     error_data,
+    fold,
 )
 from smart_agent.runs.log import (
     InvalidEventIdError,
@@ -120,7 +123,7 @@ async def test_resuming_from_before_the_kept_events_starts_with_an_exact_snapsho
 
     # Kept: "end", the progress event and `done`; the snapshot holds the text before them.
     assert got[0].kind == SNAPSHOT
-    assert got[0].data == {"text": "".join(texts[:-1])}
+    assert got[0].data == {"text": "".join(texts[:-1]), "reasoning": ""}
     assert [e.id for e in got[1:]] == [ids[-1], progress_id, done_id]
     resumed = await read_to_end(log.read(run_id, got[0].id))
     assert [e.id for e in resumed] == [ids[-1], progress_id, done_id]
@@ -339,3 +342,143 @@ def test_readers_that_disconnect_and_resume_anywhere_get_every_event_once(
     appended, received = asyncio.run(scenario())
 
     assert [(e.id, e.kind, e.data) for e in received] == [(e.id, e.kind, e.data) for e in appended]
+
+
+def _folded(events: list[RunEvent]) -> tuple[str, str]:
+    """(text, reasoning) as a reader applying `events` in order holds them."""
+    text, reasoning = "", ""
+    for event in events:
+        text, reasoning = fold(text, reasoning, event.kind, event.data)
+    return text, reasoning
+
+
+async def _logged(log: RunLog, ops: list[tuple[str, Any]]) -> tuple[str, list[RunEvent]]:
+    """A run of `ops` ((kind, text or chars)) ended `done`; its id and the events as appended."""
+    run_id = await _started(log)
+    appended: list[RunEvent] = []
+    for kind, value in ops:
+        data = {"chars": value} if kind == REASONING_MOVED else {"text": value}
+        if kind == PROGRESS:
+            data = {"tokens": len(appended)}
+        appended.append(RunEvent(kind, data, await log.append(run_id, kind, data)))
+    done_id = await log.finish(run_id, DONE, {})
+    appended.append(RunEvent(DONE, {}, done_id))
+    return run_id, appended
+
+
+async def _check_every_resume_point(log: RunLog, run_id: str, appended: list[RunEvent]) -> None:
+    """From the start and after every id: a snapshot is the fold of the events up to its id, and the
+    snapshot plus the events that follow fold to the run's text and reasoning."""
+    whole = _folded(appended)
+    record = await log.get(run_id)
+    assert (record.text, record.reasoning) == whole
+    ids = [event.id for event in appended]
+    for after in [None, *ids]:
+        got = await read_to_end(log.read(run_id, after))
+        if got and got[0].kind == SNAPSHOT:
+            upto = ids.index(got[0].id) + 1
+            assert (got[0].data["text"], got[0].data["reasoning"]) == _folded(appended[:upto]), after
+        start = 0 if after is None else ids.index(after) + 1
+        assert _folded(appended[:start] + got) == whole, after
+
+
+async def test_reasoning_is_kept_apart_from_the_text_and_read_back_in_order(logs: Logs) -> None:
+    log = logs.new()
+    ops = [
+        (REASONING, "Grüße? "),
+        (REASONING, "🙂 hmm"),
+        (TOKEN, "Hallo, "),
+        (REASONING, "…"),
+        (TOKEN, "Welt"),
+    ]
+    run_id, appended = await _logged(log, ops)
+
+    got = await read_to_end(log.read(run_id))
+
+    assert [(e.kind, e.data, e.id) for e in got] == [(e.kind, e.data, e.id) for e in appended]
+    record = await log.get(run_id)
+    assert (record.text, record.reasoning) == ("Hallo, Welt", "Grüße? 🙂 hmm…")
+
+
+async def test_a_snapshot_after_trimming_holds_the_text_and_the_reasoning_so_far(logs: Logs) -> None:
+    log = logs.new(max_events=3)
+    ops = [(REASONING, "naïve "), (TOKEN, "日本語 "), (REASONING, "🙂"), (TOKEN, "ß"), (TOKEN, "end")]
+    run_id, appended = await _logged(log, ops)
+
+    got = await read_to_end(log.read(run_id, appended[0].id))
+
+    # Kept: "ß", "end" and `done`; the snapshot holds the text and the reasoning before them.
+    assert got[0].kind == SNAPSHOT and got[0].id == appended[2].id
+    assert got[0].data == {"text": "日本語 ", "reasoning": "naïve 🙂"}
+    await _check_every_resume_point(log, run_id, appended)
+
+
+# Thinking first streamed as text, moved (over multi-byte characters and across events), an answer,
+# then a second move reaching back over the first one's span.
+MOVES: list[tuple[str, Any]] = [
+    (TOKEN, "Thinking: naïve 日本"),
+    (TOKEN, "語 plan"),
+    (REASONING_MOVED, 11),
+    (REASONING, "\n"),
+    (TOKEN, "Answer 🙂 "),
+    (PROGRESS, None),
+    (TOKEN, "é\u0301"),
+    (REASONING_MOVED, 14),
+    (TOKEN, "done."),
+]
+
+
+@pytest.mark.parametrize("max_events", [2, 4, 6, 8, 100])
+async def test_a_move_before_or_after_the_trim_point_reads_as_if_the_text_moved_were_thinking_all_along(
+    logs: Logs, max_events: int
+) -> None:
+    log = logs.new(max_events=max_events)
+    run_id, appended = await _logged(log, MOVES)
+
+    record = await log.get(run_id)
+
+    assert record.text == "Thinking: done."
+    assert record.reasoning == "ve 日本語 plan\nnaïAnswer 🙂 é\u0301"
+    await _check_every_resume_point(log, run_id, appended)
+
+
+async def test_a_move_while_running_changes_the_record_at_once(logs: Logs) -> None:
+    log = logs.new(max_events=2)
+    run_id = await _started(log)
+    await log.append(run_id, TOKEN, {"text": "plan: 🙂 ok"})
+    await log.append(run_id, REASONING_MOVED, {"chars": 4})
+    await log.append(run_id, TOKEN, {"text": "Yes"})
+
+    record = await log.get(run_id)
+
+    assert (record.text, record.reasoning) == ("plan: Yes", "🙂 ok")
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just(TOKEN), st.text(min_size=1, max_size=5)),
+        st.tuples(st.just(REASONING), st.text(min_size=1, max_size=5)),
+        st.tuples(st.just(REASONING_MOVED), st.integers(1, 12)),
+        st.tuples(st.just(PROGRESS), st.none()),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops, max_events=st.integers(1, 8))
+def test_any_mix_of_text_thinking_and_moves_reads_the_same_from_every_resume_point(
+    kind: str, redis_url: str | None, ops: list[tuple[str, Any]], max_events: int
+) -> None:
+    async def scenario() -> None:
+        logs = Logs(kind, redis_url)
+        try:
+            log = logs.new(max_events=max_events)
+            run_id, appended = await _logged(log, ops)
+            await _check_every_resume_point(log, run_id, appended)
+        finally:
+            await logs.aclose()
+
+    asyncio.run(scenario())

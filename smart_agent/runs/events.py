@@ -6,15 +6,25 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 TOKEN: Final = "token"
+REASONING: Final = "reasoning"
+"""The model's thinking, in deltas like `token`'s: data {"text": ...}."""
+REASONING_MOVED: Final = "reasoning_moved"
+"""Data {"chars": N}: the last N characters of the run's text so far were thinking; they move to its
+reasoning (a reply whose `<think>` was in the prompt ended thinking with a lone `</think>`)."""
+NOTICE: Final = "notice"
+"""Data {"message": ...}: something to tell the user that is not an error."""
 TOOL_CALL: Final = "tool_call"
 TOOL_RESULT: Final = "tool_result"
 PROGRESS: Final = "progress"
 DONE: Final = "done"
 ERROR: Final = "error"
 SNAPSHOT: Final = "snapshot"
+"""Data {"text": ..., "reasoning": ...}: the run's text and reasoning up to the event it stands for."""
 HEARTBEAT: Final = "heartbeat"
 TERMINAL: Final = frozenset({DONE, ERROR})
 """Exactly one of these ends every run's stream."""
+DELTAS: Final = frozenset({TOKEN, REASONING})
+"""The kinds whose text extends the run's text or reasoning."""
 
 RunStatus = Literal["running", "done", "error", "cancelled"]
 
@@ -56,3 +66,17 @@ def status_of(kind: str, data: dict[str, Any]) -> RunStatus:
     if kind == DONE:
         return "done"
     return "cancelled" if data.get("code") == CANCELLED else "error"
+
+
+def fold(text: str, reasoning: str, kind: str, data: dict[str, Any]) -> tuple[str, str]:
+    """The run's (text, reasoning) once one more event is applied: what every reader of the log does."""
+    if kind == TOKEN:
+        return text + data["text"], reasoning
+    if kind == REASONING:
+        return text, reasoning + data["text"]
+    if kind == REASONING_MOVED:
+        kept = max(0, len(text) - int(data["chars"]))
+        return text[:kept], reasoning + text[kept:]
+    if kind == SNAPSHOT:
+        return data["text"], data.get("reasoning", "")
+    return text, reasoning

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from smart_agent.runs.events import RunEvent, RunStatus
 
 MAX_RETAINED_EVENTS = 5_000
-"""Events kept per run; a reader resuming from before them gets a snapshot of the text instead."""
+"""Events kept per run; a reader resuming from before them gets a snapshot of the text and reasoning."""
 EXPIRED_RUNS_REMEMBERED = 10_000
 """Ended runs whose ids are remembered after their retention, so a late reader learns why."""
 TOMBSTONE_SECONDS = 24 * 3600.0
@@ -56,6 +56,7 @@ class RunRecord:
     owner: str
     status: RunStatus = "running"
     text: str = ""
+    reasoning: str = ""
     usage: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
     ended: float | None = None
@@ -77,7 +78,8 @@ class RunLog(Protocol):
         ...
 
     async def append(self, run_id: str, kind: str, data: dict[str, Any]) -> str:
-        """Add one non-terminal event and return its id; a `token` event's text extends the run's text."""
+        """Add one non-terminal event and return its id; `token`, `reasoning` and `reasoning_moved`
+        events change the run's text and reasoning as `events.fold` says."""
         ...
 
     async def finish(
@@ -94,7 +96,7 @@ class RunLog(Protocol):
     def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """The run's events strictly after id `after` (from the start when None), then live ones,
         ending with its terminal event. When `after` is older than the retained events, a
-        `snapshot` of the text up to the oldest retained event comes first. Raises
+        `snapshot` of the text and reasoning up to the oldest retained event comes first. Raises
         UnknownRunError, RunExpiredError, InvalidEventIdError or ReaderTooSlowError."""
         ...
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_agent.runs.events import SNAPSHOT, TERMINAL, TOKEN, RunEvent, status_of
+from smart_agent.runs.events import SNAPSHOT, TERMINAL, RunEvent, fold, status_of
 from smart_agent.runs.log import (
     EXPIRED_RUNS_REMEMBERED,
     MAX_RETAINED_EVENTS,
@@ -32,7 +32,9 @@ class _Run:
     record: RunRecord
     events: deque[tuple[int, RunEvent]] = field(default_factory=deque)
     next_seq: int = 1
-    trimmed_text: str = ""  # the text of token events no longer retained
+    # The text and reasoning up to the oldest retained event: its events folded as they leave.
+    trimmed_text: str = ""
+    trimmed_reasoning: str = ""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     expires: float | None = None
 
@@ -108,7 +110,8 @@ class MemoryRunLog:
             # The events after `seq` are no longer all here: the text up to what is retained
             # replaces them (its id resumes right there).
             seq = run.first_seq - 1
-            yield RunEvent(SNAPSHOT, {"text": run.trimmed_text}, str(seq))
+            snapshot = {"text": run.trimmed_text, "reasoning": run.trimmed_reasoning}
+            yield RunEvent(SNAPSHOT, snapshot, str(seq))
         while True:
             changed = run.changed
             # The position is looked up again after every yield: while the reader was away the
@@ -156,12 +159,13 @@ class MemoryRunLog:
         run.next_seq += 1
         event = RunEvent(kind, data, str(seq))
         run.events.append((seq, event))
-        if kind == TOKEN:
-            run.record.text += data["text"]
+        record = run.record
+        record.text, record.reasoning = fold(record.text, record.reasoning, kind, data)
         while len(run.events) > self._max_events:
             _, old = run.events.popleft()
-            if old.kind == TOKEN:
-                run.trimmed_text += old.data["text"]
+            run.trimmed_text, run.trimmed_reasoning = fold(
+                run.trimmed_text, run.trimmed_reasoning, old.kind, old.data
+            )
         run.notify()
         return event.id or ""
 

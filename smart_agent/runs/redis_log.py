@@ -1,8 +1,9 @@
 """The run log in Redis Streams: every instance sharing the Redis serves, resumes and cancels any run.
 
 Why it is built this way:
-- Every write is one Lua script (redis_scripts.py): append = APPEND text + XADD + trim in one atomic
-  round trip, so a snapshot is always exact and two instances racing to end a run write one end.
+- Every write is one Lua script (redis_scripts.py): append = APPEND text (or reasoning) + XADD + trim
+  in one atomic round trip, so a snapshot is always exact and two instances racing to end a run write
+  one end. Text moved to the reasoning stays in the text key, recorded as a span (redis_scripts.py).
 - Ids are the stream's ids; each entry also carries its number in the run, so a reader that fell
   behind the trimming notices the gap (ReaderTooSlowError) instead of silently skipping events.
 - One reader task per process (redis_dispatch.py), not one blocking read per reader.
@@ -23,7 +24,6 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -36,6 +36,8 @@ from smart_agent.runs.events import CANCELLED as CANCELLED_CODE
 from smart_agent.runs.events import (
     ERROR,
     PRODUCER_LOST,
+    REASONING,
+    REASONING_MOVED,
     SNAPSHOT,
     TERMINAL,
     TOKEN,
@@ -57,6 +59,7 @@ from smart_agent.runs.log import (
     UnknownRunError,
 )
 from smart_agent.runs.redis_dispatch import READER_BUFFER, Dispatcher, Entry, parse_entry
+from smart_agent.runs.redis_keys import RunKeys, as_str, decode, encode, parse_id, visible_text
 
 if TYPE_CHECKING:
     from smart_agent.config import Settings
@@ -71,45 +74,6 @@ PAGE_SIZE = 500
 POOL_SIZE = 64
 """Connections for commands; callers beyond wait for one (rather than fail) for up to POOL_WAIT."""
 POOL_WAIT = 20.0
-_MAX_ID_PART = 2**64 - 1
-
-
-@dataclass(frozen=True)
-class RunKeys:
-    """The Redis keys of one run (see smart_agent/runs/redis_scripts.py)."""
-
-    meta: str
-    events: str
-    text: str
-    lease: str
-    known: str
-
-    @classmethod
-    def of(cls, prefix: str, run_id: str) -> RunKeys:
-        """The keys of `run_id` under `prefix`."""
-        base = f"{prefix}run:{run_id}"
-        return cls(base, f"{base}:events", f"{base}:text", f"{base}:lease", f"{base}:known")
-
-
-def _parse_id(after: str | None) -> str:
-    """A resume id as Redis writes it (`ms-seq`, no leading zeros); InvalidEventIdError otherwise."""
-    if after is None:
-        return "0-0"
-    ms, dash, seq = after.strip().partition("-")
-    if not (dash and ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit()):
-        raise InvalidEventIdError(f"{after!r} is not an event id of this run")
-    if int(ms) > _MAX_ID_PART or int(seq) > _MAX_ID_PART:
-        raise InvalidEventIdError(f"{after!r} is not an event id of this run")
-    return f"{int(ms)}-{int(seq)}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _encode(text: str) -> bytes:
-    # surrogatepass: a lone surrogate the model sent round-trips instead of failing the run.
-    return text.encode("utf-8", "surrogatepass")
 
 
 class RedisRunLog:
@@ -215,15 +179,17 @@ class RedisRunLog:
         """Add one non-terminal event; returns its id (UnknownRunError once the run has ended)."""
         with self._reaching():
             keys = self._keys(run_id)
-            token = _encode(data["text"]) if kind == TOKEN else b""
+            token = encode(data["text"]) if kind == TOKEN else b""
+            thought = encode(data["text"]) if kind == REASONING else b""
+            moved = int(data["chars"]) if kind == REASONING_MOVED else 0
             event_id = await self._append(
-                keys=[keys.meta, keys.events, keys.text],
-                args=[kind, json.dumps(data), token, self._max_events, self._running_ttl_ms],
+                keys=[keys.meta, keys.events, keys.text, keys.reasoning],
+                args=[kind, json.dumps(data), token, thought, moved, self._max_events, self._running_ttl_ms],
             )
             if event_id is None:
                 self._producing.pop(run_id, None)
                 raise UnknownRunError(f"no running run {run_id!r}")
-            return _text(event_id)
+            return as_str(event_id)
 
     async def finish(
         self, run_id: str, kind: str, data: dict[str, Any], usage: dict[str, Any] | None = None
@@ -236,9 +202,17 @@ class RedisRunLog:
                 raw = await self._redis.hget(keys.meta, "owner")
                 if raw is None:
                     return None
-                owner = _text(raw)
+                owner = as_str(raw)
             event_id = await self._finish(
-                keys=[keys.meta, keys.events, keys.text, keys.lease, keys.known, self._running_key(owner)],
+                keys=[
+                    keys.meta,
+                    keys.events,
+                    keys.text,
+                    keys.lease,
+                    keys.known,
+                    self._running_key(owner),
+                    keys.reasoning,
+                ],
                 args=[
                     run_id,
                     kind,
@@ -251,7 +225,7 @@ class RedisRunLog:
                     self._max_events,
                 ],
             )
-            return None if event_id is None else _text(event_id)
+            return None if event_id is None else as_str(event_id)
 
     async def get(self, run_id: str) -> RunRecord:
         """The run's record; a running run whose producer's lease lapsed is ended `producer_lost` first."""
@@ -261,12 +235,14 @@ class RedisRunLog:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     pipe.hgetall(keys.meta)
                     pipe.get(keys.text)
+                    pipe.get(keys.reasoning)
                     pipe.exists(keys.lease)
                     pipe.exists(keys.known)
-                    meta, text, leased, known = await pipe.execute()
+                    meta, text, reasoning, leased, known = await pipe.execute()
                 if not meta:
                     self._raise_missing(run_id, bool(known))
-                fields = {_text(k): _text(v) for k, v in meta.items()}
+                moved = meta.get(b"moved")
+                fields = {as_str(k): as_str(v) for k, v in meta.items()}
                 if fields["status"] == "running" and not leased and run_id not in self._producing:
                     await self._declare_lost(run_id)
                     continue
@@ -276,7 +252,8 @@ class RedisRunLog:
                 id=run_id,
                 owner=fields["owner"],
                 status=fields["status"],  # type: ignore[arg-type]  # written only by status_of
-                text=(text or b"").decode("utf-8", "surrogatepass"),
+                text=visible_text(text, moved),
+                reasoning=decode(reasoning),
                 usage=json.loads(fields.get("usage", "{}")),
                 created=float(fields["created"]),
                 ended=float(ended) if ended else None,
@@ -285,18 +262,18 @@ class RedisRunLog:
     async def check_id(self, run_id: str, event_id: str) -> None:
         """InvalidEventIdError unless `event_id` is a stream id at or before the run's newest."""
         with self._reaching():
-            await self._page_at(self._keys(run_id), run_id, _parse_id(event_id), "open", count=1)
+            await self._page_at(self._keys(run_id), run_id, parse_id(event_id), "open", count=1)
 
     async def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """Events strictly after `after` (replayed with XRANGE), then live ones from the reader task."""
         with self._reaching():
-            cursor = _parse_id(after)
+            cursor = parse_id(after)
             keys = self._keys(run_id)
             await self._start_monitor()
             answer = await self._page_at(keys, run_id, cursor, "open")
             status, cursor, snapshot, number, entries = answer
             if snapshot is not None:
-                yield RunEvent(SNAPSHOT, {"text": snapshot.decode("utf-8", "surrogatepass")}, cursor)
+                yield RunEvent(SNAPSHOT, snapshot, cursor)
             number = entries[0].number - 1 if entries else number
             while True:
                 for entry in entries:
@@ -382,14 +359,15 @@ class RedisRunLog:
 
     async def _page_at(
         self, keys: RunKeys, run_id: str, after: str, mode: str, count: int = PAGE_SIZE
-    ) -> tuple[bytes, str, bytes | None, int, list[Entry]]:
+    ) -> tuple[bytes, str, dict[str, str] | None, int, list[Entry]]:
         reply = await self._page(
-            keys=[keys.meta, keys.events, keys.text, keys.known], args=[after, count, mode]
+            keys=[keys.meta, keys.events, keys.text, keys.known, keys.reasoning], args=[after, count, mode]
         )
         answer = reply[0]
         if answer == b"ok":
-            _, status, cursor, snapshot, number, entries = reply
-            return status, _text(cursor), snapshot, int(number), [parse_entry(i, f) for i, f in entries]
+            _, status, cursor, text, number, entries, thought = reply
+            snapshot = None if text is None else {"text": decode(text), "reasoning": decode(thought)}
+            return status, as_str(cursor), snapshot, int(number), [parse_entry(i, f) for i, f in entries]
         if answer == b"slow":
             raise ReaderTooSlowError("the reader fell behind the events kept")
         if answer == b"invalid":
@@ -441,7 +419,7 @@ class RedisRunLog:
                 continue
             if message is None or message["type"] != "message":
                 continue
-            run_id = _text(message["data"])
+            run_id = as_str(message["data"])
             if run_id in self._producing:
                 for handler in list(self._handlers):
                     try:
@@ -468,6 +446,7 @@ class RedisRunLog:
                                 keys.lease,
                                 keys.known,
                                 self._running_key(owner),
+                                keys.reasoning,
                             ],
                             args=[run_id, self._instance, self._lease_ms, self._running_ttl_ms, known_ms],
                             client=pipe,
