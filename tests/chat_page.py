@@ -35,6 +35,8 @@ REPLY_WORDS_JS = """(els) => els.map((el) => {
         .forEach((n) => n.after(' '));
     return copy.textContent;
 }).join(' ')"""
+THINKING_STEP = '[id^="step-Thinking"], [id^="step-Thought for"]'
+"""The trigger (or, without content, the line) of each of the model's thinking steps (web/thinking.py)."""
 _EVENT = re.compile(r'^42(?:/[^,]*,)?\["([^"]+)"')
 
 
@@ -246,6 +248,28 @@ class ChatPage:
     def reply_words(self) -> list[str]:
         """The words of every assistant message on the page, in order, as a reader sees them."""
         return words(str(self.page.locator(REPLY).evaluate_all(REPLY_WORDS_JS)))
+
+    def thinking(self) -> list[tuple[str, str]]:
+        """Every thinking step's name and text, in order; a folded step is opened to read it."""
+        steps = []
+        triggers = self.page.locator(THINKING_STEP)
+        for index in range(triggers.count()):
+            trigger = triggers.nth(index)
+            if trigger.get_attribute("aria-expanded") == "false":
+                trigger.click()
+                self.page.wait_for_function(
+                    "([s, i]) => document.querySelectorAll(s)[i].getAttribute('aria-expanded') === 'true'",
+                    arg=[THINKING_STEP, index],
+                    timeout=10_000,
+                )
+            name, text = trigger.evaluate(
+                """(b) => {
+                    const region = document.getElementById(b.getAttribute('aria-controls') || '');
+                    return [b.innerText.trim(), region ? region.textContent : ''];
+                }"""
+            )
+            steps.append((str(name), str(text)))
+        return steps
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Wait until the page shows no running task (Chainlit's stop button is gone)."""

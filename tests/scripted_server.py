@@ -331,6 +331,7 @@ class ScriptedServer:
     default: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
     stream_ends: list[float] = field(default_factory=list)  # wall-clock time of each last token
+    think_starts: list[float] = field(default_factory=list)  # wall-clock time of each first thinking
     spans: list[Span] = field(default_factory=list)  # every chat request, in arrival order (monotonic)
     span_ended: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
@@ -471,6 +472,8 @@ class ScriptedServer:
                 if delay > 0:
                     await asyncio.sleep(delay)
             if isinstance(token, dict):
+                if i == 0:
+                    self.think_starts.append(time.time())
                 yield _event([{"index": 0, "delta": token, "finish_reason": None}])
             else:
                 yield _chunk(f" c{i}@{time.time():.6f}" if script.kind == "clock" else token)

@@ -52,8 +52,12 @@ class Thinking(Protocol):
         """Text taken off the answer because it was thinking."""
         ...
 
+    async def answer(self) -> None:
+        """Answer text arrives: the thinking before it ended."""
+        ...
+
     async def done(self) -> None:
-        """The thinking ended (the answer or a tool call starts, or the turn ends)."""
+        """The thinking ended otherwise (a tool call starts, or the turn ends)."""
         ...
 
 
@@ -153,7 +157,7 @@ async def deliver(
         async for event in events:
             if isinstance(event, TextDelta):
                 if thinking is not None:
-                    await thinking.done()
+                    await thinking.answer()
                 if reply is None:
                     reply = new_reply()
                 await reply.stream_token(event.text)

@@ -131,7 +131,7 @@ class TeamView:
             await self._thinking(event)
         elif isinstance(event, MemberText):
             if event.member in self._thoughts:
-                await self._thoughts[event.member].done()
+                await self._thoughts[event.member].answer()
             self._texts[event.member] = self._texts.get(event.member, "") + event.text
             if self._live:
                 await self._members[event.member][1].stream_token(event.text)

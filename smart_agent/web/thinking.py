@@ -78,6 +78,7 @@ class ThinkingSteps:
         self._text: list[str] = []
         self._started = 0.0
         self._shown_at = 0.0
+        self._answer_since: float | None = None  # when the answer's text began, since the last thinking
 
     @property
     def thinking(self) -> bool:
@@ -97,16 +98,30 @@ class ThinkingSteps:
             await self._tick()
 
     async def moved(self, text: str) -> None:
-        """Text shown as the answer was thinking after all: it goes into a step, folded at once."""
+        """Text shown as the answer was thinking after all: it goes into a step, in one update; the
+        thinking started when that text did."""
         if not text:
             return
         if self._step is None:
-            await self._open()
+            await self._open(since=self._answer_since)
+        self._answer_since = None
         self._text.append(text)
-        await self.done()
+        if self._wrapper is not None and self._step is not None:
+            self._wrapper.set_content("".join(self._text))
+            await self._step.update()
+
+    async def answer(self) -> None:
+        """Answer text arrives: fold the thinking; a lone `</think>` may yet move that text here."""
+        await self._fold()
+        if self._answer_since is None:
+            self._answer_since = self._clock.now()
 
     async def done(self) -> None:
-        """The thinking ended (the answer or a tool call starts, or the turn ends): fold the step."""
+        """The thinking ended otherwise (a tool call starts, or the turn ends): fold the step."""
+        self._answer_since = None
+        await self._fold()
+
+    async def _fold(self) -> None:
         step, wrapper = self._step, self._wrapper
         if step is None:
             return
@@ -119,7 +134,7 @@ class ThinkingSteps:
         step.end = cl.utils.utc_now()
         await step.update()
 
-    async def _open(self) -> None:
+    async def _open(self, since: float | None = None) -> None:
         parent = self._parent or cl.context.current_step
         # Open while the model thinks, folded by the page once it has an `end` (autoCollapse); a
         # `start` is needed, or the page shows it as done at once.
@@ -132,7 +147,7 @@ class ThinkingSteps:
         )
         step.metadata = {THINKING_STEP_KEY: True}
         step.start = cl.utils.utc_now()
-        self._started = self._shown_at = self._clock.now()
+        self._started = self._shown_at = self._clock.now() if since is None else since
         self._step = step
         self._turn.add(step)
         await step.send()
