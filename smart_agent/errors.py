@@ -27,3 +27,7 @@ class AccountError(SmartAgentError):
 
 class SecretFileError(SmartAgentError):
     """The JWT secret file cannot be created or read, or others may read it."""
+
+
+class ListenError(SmartAgentError):
+    """The chat UI cannot listen on its host and port (in use, not allowed, not this machine's)."""

@@ -12,11 +12,12 @@ import typer
 
 from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import ConfigError, Settings, export, resolve_data_dir
-from smart_agent.errors import HistoryError, LocalModelError, SecretFileError
+from smart_agent.errors import HistoryError, ListenError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 from smart_agent.web import security
 from smart_agent.web.chainlit_root import run_root
 from smart_agent.web.origins import app_origins, check_exposure, is_loopback
+from smart_agent.web.port import check_port
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -58,6 +59,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     if "chainlit.config" in sys.modules:
         raise RuntimeError("chainlit was imported before smart-agent could set its app root")
     try:
+        check_port(host, port)  # before the embedded model starts and the URL is announced
         with contextlib.ExitStack() as resources:
             effective = resources.enter_context(_backend(settings))
             data_dir = resolve_data_dir(settings)
@@ -116,7 +118,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     except ConfigError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    except (LocalModelError, HistoryError, SecretFileError) as exc:
+    except (ListenError, LocalModelError, HistoryError, SecretFileError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
