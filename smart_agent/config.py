@@ -166,6 +166,28 @@ def _parse_origins(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+_BACKEND_HOST = re.compile(r"[a-z0-9_.-]*[a-z0-9][a-z0-9_.-]*|[0-9a-f:.]*:[0-9a-f:.]*")
+"""A backend's host: a name (Docker's service names may hold `_`), an IPv4 or an IPv6 address."""
+
+
+def parse_http_url(text: str, example: str) -> str:
+    """`text` if it is an http(s) URL with a host (and a valid port); ValueError citing `example` if not."""
+    value = text.strip()
+    allowed = f"must be an http:// or https:// URL with a host, like {example}"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(allowed) from None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not _BACKEND_HOST.fullmatch(parts.hostname or ""):
+        raise ValueError(allowed)
+    return value
+
+
+def _parse_base_url(text: str) -> str | None:
+    return parse_http_url(text, "http://localhost:11434/v1") if text.strip() else None
+
+
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -178,7 +200,8 @@ def _parse_redis_url(text: str) -> str | None:
         parts.port  # noqa: B018 -- raises ValueError on a bad port
     except ValueError:
         raise ValueError("must be a URL like redis://127.0.0.1:6379/0") from None
-    if parts.scheme not in _REDIS_SCHEMES or not (parts.hostname or parts.path):
+    where = parts.path if parts.scheme == "unix" else parts.hostname
+    if parts.scheme not in _REDIS_SCHEMES or not where or not value.startswith(f"{parts.scheme}://"):
         raise ValueError("must be a URL like redis://127.0.0.1:6379/0 (redis://, rediss:// or unix://)")
     return value
 
@@ -259,6 +282,12 @@ def _redact_url(text: str) -> str:
     return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", text)  # up to the last @: passwords may hold one
 
 
+def redact_url_secrets(text: str) -> str:
+    """`text` without what may hide credentials in a URL: user-info (`***@`), query and fragment."""
+    text = re.sub(r"://[^/?#]*@", "://***@", text)  # up to the last @ of the authority
+    return re.sub(r"([?#]).*", r"\1***", text, count=1)
+
+
 @dataclass(frozen=True)
 class _Field:
     env: str
@@ -291,7 +320,7 @@ _FIELDS: dict[str, _Field] = {
         "SMART_AGENT_STREAM_TIMEOUT", "--stream-timeout", _parse_float(0.0, inclusive=False)
     ),
     "api_key": _Field("OPENAI_API_KEY", "--api-key", _parse_optional_str),
-    "base_url": _Field("OPENAI_BASE_URL", "--base-url", _parse_optional_str),
+    "base_url": _Field("OPENAI_BASE_URL", "--base-url", _parse_base_url, shown=redact_url_secrets),
     "model": _Field("SMART_AGENT_MODEL", "--model", _parse_optional_str),
     "system_prompt": _Field("SMART_AGENT_SYSTEM_PROMPT", "--system-prompt", _parse_optional_str),
     "max_tool_rounds": _Field("SMART_AGENT_MAX_TOOL_ROUNDS", "--max-tool-rounds", _parse_int(1, 100)),
@@ -320,7 +349,7 @@ _FIELDS: dict[str, _Field] = {
     "run_retention": _Field(
         "SMART_AGENT_RUN_RETENTION", "--run-retention", _parse_float(0.0, inclusive=False)
     ),
-    "redis_url": _Field("SMART_AGENT_REDIS_URL", "--redis-url", _parse_redis_url),
+    "redis_url": _Field("SMART_AGENT_REDIS_URL", "--redis-url", _parse_redis_url, shown=redact_url_secrets),
     "database_url": _Field(
         "SMART_AGENT_DATABASE_URL",
         "--database-url",

@@ -158,6 +158,12 @@ def test_precedence_when_all_sources_set_then_flag_beats_env_beats_dotenv(
         (["--port", "http"], "--port", "an integer from 1 to 65535"),
         (["--redis-url", "localhost:6379"], "--redis-url", "a URL like redis://"),
         (["--redis-url", "redis://h:99999"], "--redis-url", "a URL like redis://"),
+        (["--redis-url", "redis:cache"], "--redis-url", "a URL like redis://"),
+        (["--base-url", "not-a-url"], "--base-url", "an http:// or https:// URL with a host"),
+        (["--base-url", "localhost:11434/v1"], "--base-url", "an http:// or https:// URL with a host"),
+        (["--base-url", "ftp://models.example/v1"], "--base-url", "an http:// or https:// URL with a host"),
+        (["--base-url", "http:///v1"], "--base-url", "an http:// or https:// URL with a host"),
+        (["--base-url", "http://localhost:0x50/v1"], "--base-url", "an http:// or https:// URL with a host"),
     ],
 )
 def test_bad_flag_when_given_then_exit_2_with_one_line(
@@ -184,6 +190,7 @@ def test_bad_flag_when_given_then_exit_2_with_one_line(
         ("SMART_AGENT_EXPOSE_WITHOUT_LOGIN", "sure", "1/0, true/false"),
         ("SMART_AGENT_MCP_USER_SERVERS", "all", "1/0, true/false"),
         ("SMART_AGENT_REDIS_URL", "http://cache:6379", "a URL like redis://"),
+        ("OPENAI_BASE_URL", "api.openai.com/v1", "an http:// or https:// URL with a host"),
         ("SMART_AGENT_SSE_HEARTBEAT", "0", "a number > 0"),
         ("SMART_AGENT_SSE_SEND_TIMEOUT", "-1", "a number > 0"),
         ("SMART_AGENT_API_MAX_RUNS", "0", "an integer from 1 to 100000"),

@@ -156,3 +156,33 @@ def test_database_url_when_password_holds_an_at_sign_then_none_of_it_is_in_the_e
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"SMART_AGENT_DATABASE_URL": "mysql://u:hush@hush@h/db"}, dotenv_path=None)
     assert "hush" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://localhost:11434/v1",
+        "https://api.openai.com/v1",
+        "http://ollama_server:11434/v1",
+        "http://[::1]:8080/v1",
+        "http://user:pw@host/v1?api-version=1",
+    ],
+)
+def test_base_url_when_http_with_a_host_then_kept_as_given(value: str) -> None:
+    assert load_settings({"base_url": value}, environ={}, dotenv_path=None).base_url == value
+
+
+def test_base_url_when_refused_then_the_error_shows_no_user_info_or_query() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OPENAI_BASE_URL": "http://me:hush@host:99999/v1?key=hush"}, dotenv_path=None)
+    assert "hush" not in str(caught.value)
+    assert str(caught.value).startswith(
+        "invalid value 'http://***@host:99999/v1?***' for OPENAI_BASE_URL (from the environment): must be"
+    )
+
+
+def test_redis_url_when_refused_then_its_password_is_not_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"redis_url": "redis://:hush@cache:99999/0"}, environ={}, dotenv_path=None)
+    assert "hush" not in str(caught.value)
+    assert "'redis://***@cache:99999/0' for --redis-url" in str(caught.value)

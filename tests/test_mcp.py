@@ -57,6 +57,12 @@ def test_config_when_valid_then_servers(tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         ('{"servers": {}}', '"mcpServers"'),
         ('{"mcpServers": {"x": {"args": []}}}', "needs a 'command' or a 'url'"),
+        ('{"mcpServers": {"x": {"url": "127.0.0.1:8931/mcp"}}}', "url '127.0.0.1:8931/mcp': must be an http"),
+        ('{"mcpServers": {"x": {"url": "file:///etc/passwd"}}}', "url 'file:///etc/passwd': must be an http"),
+        (
+            '{"mcpServers": {"x": {"url": "http://h:99999/mcp?key=hush"}}}',
+            r"url 'http://h:99999/mcp\?\*\*\*'",
+        ),
     ],
 )
 def test_config_when_invalid_then_readable_error(tmp_path: Path, content: str, phrase: str) -> None:

@@ -19,6 +19,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
 from smart_agent.agent.tools import Tool
+from smart_agent.config import parse_http_url, redact_url_secrets
 from smart_agent.errors import SmartAgentError
 
 log = logging.getLogger("smart_agent.mcp")
@@ -55,6 +56,12 @@ def load_mcp_config(path: str | Path) -> list[McpServer]:
     for name, entry in servers.items():
         if not isinstance(entry, dict) or not (entry.get("command") or entry.get("url")):
             raise McpError(f"MCP server {name!r} in {path} needs a 'command' or a 'url'")
+        if entry.get("url") is not None:
+            try:
+                parse_http_url(str(entry["url"]), "http://127.0.0.1:8931/mcp")
+            except ValueError as exc:
+                shown = redact_url_secrets(str(entry["url"]))
+                raise McpError(f"MCP server {name!r} in {path}: invalid url {shown!r}: {exc}") from None
         result.append(
             McpServer(
                 name=name,
