@@ -46,3 +46,4 @@ bench: setup system-deps
 	$(PY) -m benchmarks.sse_bench --out bench-results
 	$(PY) -m benchmarks.run_log_bench
 	$(PY) -m benchmarks.team_bench --out bench-results
+	$(PY) -m benchmarks.reasoning_bench --out bench-results

@@ -62,6 +62,7 @@ class Script:
     ctx_empty: int = 0  # 1: refuse a long streamed request with an empty 200 stream, as llama.cpp does
     think: int = 0  # think this many tokens (think_tokens) before answering
     think_style: str = "content"  # content | reasoning | tags | split | close (see THINK_STYLES)
+    think_kind: str = "words"  # "words" (think_tokens) or "prose" (sentences, for screenshots)
     effort_refused: int = 0  # 1: answer a request with `reasoning_effort` by HTTP 400 naming it
     options_refused: int = 0  # 1: answer a request with `stream_options` by HTTP 400 naming it
 
@@ -105,14 +106,26 @@ THINK_STYLES = ("content", "reasoning", "tags", "split", "close")
 split across chunks mid-tag, or only a closing `</think>` (a template that put `<think>` in the prompt)."""
 
 
-def think_tokens(count: int) -> list[str]:
+_THOUGHT = (
+    "The user wants to know how batching keeps a long reply smooth. Let me think about what the "
+    "page actually does with each update: it re-renders the message's markdown, so fewer, larger "
+    "updates cost less. But the first words should still appear at once, or the reply feels slow. "
+    "So: send the first token immediately, then group the rest, and cap the updates per second. "
+    "I should also mention that a very long reply continues in a new message. "
+)
+
+
+def think_tokens(count: int, kind: str = "words") -> list[str]:
     """The thinking a script sends; tests use it to know the exact expected thinking."""
+    if kind == "prose":
+        words = re.findall(r"\s*\S+", _THOUGHT)
+        return [words[i % len(words)] for i in range(count)]
     return [f" t{i:05d}" for i in range(count)]
 
 
 def _thinking_chunks(script: Script) -> list[dict[str, Any]]:
     """The deltas of the script's thinking, in its style."""
-    tokens = think_tokens(script.think)
+    tokens = think_tokens(script.think, script.think_kind)
     if script.think_style == "content":
         return [{"reasoning_content": token} for token in tokens]
     if script.think_style == "reasoning":

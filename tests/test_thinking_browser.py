@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
+from benchmarks.reasoning_bench import run_one
 from tests.chat_page import ChatPage, words
 from tests.conftest import AppFactory
 from tests.harness import clean_env
@@ -81,9 +82,7 @@ def test_thinking_hidden_when_setting_off_then_only_how_long_it_lasted(
     chat = ChatPage.open(browser, scripted_app("--hide-thinking"))
     try:
         chat.send("#script think=300 tokens=20 rate=150")
-        chat.page.wait_for_function(
-            "() => /Thinking… [1-9] s/.test(document.body.innerText)", timeout=30_000
-        )
+        chat.page.wait_for_function("() => /Thinking… [1-9] s/.test(document.body.innerText)", timeout=30_000)
         chat.wait_turns(1, timeout=60)
         body = chat.page.inner_text("body")
         assert "t00000" not in body and "Thought for " in body
@@ -138,9 +137,7 @@ def test_reload_mid_thinking_and_reopen_when_history_on_then_thinking_whole_and_
             chat.page.reload()
             chat.page.wait_for_selector("#chat-input", timeout=30_000)
             try:
-                chat.page.wait_for_function(
-                    "() => document.body.innerText.includes('w00059')", timeout=5_000
-                )
+                chat.page.wait_for_function("() => document.body.innerText.includes('w00059')", timeout=5_000)
                 if chat.thinking():
                     break
             except Exception:  # noqa: BLE001 -- not stored yet: reopen again
@@ -155,3 +152,13 @@ def test_reload_mid_thinking_and_reopen_when_history_on_then_thinking_whole_and_
         _no_thinking_sent(scripted)
     finally:
         chat.close()
+
+
+def test_reasoning_benchmark_when_run_quick_then_every_variant_exact(
+    browser: Browser, scripted: ScriptedServer
+) -> None:
+    """The benchmark's smoke run (no figures asserted: on a loaded machine they measure the machine)."""
+    for variant in ("native", "default"):
+        run = run_one(browser, scripted, variant, think=60, tokens=60, rate=400)
+        assert run.exact_thinking and run.exact_answer, run
+        assert run.first_thought_ms is not None and run.fps is not None
