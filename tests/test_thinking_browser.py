@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from benchmarks.reasoning_bench import run_one
-from tests.chat_page import ChatPage, words
+from tests.chat_page import THINKING_STEP, ChatPage, words
 from tests.conftest import AppFactory
 from tests.harness import clean_env
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, think_tokens
@@ -140,7 +140,7 @@ def test_reload_mid_thinking_and_reopen_when_history_on_then_thinking_whole_and_
                 chat.page.wait_for_function("() => document.body.innerText.includes('w00059')", timeout=5_000)
                 if chat.thinking():
                     break
-            except Exception:  # noqa: BLE001 -- not stored yet: reopen again
+            except Exception:
                 pass
             assert time.monotonic() < deadline, "the stored thread never showed the thinking"
         (name, text), *more = chat.thinking()
@@ -162,3 +162,52 @@ def test_reasoning_benchmark_when_run_quick_then_every_variant_exact(
         run = run_one(browser, scripted, variant, think=60, tokens=60, rate=400)
         assert run.exact_thinking and run.exact_answer, run
         assert run.first_thought_ms is not None and run.fps is not None
+
+
+def test_team_when_members_think_then_each_thinking_in_its_own_step_and_not_in_the_answer(
+    browser: Browser, scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    members = "".join(
+        f'[[members]]\nname = "{n}"\nprompt = "You are {n}.\\n#member {n} think=40"\n\n'
+        for n in ("alpha", "beta")
+    )
+    team = tmp_path / "team.toml"
+    team.write_text(members + '[synthesiser]\nprompt = "Answer.\\n#member synth"\n')
+    chat = ChatPage.open(browser, scripted_app("--profile", "team", "--team-config", str(team)))
+    try:
+        chat.send("#script tokens=30 rate=200")
+        chat.wait_turns(1, timeout=60)
+        chat.wait_idle()
+        # The Team step and the members' steps are folded: open them to reach the thinking inside.
+        for name in ("Team", "alpha", "beta"):
+            chat.page.wait_for_function(
+                """(id) => {
+                    const trigger = document.getElementById(id);
+                    if (!trigger) return false;
+                    if (trigger.getAttribute('aria-expanded') === 'false') trigger.click();
+                    return trigger.getAttribute('aria-expanded') === 'true';
+                }""",
+                arg=f"step-{name}",
+                timeout=10_000,
+            )
+        chat.page.wait_for_function(
+            f"() => document.querySelectorAll('{THINKING_STEP}').length >= 2", timeout=10_000
+        )
+        steps = chat.thinking()
+        assert len(steps) == 2
+        for name, text in steps:
+            assert name.startswith("Thought for ") and words(text) == words("".join(think_tokens(40)))
+        # Each member's thinking sits inside that member's own step.
+        inside = chat.page.evaluate(
+            """(sel) => [...document.querySelectorAll(sel)].map((t) => {
+                const region = t.closest('[role="region"]');
+                const owner = region && document.querySelector(`[aria-controls="${region.id}"]`);
+                return owner ? owner.id : null;
+            })""",
+            THINKING_STEP,
+        )
+        assert sorted(inside) == ["step-alpha", "step-beta"]
+        answer = " ".join(chat.replies())
+        assert "t00000" not in answer and words(answer)[-1] == "synth-0029"
+    finally:
+        chat.close()
