@@ -11,6 +11,7 @@ from smart_agent.config import (
     ENV_VARS,
     ConfigError,
     Settings,
+    apply_session_settings,
     default_data_dir,
     ensure_data_dir,
     load_settings,
@@ -186,3 +187,18 @@ def test_redis_url_when_refused_then_its_password_is_not_in_the_error() -> None:
         load_settings({"redis_url": "redis://:hush@cache:99999/0"}, environ={}, dotenv_path=None)
     assert "hush" not in str(caught.value)
     assert "'redis://***@cache:99999/0' for --redis-url" in str(caught.value)
+
+
+def test_session_thinking_settings_when_changed_in_the_panel_then_validated() -> None:
+    base = Settings()
+    changed = apply_session_settings(base, {"show_thinking": False, "reasoning_effort": "high"})
+    assert (changed.show_thinking, changed.reasoning_effort) == (False, "high")
+    assert apply_session_settings(changed, {"reasoning_effort": ""}).reasoning_effort is None
+    with pytest.raises(ConfigError, match="Reasoning effort: 'extreme' is not allowed"):
+        apply_session_settings(base, {"reasoning_effort": "extreme"})
+
+
+def test_think_tags_when_set_then_parsed_and_when_unknown_then_refused_naming_the_choices() -> None:
+    assert load_settings({"think_tags": "Prefilled"}, environ={}, dotenv_path=None).think_tags == "prefilled"
+    with pytest.raises(ConfigError, match="must be one of auto, prefilled, none"):
+        load_settings(environ={"SMART_AGENT_THINK_TAGS": "sometimes"}, dotenv_path=None)

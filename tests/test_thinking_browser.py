@@ -211,3 +211,24 @@ def test_team_when_members_think_then_each_thinking_in_its_own_step_and_not_in_t
         assert "t00000" not in answer and words(answer)[-1] == "synth-0029"
     finally:
         chat.close()
+
+
+def test_stop_while_thinking_then_step_folded_nothing_follows_and_next_turn_gets_no_thinking(
+    browser: Browser, scripted_app: Callable[..., str], scripted: ScriptedServer
+) -> None:
+    chat = ChatPage.open(browser, scripted_app())
+    try:
+        chat.send("#script think=2000 tokens=20 rate=100")
+        chat.page.wait_for_function("() => document.body.innerText.includes('t00050')", timeout=30_000)
+        chat.page.click("#stop-button")
+        chat.wait_idle(timeout=30)
+        (name, text), *more = chat.thinking()
+        assert not more and name.startswith("Thought for ")
+        shown = words(text)
+        assert shown == words("".join(think_tokens(len(shown))))  # a prefix of the thinking, in order
+        assert not any("w0" in reply for reply in chat.replies())
+        chat.send("#script tokens=5")
+        chat.wait_text("w00004", timeout=30)
+        _no_thinking_sent(scripted)
+    finally:
+        chat.close()
