@@ -11,7 +11,7 @@ from typing import Any
 from sse_starlette import ServerSentEvent
 
 from smart_agent.api.schema import StreamOptions
-from smart_agent.runs.events import HEARTBEAT, TERMINAL, TOKEN, RunEvent
+from smart_agent.runs.events import DELTAS, HEARTBEAT, TERMINAL, TOKEN, RunEvent
 from smart_agent.runs.log import RunLog, RunLogError
 
 log = logging.getLogger("smart_agent.api")
@@ -35,21 +35,24 @@ def heartbeat() -> ServerSentEvent:
 
 
 class _Pending:
-    """Token text held back for a reader that asked for coarser pacing than the server's."""
+    """Text of one kind (`token` or `reasoning`) held back for a reader that asked for coarser pacing
+    than the server's."""
 
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.kind = TOKEN
         self.id: str | None = None
         self.since = 0.0
 
     def add(self, event: RunEvent, now: float) -> None:
         if not self.text:
             self.since = now
+            self.kind = event.kind
         self.text.append(event.data["text"])
         self.id = event.id
 
     def take(self) -> RunEvent:
-        event = RunEvent(TOKEN, {"text": "".join(self.text)}, self.id)
+        event = RunEvent(self.kind, {"text": "".join(self.text)}, self.id)
         self.text, self.id = [], None
         return event
 
@@ -106,10 +109,15 @@ async def stream_events(
                 continue
             if (
                 isinstance(item, RunEvent)
-                and item.kind == TOKEN
+                and item.kind in DELTAS
                 and options.coalescing
                 and last_token is not None
             ):
+                if pending.text and pending.kind != item.kind:
+                    # Text and thinking never merge: the held kind goes first, as it came.
+                    yield encode(pending.take(), retry)
+                    retry = None
+                    last_token = last_sent = clock()
                 pending.add(item, clock())
                 continue
             if pending.text:
@@ -127,7 +135,7 @@ async def stream_events(
             yield encode(item, retry)
             retry = None
             last_sent = clock()
-            if item.kind == TOKEN:
+            if item.kind in DELTAS:
                 last_token = last_sent
             if item.kind in TERMINAL:
                 return

@@ -15,13 +15,27 @@ from typing import Any
 
 from smart_agent.agent.events import (
     AgentEvent,
+    Notice,
+    ReasoningDelta,
+    ReasoningMoved,
     ReplyDone,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
 )
-from smart_agent.runs.events import CANCELLED, DONE, ERROR, SNAPSHOT, TOKEN, TOOL_CALL, TOOL_RESULT
+from smart_agent.runs.events import (
+    CANCELLED,
+    DONE,
+    ERROR,
+    NOTICE,
+    REASONING,
+    REASONING_MOVED,
+    SNAPSHOT,
+    TOKEN,
+    TOOL_CALL,
+    TOOL_RESULT,
+)
 from smart_agent.runs.log import RunLog, RunLogError, RunRecord
 from smart_agent.runs.producer import produce
 from smart_agent.streaming.batcher import BatchPolicy
@@ -87,7 +101,7 @@ class ChatRuns:
                         # produce() ends a cancelled turn `cancelled`, after writing the text so far.
                         raise asyncio.CancelledError
                     yield event
-                if pause and all(isinstance(event, TextDelta) for event in burst):
+                if pause and all(isinstance(event, TextDelta | ReasoningDelta) for event in burst):
                     await asyncio.sleep(pause)
 
         producer = asyncio.get_running_loop().create_task(
@@ -135,10 +149,23 @@ async def live_run(runs: RunLog, run_id: str, owner: str) -> RunRecord | None:
 
 async def replay(runs: RunLog, run_id: str) -> AsyncGenerator[AgentEvent, None]:
     """A logged turn's events again, from its first to its terminal one, as the agent yielded them
-    (text comes in the producer's batches; progress is left out, the presenter measures its own)."""
+    (text and thinking come in the producer's batches; progress is left out, the presenter measures
+    its own)."""
     async for event in runs.read(run_id):
         data = event.data
-        if event.kind in (TOKEN, SNAPSHOT):
+        if event.kind == TOKEN:
+            if data["text"]:
+                yield TextDelta(data["text"])
+        elif event.kind == REASONING:
+            if data["text"]:
+                yield ReasoningDelta(data["text"])
+        elif event.kind == REASONING_MOVED:
+            yield ReasoningMoved(data["chars"])
+        elif event.kind == NOTICE:
+            yield Notice(data["message"])
+        elif event.kind == SNAPSHOT:
+            if data.get("reasoning"):
+                yield ReasoningDelta(data["reasoning"])
             if data["text"]:
                 yield TextDelta(data["text"])
         elif event.kind == TOOL_CALL:

@@ -10,11 +10,15 @@ from typing import Any
 
 from smart_agent.agent.events import (
     AgentEvent,
+    Notice,
+    ReasoningDelta,
+    ReasoningMoved,
     ReplyDone,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    UsageReported,
 )
 from smart_agent.errors import SmartAgentError
 from smart_agent.runs.events import (
@@ -23,7 +27,10 @@ from smart_agent.runs.events import (
     ERROR,
     INTERNAL_ERROR,
     MODEL_ERROR,
+    NOTICE,
     PROGRESS,
+    REASONING,
+    REASONING_MOVED,
     TOKEN,
     TOOL_CALL,
     TOOL_RESULT,
@@ -49,27 +56,41 @@ async def produce(
     clock: Clock | None = None,
     stopped: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write one agent turn to the log as batched tokens, tool calls and results and progress,
-    then exactly one terminal event (also when cancelled or failing). Returns the usage.
+    """Write one agent turn to the log as batched text and thinking, tool calls and results,
+    notices and progress, then exactly one terminal event (also when cancelled or failing).
+    Returns the usage.
 
     `stopped` gives the `error` data of a cancelled run (default: code `cancelled`).
     """
     clock = clock or MonotonicClock()
     meter = ReplyMeter(clock)
     tool_calls = 0
+    reasoning_tokens = 0
+    served: dict[str, int] = {}  # the server's own counts, summed over the turn's model requests
 
-    async def emit(text: str, _replaces: bool) -> None:
+    async def emit_text(text: str, _replaces: bool) -> None:
         await runs.append(run_id, TOKEN, {"text": text})
 
-    batcher = TokenBatcher(emit, policy, clock)
+    async def emit_reasoning(text: str, _replaces: bool) -> None:
+        await runs.append(run_id, REASONING, {"text": text})
+
+    batcher = TokenBatcher(emit_text, policy, clock)
+    thinker = TokenBatcher(emit_reasoning, policy, clock)
+    # The order of text and thinking must survive the batching: only `current` holds text, the other
+    # having been flushed (its write in flight awaited) when the kind last changed.
+    current = batcher
+
+    async def flush() -> None:
+        await current.flush()
 
     def usage() -> dict[str, Any]:
-        snapshot = meter.snapshot(batcher.stats.events_out)
+        snapshot = meter.snapshot(batcher.stats.events_out + thinker.stats.events_out)
         return {
             "tokens": meter.tokens,
             "tool_calls": tool_calls,
             "ttft_s": _round(snapshot.first_token),
             "duration_s": _round(snapshot.elapsed),
+            **served,
         }
 
     ended = False
@@ -80,7 +101,9 @@ async def produce(
             return
         ended = True
         try:
-            await batcher.aclose()  # the text so far is kept, whatever ended the run
+            # The text so far is kept, whatever ended the run; the batcher not in use holds none.
+            await (thinker if current is batcher else batcher).aclose()
+            await current.aclose()
             await runs.finish(run_id, kind, data, usage())
         except RunLogError as exc:
             # The log is out of reach, or another instance already ended the run (it thought this
@@ -90,29 +113,47 @@ async def produce(
     try:
         async with aclosing(events) as turn:  # closing it closes the model's HTTP stream at once
             async for event in turn:
-                if isinstance(event, TextDelta):
-                    await batcher.push(event.text)
+                if isinstance(event, TextDelta | ReasoningDelta):
+                    target = batcher if isinstance(event, TextDelta) else thinker
+                    if target is not current:
+                        await current.flush()
+                        current = target
+                    if target is thinker:
+                        reasoning_tokens += 1
+                    await target.push(event.text)
                     if meter.on_token():
-                        progress = meter.snapshot(batcher.stats.events_out)
-                        await runs.append(
-                            run_id,
-                            PROGRESS,
-                            {
-                                "tokens": progress.tokens,
-                                "tokens_per_second": round(progress.tokens_per_second, 2),
-                                "elapsed_s": round(progress.elapsed, 3),
-                            },
-                        )
+                        progress = meter.snapshot(batcher.stats.events_out + thinker.stats.events_out)
+                        figures: dict[str, Any] = {
+                            "tokens": progress.tokens,
+                            "tokens_per_second": round(progress.tokens_per_second, 2),
+                            "elapsed_s": round(progress.elapsed, 3),
+                        }
+                        if reasoning_tokens:
+                            figures["reasoning_tokens"] = reasoning_tokens
+                        await runs.append(run_id, PROGRESS, figures)
+                elif isinstance(event, ReasoningMoved):
+                    await flush()
+                    await runs.append(run_id, REASONING_MOVED, {"chars": event.chars})
+                elif isinstance(event, UsageReported):
+                    for name, count in (
+                        ("prompt_tokens", event.prompt_tokens),
+                        ("completion_tokens", event.completion_tokens),
+                        ("reasoning_tokens", event.reasoning_tokens),
+                    ):
+                        served[name] = served.get(name, 0) + count
+                elif isinstance(event, Notice):
+                    await flush()
+                    await runs.append(run_id, NOTICE, {"message": event.message})
                 elif isinstance(event, ToolCallStarted):
                     tool_calls += 1
-                    await batcher.flush()
+                    await flush()
                     await runs.append(
                         run_id,
                         TOOL_CALL,
                         {"call_id": event.call_id, "name": event.name, "arguments": event.arguments},
                     )
                 elif isinstance(event, ToolCallFinished):
-                    await batcher.flush()
+                    await flush()
                     await runs.append(
                         run_id,
                         TOOL_RESULT,
@@ -132,6 +173,7 @@ async def produce(
                             "tokens": final["tokens"],
                             "ttft_s": final["ttft_s"],
                             "duration_s": final["duration_s"],
+                            **served,
                         },
                     )
                 elif isinstance(event, ReplyFailed):
@@ -150,4 +192,5 @@ async def produce(
         await end(ERROR, error_data(INTERNAL_ERROR, "The run failed inside smart-agent; see its log."))
     finally:
         batcher.cancel()
+        thinker.cancel()
     return usage()
