@@ -21,7 +21,14 @@ from prometheus_client import (
     generate_latest,
 )
 
-from smart_agent.agent.events import AgentEvent, ReplyDone, ReplyFailed, TextDelta
+from smart_agent.agent.events import (
+    AgentEvent,
+    ReasoningDelta,
+    ReplyDone,
+    ReplyFailed,
+    TextDelta,
+    UsageReported,
+)
 
 # vLLM's buckets (vllm/v1/metrics/loggers.py): TTFT from 1 ms to 2560 s, e2e from 0.3 s to 7680 s.
 TTFT_BUCKETS: Final = (
@@ -49,7 +56,7 @@ CLOSED: Final = "closed"
 
 TIME_TO_FIRST_TOKEN = Histogram(
     "smart_agent_time_to_first_token_seconds",
-    "Seconds from the start of a reply to its first text.",
+    "Seconds from the start of a reply to its first text or thinking.",
     ["model"],
     buckets=TTFT_BUCKETS,
 )
@@ -57,7 +64,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
 
 INTER_TOKEN_LATENCY = Histogram(
     "smart_agent_inter_token_latency_seconds",
-    "Seconds between two successive pieces of a reply's text.",
+    "Seconds between two successive pieces of a reply's text or thinking.",
     ["model"],
     buckets=ITL_BUCKETS,
 )
@@ -68,7 +75,23 @@ E2E_REQUEST_LATENCY = Histogram(
     buckets=E2E_BUCKETS,
 )
 GENERATION_TOKENS = Counter(
-    "smart_agent_generation_tokens_total", "Pieces of reply text the model streamed.", ["model"]
+    "smart_agent_generation_tokens_total", "Pieces of reply text and thinking the model streamed.", ["model"]
+)
+# The server's own counts (the `usage` of its replies), where it reports them.
+PROMPT_TOKENS = Counter(
+    "smart_agent_prompt_tokens_total",
+    "Prompt tokens of the model's requests, as the server counted.",
+    ["model"],
+)
+COMPLETION_TOKENS = Counter(
+    "smart_agent_completion_tokens_total",
+    "Tokens the model generated (thinking included), as the server counted.",
+    ["model"],
+)
+REASONING_TOKENS = Counter(
+    "smart_agent_reasoning_tokens_total",
+    "Thinking tokens the model generated, as the server counted.",
+    ["model"],
 )
 UI_EVENTS = Counter(
     "smart_agent_ui_events_total", "UI events the batching sent for reply text (chat UI).", ["model"]
@@ -89,7 +112,8 @@ for _status in (DONE, ERROR, CANCELLED):  # present from the start, so rate() se
 def metered(
     events: AsyncGenerator[AgentEvent, None], model: str, now: Callable[[], float] = time.perf_counter
 ) -> AsyncGenerator[AgentEvent, None]:
-    """`events` unchanged, observing time to first text, inter-token latency, e2e latency and tokens.
+    """`events` unchanged, observing time to first text (or thinking), inter-token latency, e2e latency,
+    tokens and the server's token counts.
 
     The clock starts at this call, so time spent before the first read (queueing) counts, as in
     vLLM. Closing the result closes `events`; a cancellation still propagates.
@@ -110,7 +134,8 @@ async def _metered(
     try:
         async with aclosing(events) as stream:
             async for event in stream:
-                if type(event) is TextDelta:
+                kind = type(event)
+                if kind is TextDelta or kind is ReasoningDelta:
                     t = now()
                     if last is None:
                         first_token(t - start)
@@ -118,6 +143,10 @@ async def _metered(
                         inter_token(t - last)
                     last = t
                     tokens += 1
+                elif isinstance(event, UsageReported):
+                    PROMPT_TOKENS.labels(model).inc(event.prompt_tokens)
+                    COMPLETION_TOKENS.labels(model).inc(event.completion_tokens)
+                    REASONING_TOKENS.labels(model).inc(event.reasoning_tokens)
                 elif status is None and isinstance(event, ReplyDone | ReplyFailed):
                     ended = now()
                     status = DONE if isinstance(event, ReplyDone) else ERROR

@@ -17,11 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from smart_agent import metrics
 from smart_agent.agent.events import (
     AgentEvent,
+    ReasoningDelta,
     ReplyDone,
     ReplyFailed,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
+    UsageReported,
 )
 from smart_agent.config import Settings
 from smart_agent.metrics import metered
@@ -33,6 +35,9 @@ NAMES = [
     "smart_agent_inter_token_latency_seconds",
     "smart_agent_e2e_request_latency_seconds",
     "smart_agent_generation_tokens_total",
+    "smart_agent_prompt_tokens_total",
+    "smart_agent_completion_tokens_total",
+    "smart_agent_reasoning_tokens_total",
     "smart_agent_ui_events_total",
     "smart_agent_runs_active",
     "smart_agent_runs_total",
@@ -118,6 +123,39 @@ async def test_metered_when_turn_answers_then_events_pass_unchanged_and_latencie
     assert value("smart_agent_e2e_request_latency_seconds_count", model=model, status="done") == 1
     assert value("smart_agent_e2e_request_latency_seconds_sum", model=model, status="done") == 2.5
     assert value("smart_agent_generation_tokens_total", model=model) == 3
+
+
+async def test_metered_when_the_model_thinks_first_then_its_first_thought_is_the_first_token(
+    model: str,
+) -> None:
+    clock, closed = Ticks(), []
+    steps: list[Step] = [
+        (0.5, ReasoningDelta("Let me")),
+        (0.75, ReasoningDelta(" see.")),
+        (2.0, TextDelta("4")),
+        (2.5, ReplyDone("4", 0)),
+    ]
+    await drain(meter(clock, steps, model, closed))
+    assert value("smart_agent_time_to_first_token_seconds_count", model=model) == 1
+    assert value("smart_agent_time_to_first_token_seconds_sum", model=model) == 0.5
+    assert value("smart_agent_inter_token_latency_seconds_sum", model=model) == 0.25 + 1.25
+    assert value("smart_agent_generation_tokens_total", model=model) == 3
+
+
+async def test_metered_when_the_server_reports_usage_then_its_counts_add_up_per_model(model: str) -> None:
+    clock, closed = Ticks(), []
+    steps: list[Step] = [
+        (0.5, ReasoningDelta("Tool first.")),
+        (1.0, UsageReported(12, 30, 25)),
+        (2.0, TextDelta("2")),
+        (2.1, UsageReported(40, 2, 0)),
+        (2.5, ReplyDone("2", 1)),
+    ]
+    seen = await drain(meter(clock, steps, model, closed))
+    assert seen == [event for _, event in steps]
+    body = metrics.render()[0].decode()
+    for name, count in [("prompt", 52), ("completion", 32), ("reasoning", 25)]:
+        assert f'smart_agent_{name}_tokens_total{{model="{model}"}} {count:.1f}' in body, name
 
 
 async def test_metered_when_turn_fails_then_e2e_ends_at_the_failure_with_status_error(model: str) -> None:
