@@ -479,7 +479,19 @@ def ask(
     ] = None,
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No tool calls, results or resume notes on stderr; errors only."),
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No notes on stderr (time thought, tool calls and results, resumes); errors only.",
+        ),
+    ] = False,
+    show_thinking: Annotated[
+        bool,
+        typer.Option(
+            "--show-thinking",
+            help="Print the model's thinking live on stderr (dimmed in a terminal); "
+            "by default one line says how long it thought.",
+        ),
     ] = False,
     retries: Annotated[
         str,
@@ -508,6 +520,7 @@ def ask(
         api_key=settings.app_api_key,
         model=model,
         quiet=quiet,
+        show_thinking=show_thinking,
         retries=tries,
     )
     if code:

@@ -1,4 +1,14 @@
-"""`smart-agent ask`: one run on a running app, its reply printed as it streams, resumed after drops."""
+"""`smart-agent ask`: one run on a running app, its reply printed as it streams, resumed after drops.
+
+stdout gets the answer only (ask_output.py prints). The model's thinking is hidden, leaving one line
+on stderr ("thought for 12 s") before the answer starts; with --show-thinking it streams to stderr
+(dimmed in a terminal). A snapshot's thinking follows the same rules. A `reasoning_moved` event says
+that the last characters of the text were thinking after all (a model whose chat template opens
+`<think>` in the prompt, so only its `</think>` showed where thinking ended). That text is on stdout
+already and cannot be taken back, and holding the answer back until a `</think>` can no longer come
+would stall every reply; so ask leaves stdout as it is and says so in one line on stderr, naming the
+app's option (--think-tags prefilled) with which the thinking never reaches the answer.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,8 @@ from typing import Any, TextIO
 
 import httpx
 from httpx_sse import SSEError, connect_sse
+
+from smart_agent.api.ask_output import Printer, short
 
 PREFIX = "/api/v1"
 DEFAULT_RETRY_SECONDS = 1.0
@@ -52,71 +64,6 @@ class _Retry(Exception):
         self.wait = wait
 
 
-@dataclass
-class Printer:
-    """The reply on `out` as it arrives (only its text: stdout is the exact reply); the rest on `err`."""
-
-    out: TextIO
-    err: TextIO
-    quiet: bool = False
-    text: str = ""
-
-    def token(self, text: str) -> None:
-        """Append reply text."""
-        self._write(text)
-
-    def snapshot(self, text: str) -> None:
-        """The server's text so far replaces ours: print what we lack, or the whole text again."""
-        if text.startswith(self.text):
-            # The usual case: ask resumed from before the events the server still keeps, so the
-            # snapshot holds what was printed plus what was missed; stdout stays the exact reply.
-            self._write(text[len(self.text) :])
-            return
-        # Printed text cannot be taken back: say so and print the server's text in full.
-        self.note("the reply so far was replaced by the server's copy; it follows in full")
-        self._write("\n")
-        self._write(text)
-        self.text = text
-
-    def tool_call(self, data: dict[str, Any]) -> None:
-        """A short line naming the tool and its arguments."""
-        self.note(f"tool {data.get('name', '?')}({_short(str(data.get('arguments', '')))})")
-
-    def tool_result(self, data: dict[str, Any]) -> None:
-        """A short line with the tool's answer (or failure)."""
-        failed = "failed: " if data.get("is_error") else ""
-        self.note(f"tool {data.get('name', '?')} -> {failed}{_short(str(data.get('result', '')))}")
-
-    def note(self, line: str) -> None:
-        """One line on `err`, unless quiet."""
-        if not self.quiet:
-            self.line(line)
-
-    def line(self, line: str) -> None:
-        """One line on `err`, even when quiet; on a fresh line if the reply's is open."""
-        if self.text and not self.text.endswith("\n") and self.err.isatty() and self.out.isatty():
-            line = "\n" + line  # the same terminal: do not glue the note to the reply's words
-        self.err.write(line + "\n")
-        self.err.flush()
-
-    def finish(self) -> None:
-        """End the reply's line in a terminal; a pipe gets the exact text."""
-        if self.text and not self.text.endswith("\n") and self.out.isatty():
-            self.out.write("\n")
-            self.out.flush()
-
-    def _write(self, text: str) -> None:
-        if text:
-            self.text += text
-            self.out.write(text)
-            self.out.flush()
-
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _refusal(response: httpx.Response) -> tuple[str, str]:
     """(code, message) of an API error answer; the status line when it is not the API's JSON."""
     try:
@@ -125,7 +72,7 @@ def _refusal(response: httpx.Response) -> tuple[str, str]:
         if error.get("field"):
             message = f"{error['field']}: {message}"
     except (ValueError, KeyError, TypeError):
-        code, message = f"http_{response.status_code}", _short(response.text or response.reason_phrase)
+        code, message = f"http_{response.status_code}", short(response.text or response.reason_phrase)
     return code, message
 
 
@@ -272,8 +219,14 @@ class Ask:
         printer = self.printer
         if kind == "token":
             printer.token(str(data.get("text", "")))
+        elif kind == "reasoning":
+            printer.thinking(str(data.get("text", "")))
+        elif kind == "reasoning_moved":
+            printer.moved(int(data.get("chars", 0)))
+        elif kind == "notice":
+            printer.note(str(data.get("message", "")))
         elif kind == "snapshot":
-            printer.snapshot(str(data.get("text", "")))
+            printer.snapshot(str(data.get("text", "")), str(data.get("reasoning", "")))
         elif kind == "tool_call":
             printer.tool_call(data)
         elif kind == "tool_result":
@@ -317,7 +270,7 @@ def _data(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError:
-        raise AskError(f"the app sent data that is not JSON: {_short(text)}") from None
+        raise AskError(f"the app sent data that is not JSON: {short(text)}") from None
     return data if isinstance(data, dict) else {}
 
 
@@ -337,12 +290,13 @@ def ask(
     api_key: str | None = None,
     model: str | None = None,
     quiet: bool = False,
+    show_thinking: bool = False,
     retries: int = 5,
 ) -> int:
     """Run `smart-agent ask`: the exit code; Ctrl-C cancels the run and gives 130."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-    printer = Printer(out, err, quiet)
+    printer = Printer(out, err, quiet, show_thinking)
     with httpx.Client(headers=headers, timeout=timeout) as client:
         session = Ask(base, client, printer, retries=retries)
         try:
