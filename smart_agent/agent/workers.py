@@ -26,7 +26,10 @@ WORKER_MEMORY_BYTES = 1 << 30  # a worker's address-space limit: MemoryError bey
 WORKER_NICENESS = 10
 ANSWER_LIMIT = 1 << 20  # bytes of one answer line
 REQUEST_LIMIT = 1 << 15  # characters of one request line
+# SIGINT ignored from the first instruction: a Ctrl-C in the terminal reaches the whole process
+# group, and the app stops its workers itself (no KeyboardInterrupt traceback from a worker).
 _BOOT = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from smart_agent.agent.workers import serve; serve()"
 )

@@ -1,5 +1,7 @@
 """Chainlit's data layer over SQLAlchemy Core: bound parameters, paging in SQL, ownership, loud errors."""
 
+import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,11 @@ from smart_agent.history.actor import current_actor
 from smart_agent.history.engine import insert, writer
 from smart_agent.history.migrate import open_migrated
 from smart_agent.history.schema import elements, feedbacks, steps, threads, users
-from smart_agent.history.wrappers import queued, surfaced
+from smart_agent.history.wrappers import queued, surfaced, tracked
+
+log = logging.getLogger("smart_agent.history")
+CLOSE_WAIT = 5.0
+"""How long `close()` waits for writes still running (Chainlit starts them in tasks of its own)."""
 
 
 class HistoryDataLayer(BaseDataLayer):
@@ -27,6 +33,7 @@ class HistoryDataLayer(BaseDataLayer):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        self.writing: set[asyncio.Task[object]] = set()  # the writes running now (wrappers.tracked)
 
     @classmethod
     async def open(cls, url_or_path: str | Path) -> "HistoryDataLayer":
@@ -43,7 +50,12 @@ class HistoryDataLayer(BaseDataLayer):
         return ""
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Let the writes already started finish (bounded), then close every pooled connection."""
+        await asyncio.sleep(0)  # writes Chainlit scheduled just now start and register first
+        if self.writing:
+            _, late = await asyncio.wait(set(self.writing), timeout=CLOSE_WAIT)
+            if late:
+                log.warning("history: %d writes did not finish within %g s of closing", len(late), CLOSE_WAIT)
         await self._engine.dispose()
 
     # Users
@@ -150,6 +162,7 @@ class HistoryDataLayer(BaseDataLayer):
         )
 
     @surfaced
+    @tracked
     async def update_thread(
         self,
         thread_id: str,
@@ -175,6 +188,7 @@ class HistoryDataLayer(BaseDataLayer):
                 await connection.execute(threads.update().where(threads.c.id == thread_id).values(**changes))
 
     @surfaced
+    @tracked
     async def delete_thread(self, thread_id: str) -> None:
         """Delete the thread with its steps, elements and feedback."""
         async with self._writer.begin() as connection:
@@ -190,6 +204,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     @queued
     @surfaced
+    @tracked
     async def create_step(self, step_dict: StepDict) -> None:
         """Store a new step; a step already stored (its update won the race) is kept as is."""
         values = rows.step_values(step_dict)
@@ -206,6 +221,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     @queued
     @surfaced
+    @tracked
     async def update_step(self, step_dict: StepDict) -> None:
         """Store the step's fields, creating it if its creation has not landed yet."""
         values = rows.step_values(step_dict)
@@ -225,6 +241,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     @queued
     @surfaced
+    @tracked
     async def delete_step(self, step_id: str) -> None:
         """Delete the step with its elements and feedback."""
         async with self._writer.begin() as connection:
@@ -261,6 +278,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     @queued
     @surfaced
+    @tracked
     async def create_element(self, element: Element) -> None:
         """Store the element's description (its url, name, display, props…); content is not stored."""
         values = rows.element_values(element.to_dict())
@@ -294,6 +312,7 @@ class HistoryDataLayer(BaseDataLayer):
 
     @queued
     @surfaced
+    @tracked
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
         """Delete the element (only from `thread_id` when given)."""
         async with self._writer.begin() as connection:
@@ -313,6 +332,7 @@ class HistoryDataLayer(BaseDataLayer):
     # Feedback
 
     @surfaced
+    @tracked
     async def upsert_feedback(self, feedback: Feedback) -> str:
         """Store the actor's rating of a step of one of the actor's threads; returns the feedback id."""
         actor = ownership.required_actor("rate a message")
@@ -357,6 +377,7 @@ class HistoryDataLayer(BaseDataLayer):
         return str(feedback_id)
 
     @surfaced
+    @tracked
     async def delete_feedback(self, feedback_id: str) -> bool:
         """Delete the actor's feedback; False when there is no such feedback."""
         actor = ownership.required_actor("delete a rating")

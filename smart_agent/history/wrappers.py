@@ -1,5 +1,6 @@
 """Decorators for the data layer's methods: Chainlit's queue before the first message, loud errors."""
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -52,3 +53,21 @@ def surfaced(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corouti
             raise HistoryError(f"chat history: {method.__name__} failed: {exc}") from exc
 
     return run
+
+
+def tracked(method: F) -> F:
+    """Keep the write's task in `self.writing` while it runs: Chainlit starts writes in tasks it never
+    awaits, and `close()` waits for them (an app stopped mid-reply keeps what it wrote)."""
+
+    @functools.wraps(method)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self.writing.add(task)
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            if task is not None:
+                self.writing.discard(task)
+
+    return cast(F, run)

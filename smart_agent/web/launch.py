@@ -14,7 +14,7 @@ from smart_agent.agent.workers import close_shared_workers
 from smart_agent.config import ConfigError, Settings, export, resolve_data_dir
 from smart_agent.errors import HistoryError, ListenError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
-from smart_agent.web import security
+from smart_agent.web import chainlit_logs, security
 from smart_agent.web.chainlit_root import run_root
 from smart_agent.web.origins import app_origins, check_exposure, is_loopback
 from smart_agent.web.port import check_port
@@ -93,12 +93,15 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
 
             from smart_agent.api.mount import install as mount_api
             from smart_agent.api.mount import shutdown as shutdown_api
+            from smart_agent.web.shutdown import stop_running_turns
 
             security.install(app, sio, origins)
+            chainlit_logs.install()
             api = mount_api(app, effective, loopback=is_loopback(host))
 
             async def shutdown() -> None:
                 try:
+                    await stop_running_turns()  # stopped, marked and stored before anything closes
                     await shutdown_api(api)
                 finally:
                     resources.close()

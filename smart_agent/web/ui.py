@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -20,7 +22,7 @@ from smart_agent.streaming.clock import Clock, MonotonicClock
 from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.streaming.render_control import RenderControl
-from smart_agent.web import pacing
+from smart_agent.web import pacing, shutdown
 from smart_agent.web.reply import ReplyOutcome, ServerUsage, ToolStep, TurnViews, deliver
 from smart_agent.web.resync import Turn, start_turn
 from smart_agent.web.thinking import ThinkingSteps
@@ -311,7 +313,13 @@ async def present_turn(
     )
     try:
         await footer.start()
-        outcome = await deliver(events, new_reply, views, meter=meter, on_progress=footer.progress)
+        try:
+            outcome = await deliver(events, new_reply, views, meter=meter, on_progress=footer.progress)
+        except asyncio.CancelledError:
+            if shutdown.shutting_down():  # not the stop button: say why the reply ends here
+                with contextlib.suppress(Exception):
+                    await show_note(turn, shutdown.STOPPED_NOTE)
+            raise
         if settings.debug and replies:
             log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
         if outcome.error is not None:

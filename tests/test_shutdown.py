@@ -1,0 +1,88 @@
+"""Ctrl-C (SIGINT) or SIGTERM to the real app at many moments of a streaming reply: the reply so far
+is stored in history with a "stopped" note, the process exits 0 without a traceback."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from smart_agent.web.shutdown import STOPPED_NOTE
+from tests.chat_page import ChatPage, words
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+
+pytestmark = pytest.mark.e2e
+
+# Seconds after the reply's first words show (None: before anything shows), and the signal.
+MOMENTS = [(None, signal.SIGINT), (0.0, signal.SIGINT), (0.7, signal.SIGINT), (2.0, signal.SIGINT)]
+MOMENTS += [(1.2, signal.SIGTERM)]
+
+
+def _stored(data: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data / "history.db") as db:
+        found = db.execute('SELECT type, name, output FROM steps ORDER BY "createdAt"').fetchall()
+    return [(kind, name, output or "") for kind, name, output in found]
+
+
+def _stop(process: subprocess.Popen[bytes], how: signal.Signals) -> int:
+    process.send_signal(how)
+    return process.wait(timeout=30)
+
+
+@pytest.mark.parametrize(("after", "how"), MOMENTS, ids=[f"{how.name}@{after}" for after, how in MOMENTS])
+def test_signal_mid_reply_when_sent_then_reply_so_far_stored_stopped_and_clean_exit(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path, after: float | None, how: signal.Signals
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    expected = "".join(script_tokens(400))
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    with running_app(*flags, env=env, log_dir=tmp_path) as (url, process):
+        chat = ChatPage.open(browser, url)
+        try:
+            chat.send("#script tokens=400 rate=50 first_delay=0.5")
+            if after is None:
+                chat.wait_event("task_start", 2, timeout=30)  # the turn runs; no text yet
+                seen: list[str] = []
+            else:
+                chat.wait_text("w00002", timeout=30)
+                chat.page.wait_for_timeout(after * 1000)  # the moment of the sweep
+                seen = chat.reply_words()
+            code = _stop(process, how)
+        finally:
+            chat.close()
+    log = next(tmp_path.glob("app-*.log")).read_text()
+    assert code == 0, log[-2000:]
+    assert "Traceback" not in log and "could not show" not in log, log[-3000:]
+    steps = _stored(tmp_path / "data")
+    replies = "".join(out for kind, name, out in steps if kind == "assistant_message" and name != "note")
+    assert expected.startswith(replies)  # what was stored is the reply's start, nothing else
+    assert len(words(replies)) >= len(seen)  # at least what the user saw
+    notes = [out for kind, name, out in steps if name == "note"]
+    assert notes == [f"_{STOPPED_NOTE}_"]
+
+
+def test_two_ctrl_c_when_pressed_then_exits_at_once(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (
+        url,
+        process,
+    ):
+        chat = ChatPage.open(browser, url)
+        try:
+            chat.send("#script tokens=400 rate=50")
+            chat.wait_text("w00002", timeout=30)
+            started = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+            assert time.monotonic() - started < 10
+        finally:
+            chat.close()
