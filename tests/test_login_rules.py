@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from smart_agent.config import OAUTH_PROVIDER_VARS, ConfigError, Settings, oauth_providers
-from smart_agent.history.login import AccountNames, honoured, oauth_identifier
+from smart_agent.history.login import AccountNames, SignInLimit, honoured, oauth_identifier
 from smart_agent.web.origins import check_exposure
 
 
@@ -96,3 +96,43 @@ def test_oauth_app_user_when_github_signs_in_then_named_by_provider_and_its_toke
     assert (user.identifier, user.display_name) == ("github:octocat", "octocat")
     assert user.metadata == {"image": "x", "provider": "github"}
     assert honoured(user.identifier, user.metadata["provider"], frozenset({"octocat"}), ["github"])
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sign_in_limit_when_a_name_fails_too_often_then_refused_until_the_oldest_failure_ages_out() -> None:
+    clock = _Clock()
+    limit = SignInLimit(per_name=3, per_address=10, window=60.0, clock=clock)
+    for _ in range(3):
+        assert limit.retry_after("10.0.0.1", "alice") == 0
+        limit.failed("10.0.0.1", "alice")
+        clock.now += 1
+    assert limit.retry_after("10.0.0.1", "Alice ") == pytest.approx(57.0)  # names compare as typed loosely
+    assert limit.retry_after("10.0.0.2", "alice") == 0  # another client
+    assert limit.retry_after("10.0.0.1", "bob") == 0  # another name
+    clock.now += 57.0
+    assert limit.retry_after("10.0.0.1", "alice") == 0
+
+
+def test_sign_in_limit_when_one_address_tries_many_names_then_the_address_is_refused() -> None:
+    clock = _Clock()
+    limit = SignInLimit(per_name=3, per_address=4, window=60.0, clock=clock)
+    for name in ("a", "b", "c", "d"):
+        limit.failed("10.0.0.1", name)
+    assert limit.retry_after("10.0.0.1", "e") == pytest.approx(60.0)
+    assert limit.retry_after("10.0.0.2", "e") == 0
+
+
+def test_sign_in_limit_when_the_right_password_follows_failures_then_the_names_count_starts_again() -> None:
+    clock = _Clock()
+    limit = SignInLimit(per_name=2, per_address=10, window=60.0, clock=clock)
+    limit.failed("10.0.0.1", "alice")
+    limit.succeeded("10.0.0.1", "alice")
+    limit.failed("10.0.0.1", "alice")
+    assert limit.retry_after("10.0.0.1", "alice") == 0

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SHIPPED_ROOT = Path(__file__).with_name("app_root")
-"""The app root shipped in the package: `.chainlit/config.toml`, `public/` and `chainlit.md`."""
+"""The app root shipped in the package: `.chainlit/` (config, translations), `public/` and `chainlit.md`."""
 
-_SHIPPED = (".chainlit/config.toml", "public", "chainlit.md")
+# The translations are linked as one folder: Chainlit then finds every file it would copy there
+# already present (config.py `init_config`), so it writes none (tests/test_app_root.py checks that
+# each of Chainlit's files has a shipped counterpart).
+_SHIPPED = (".chainlit/config.toml", ".chainlit/translations", "public", "chainlit.md")
 _LOCK = ".lock"
 _STAGING = ".new-"
 

@@ -12,6 +12,9 @@ Chainlit 2.12 internals touched here (paths under chainlit/):
   DELETE /feedback lets it escape. A refused access answers 403 instead.
 - The share routes (`GET /project/share/{id}`, `PUT /project/thread/share`) run whatever
   `features.allow_thread_sharing` says, and the first needs no login: they answer 404 while sharing is off.
+- POST /login (server.py `login`) is counted and, over the limit, refused before Chainlit sees it
+  (web/sign_in_limit.py): Chainlit runs the password callback through `utils.wrap_user_function`,
+  which logs and swallows whatever it raises, so the callback cannot answer 429 itself.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ from smart_agent.history.login import (
     LOCAL_USER,
     PASSWORD_PROVIDER,
     AccountNames,
+    SignInLimit,
     honoured,
     oauth_identifier,
 )
+from smart_agent.web.sign_in_limit import SignInLimitMiddleware
 
 _SHARE_ROUTES = re.compile(r"^/project/(share/[^/]+|thread/share)/?$")
 
@@ -121,6 +126,7 @@ def install(local_user: bool) -> Login:
     from chainlit.server import app
 
     app.add_middleware(LoginMiddleware, login=login)
+    app.add_middleware(SignInLimitMiddleware, limit=SignInLimit())
     app.add_exception_handler(HTTPException, _refused_or_chainlit)
     app.add_exception_handler(HistoryAccessError, _refused)
     return login

@@ -143,3 +143,34 @@
     post(report);
   }, LOOK_MS);
 })();
+
+// A refused sign-in (Chainlit 2.12's login page, POST /login): the page shows the answer's detail in
+// the form through its translation `auth.login.errors.<detail>` ("Wrong user name or password.",
+// "Too many failed sign-ins. …": the app root's translations), and also in a toast as the raw key
+// ("Unauthorized: credentialssignin"), because its API client toasts every HTTP error
+// (react-client api.ts `handleRequestError`). A refusal handed to the page as a plain Error keeps the
+// form's translated message and no toast (the login form shows an Error's message the same way).
+(() => {
+  const send = window.fetch;
+  const REFUSED = new Set([401, 429]);
+  const KEY = /^[a-z]+$/;
+
+  window.fetch = async (input, init) => {
+    const response = await send(input, init);
+    const raw = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const url = new URL(raw, window.location.href);
+    const method = ((init && init.method) || "GET").toUpperCase();
+    if (method !== "POST" || url.origin !== window.location.origin || !url.pathname.endsWith("/login")) {
+      return response;
+    }
+    if (!REFUSED.has(response.status)) return response;
+    let detail = null;
+    try {
+      detail = (await response.clone().json()).detail;
+    } catch (error) {
+      return response;
+    }
+    if (typeof detail !== "string" || !KEY.test(detail)) return response;
+    throw new Error(detail);
+  };
+})();
