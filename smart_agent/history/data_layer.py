@@ -49,13 +49,17 @@ class HistoryDataLayer(BaseDataLayer):
         """No debug UI for this store."""
         return ""
 
-    async def close(self) -> None:
-        """Let the writes already started finish (bounded), then close every pooled connection."""
+    async def settle(self) -> None:
+        """Wait (bounded) until the writes already started have finished."""
         await asyncio.sleep(0)  # writes Chainlit scheduled just now start and register first
         if self.writing:
             _, late = await asyncio.wait(set(self.writing), timeout=CLOSE_WAIT)
             if late:
-                log.warning("history: %d writes did not finish within %g s of closing", len(late), CLOSE_WAIT)
+                log.warning("history: %d writes did not finish within %g s", len(late), CLOSE_WAIT)
+
+    async def close(self) -> None:
+        """Let the writes already started finish (bounded), then close every pooled connection."""
+        await self.settle()
         await self._engine.dispose()
 
     # Users

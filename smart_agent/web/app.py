@@ -27,7 +27,7 @@ from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
 from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifetime, pacing, resync
-from smart_agent.web.history import LiveConversation
+from smart_agent.web.history import LiveConversation, forget_refused, shown_only
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
 from smart_agent.web.ui import EFFORT_DEFAULT, present_turn, settings_panel
@@ -186,7 +186,9 @@ async def on_message(message: cl.Message) -> None:
     tools: ToolRegistry = cl.user_session.get("tools")
     refusal = input_refusal(message.content, settings, tools.specs())
     if refusal:
-        await cl.ErrorMessage(content=refusal).send()
+        with shown_only():  # refused input is never stored, nor what says it was refused
+            await cl.ErrorMessage(content=refusal).send()
+        await forget_refused(message.id)
         return
     try:
         model = cl.user_session.get("model") or await resolve_model(client, SETTINGS)

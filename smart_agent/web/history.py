@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
+from chainlit.data import get_data_layer
 from chainlit.element import Element
 from chainlit.step import StepDict
 
@@ -90,6 +91,26 @@ class AppDataLayer(HistoryDataLayer):
         """Store the element unless it is replayed."""
         if not _shown_only.get():
             await super().create_element(element)
+
+
+async def forget_refused(message_id: str) -> None:
+    """A message the app refused is not kept: its row goes, and so does a thread it alone started
+    (the session's next message then starts and names the thread anew)."""
+    layer = get_data_layer()
+    session = cl.context.session
+    if not isinstance(layer, HistoryDataLayer) or not session.thread_id:
+        return
+    await layer.settle()  # Chainlit stores the message in a task of its own: it lands first
+    thread = await layer.get_thread(session.thread_id)
+    others = [
+        step
+        for step in (thread or {}).get("steps") or []
+        if step["type"] == "user_message" and step["id"] != message_id
+    ]
+    await layer.delete_step(message_id)
+    if thread is not None and not others:
+        await layer.delete_thread(session.thread_id)
+        session.has_first_interaction = False
 
 
 def database(settings: Settings, data_dir: Path) -> str | Path:
