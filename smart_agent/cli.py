@@ -128,7 +128,19 @@ def chainlit(
     ] = False,
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Log batching statistics per reply. [env SMART_AGENT_DEBUG]"),
+        typer.Option(
+            "--debug",
+            help="Log batching statistics and pacing per reply; shows the stats line too. "
+            "[env SMART_AGENT_DEBUG]",
+        ),
+    ] = False,
+    show_stats: Annotated[
+        bool,
+        typer.Option(
+            "--show-stats",
+            help="Show tokens, tokens/s and time under each reply. [default: off, on with --debug; "
+            "env SMART_AGENT_SHOW_STATS]",
+        ),
     ] = False,
     model: Annotated[str | None, typer.Option(help="Model name. [env SMART_AGENT_MODEL]")] = None,
     base_url: Annotated[
@@ -227,7 +239,11 @@ def chainlit(
         ),
     ] = None,
 ) -> None:
-    """Launch the Chainlit chat app."""
+    """Launch the Chainlit chat app.
+
+    Exit codes: 0 stopped (Ctrl-C), 1 the machine stands in the way (the port in use, the model
+    server or the history database failing), 2 a bad value.
+    """
     try:
         settings = load_settings(
             {
@@ -239,6 +255,7 @@ def chainlit(
                 "adaptive_batching": True if adaptive_batching else None,
                 "render_pacing": False if no_render_pacing else None,
                 "debug": True if debug else None,
+                "show_stats": True if show_stats else None,
                 "model": model,
                 "base_url": base_url,
                 "mcp_config": mcp_config,

@@ -439,7 +439,8 @@ class Settings:
     adaptive_batching: bool = False
     render_pacing: bool = True
     """Each page's render reports set its pace within the flags' bounds (streaming/render_control.py)."""
-    show_stats: bool = True
+    show_stats: bool = False
+    """A line under each reply: tokens, tok/s and time; on with --debug unless set off."""
     debug: bool = False
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT
     api_key: str | None = None
@@ -554,6 +555,8 @@ def load_settings(
                 continue
             origin = "" if source == "flag" else f" (from the {source})"
             raise ConfigError(f"invalid value {spec.shown(raw)!r} for {where}{origin}: {exc}") from None
+    if values.get("debug") and "show_stats" not in values:
+        values["show_stats"] = True  # --debug shows the figures under each reply unless told not to
     return Settings(**values)
 
 

@@ -319,3 +319,28 @@ def test_data_dir_when_a_file_then_exit_2_naming_it(
     assert repr(str(blocker)) in lines[0] and "SMART_AGENT_DATA_DIR" in lines[0]
     assert "Traceback" not in result.output
     assert launched == []
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "shown"),
+    [
+        ([], {}, False),
+        (["--show-stats"], {}, True),
+        (["--debug"], {}, True),
+        (["--debug"], {"SMART_AGENT_SHOW_STATS": "0"}, False),
+        ([], {"SMART_AGENT_SHOW_STATS": "1"}, True),
+        ([], {"SMART_AGENT_DEBUG": "1"}, True),
+    ],
+)
+def test_stats_line_when_launched_then_off_unless_asked_for_or_debugging(
+    launched: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    shown: bool,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("chainlit", *args)
+    assert result.exit_code == 0, result.output
+    assert launched[0]["settings"].show_stats is shown

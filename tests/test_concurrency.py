@@ -75,11 +75,11 @@ async def test_oversized_message_when_sent_then_refused_and_session_still_works(
         await client.close()
 
 
-@pytest.mark.parametrize(("show", "expected_stats"), [("1", True), ("0", False)])
+@pytest.mark.parametrize(("show", "expected_stats"), [("1", True), ("0", False), (None, False)])
 async def test_show_stats_setting_when_reply_streams_then_live_line_only_if_on(
-    start_app: Callable[..., str], scripted: ScriptedServer, show: str, expected_stats: bool
+    start_app: Callable[..., str], scripted: ScriptedServer, show: str | None, expected_stats: bool
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="k", SMART_AGENT_SHOW_STATS=show)
+    env = clean_env(OPENAI_API_KEY="k", **({"SMART_AGENT_SHOW_STATS": show} if show else {}))
     client = ChatClient(start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env))
     try:
         await client.connect()

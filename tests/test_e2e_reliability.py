@@ -82,7 +82,7 @@ def test_footer_source_and_thread_list_fail_to_load_once_when_retried_then_foote
 ) -> None:
     # The moment a drop cannot be timed from outside: the first request for the footer's source
     # and for the sidebar's thread list fail as they do offline ("Failed to fetch").
-    chat = ChatPage.open(browser, scripted_app())
+    chat = ChatPage.open(browser, scripted_app("--show-stats"))
     failed: list[str] = []
 
     def fail_once(route: Route) -> None:

@@ -88,7 +88,7 @@ def other_site() -> Iterator[OtherSite]:
 def test_ui_when_opened_on_own_origins_then_chats_and_other_sites_cannot_drive_it(
     browser: Browser, scripted_app: Callable[..., str]
 ) -> None:
-    url = scripted_app()
+    url = scripted_app("--show-stats")  # its footer is a custom element
     for base in (url, url.replace("127.0.0.1", "localhost")):
         chat = ChatPage.open(browser, base, init_script=RECORD_CSP)
         try:
@@ -116,7 +116,8 @@ def test_reply_with_remote_image_when_rendered_then_browser_never_fetches_it(
         image = f"{site.url}/pixel.png?d=secret"
         reply = f"Here is the chart: ![x]({image}) and END."
         with serve(Script(text=reply)) as model:
-            url = start_app("--base-url", model.url, "--model", MODEL_ID, env=clean_env(OPENAI_API_KEY="k"))
+            env = clean_env(OPENAI_API_KEY="k", SMART_AGENT_SHOW_STATS="1")  # its footer: a custom element
+            url = start_app("--base-url", model.url, "--model", MODEL_ID, env=env)
             chat = ChatPage.open(browser, url, init_script=RECORD_CSP)
             try:
                 chat.send("show me the chart")

@@ -105,7 +105,12 @@ async def test_feedback_when_signed_in_owner_rates_a_reply_then_it_is_stored_for
 async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_footer_are_stored(
     start_app: AppFactory, scripted: ScriptedServer, tmp_path: Path
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS="40")
+    env = clean_env(
+        OPENAI_API_KEY="test-key",
+        SMART_AGENT_HISTORY="1",
+        SMART_AGENT_SEGMENT_CHARS="40",
+        SMART_AGENT_SHOW_STATS="1",  # the live stats line shows, and must not be stored
+    )
     url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
     client = ChatClient(url)
     await client.connect()

@@ -36,7 +36,10 @@ def app(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> I
     """One app with history on for the module (each case has a thread of its own)."""
     tmp = tmp_path_factory.mktemp("reload")
     env = clean_env(
-        OPENAI_API_KEY="test-key", SMART_AGENT_HISTORY="1", SMART_AGENT_SEGMENT_CHARS=str(SEGMENT_CHARS)
+        OPENAI_API_KEY="test-key",
+        SMART_AGENT_HISTORY="1",
+        SMART_AGENT_SEGMENT_CHARS=str(SEGMENT_CHARS),
+        SMART_AGENT_SHOW_STATS="1",  # a stopped reply's footer says so (the stop test waits for it)
     )
     with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp) as (url, _):
         yield App(url, tmp / "data" / HISTORY_FILE)

@@ -104,7 +104,9 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
     folder.mkdir()
     xdg = tmp_path / "xdg"
     # SMART_AGENT_DATA_DIR empty: the default data folder, below XDG_DATA_HOME.
-    env = clean_env(OPENAI_API_KEY="test-key", XDG_DATA_HOME=str(xdg), SMART_AGENT_DATA_DIR="")
+    env = clean_env(
+        OPENAI_API_KEY="test-key", XDG_DATA_HOME=str(xdg), SMART_AGENT_DATA_DIR="", SMART_AGENT_SHOW_STATS="1"
+    )
     env.pop("PYTHONPATH", None)
     python = installed / "bin" / "python"
     where = _run(

@@ -114,7 +114,8 @@ async def test_ownership_when_bob_acts_on_alices_thread_over_http_and_socketio_t
 ) -> None:
     database = tmp_path / "data" / HISTORY_FILE
     await add_accounts(database, {"alice": ALICE_PASSWORD, "bob": "bob's own password"})
-    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=history_env())
+    env = {**history_env(), "SMART_AGENT_SHOW_STATS": "1"}  # the reply gets a footer element
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
     assert not (await call(url, "GET", "/auth/config")).json()["headerAuth"]
     alice = await signed_in(url, "alice", ALICE_PASSWORD)
     bob = await signed_in(url, "bob", "bob's own password")

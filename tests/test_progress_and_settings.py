@@ -54,7 +54,10 @@ def test_meter_when_tokens_stream_fast_then_reports_bounded() -> None:
     assert snapshot.tokens == 50_000
     assert snapshot.tokens_per_second == pytest.approx(5000, rel=0.01)
     assert snapshot.events_saved == 49_800
-    assert "50,000 tokens" in snapshot.text() and "49,800 saved" in snapshot.text()
+    assert snapshot.text() == "50,000 tokens · 5,000 tok/s · 10.0 s"
+    assert snapshot.details().startswith(snapshot.text()) and "200 UI events (49,800 saved by batching)" in (
+        snapshot.details()
+    )
 
 
 def test_meter_when_one_token_arrived_then_reports_no_rate() -> None:
@@ -68,9 +71,21 @@ def test_meter_when_one_token_arrived_then_reports_no_rate() -> None:
 
 def test_progress_text_when_streaming_or_stopped_then_says_so() -> None:
     live = ReplyProgress(tokens=10, elapsed=1, first_token=0.2, tokens_per_second=12.5, ui_events=3)
-    assert live.text().startswith("Streaming · 10 tokens")
+    assert live.text() == "Streaming · 10 tokens · 12 tok/s"
     stopped = ReplyProgress(10, 1, 0.2, 12.5, 3, stopped=True)
-    assert stopped.text().startswith("Stopped · 10 tokens")
+    assert stopped.text() == "Stopped · 10 tokens · 12 tok/s · 1.0 s"
+
+
+def test_progress_text_when_done_then_readable_figures_only_and_the_rest_in_the_details() -> None:
+    done = ReplyProgress(
+        tokens=412, elapsed=2.14, first_token=0.31, tokens_per_second=38.2, ui_events=9, done=True
+    )
+    assert done.text() == "412 tokens · 38 tok/s · 2.1 s"
+    assert (
+        done.details()
+        == "412 tokens · 38 tok/s · 2.1 s · first token 0.31 s · 9 UI events (403 saved by batching)"
+    )
+    assert ReplyProgress(1, 0.5, 0.5, 0.0, 1, done=True).text() == "1 token · 0 tok/s · 0.5 s"
 
 
 async def test_deliver_when_many_tokens_then_progress_reports_bounded_and_summary_last() -> None:

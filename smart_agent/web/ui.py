@@ -321,7 +321,7 @@ async def present_turn(
                     await show_note(turn, shutdown.STOPPED_NOTE)
             raise
         if settings.debug and replies:
-            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).text())
+            log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).details())
         if outcome.error is not None:
             error = cl.ErrorMessage(content=outcome.error)
             turn.add(error)
