@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,13 +208,38 @@ def test_ask_when_the_run_ends_in_an_error_event_then_exit_1_naming_the_code(bas
     assert line.startswith("Error: the run failed [model_error]: ")
 
 
-def test_ask_when_the_app_is_unreachable_then_exit_1_with_one_line() -> None:
+def test_ask_when_no_app_listens_then_fails_within_seconds_naming_the_command_that_starts_it() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = ask("hello", "--url", url, "--retries", "1")
-    assert result.exit_code == 1
-    (line,) = result.stderr.splitlines()
-    assert line.startswith(f"Error: cannot reach the app at {url} (ConnectError")
-    assert "tried 2 times" in line
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "smart_agent", "ask", "hello", "--url", url],
+        capture_output=True,
+        cwd=ROOT,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 1
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith(f"Error: no smart-agent at {url}; start it with `smart-agent chainlit`")
+    assert "Error" not in line[len("Error:") :] and "Connect" not in line  # no exception class
+    assert seconds < 8  # ~2 s of trying plus the interpreter's start; it took 24 s before
+
+
+def test_ask_when_the_app_accepts_but_times_out_connecting_then_every_retry_is_used() -> None:
+    sleeps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    session = Ask(
+        "http://app.test", client, Printer(io.StringIO(), io.StringIO()), retries=3, sleep=sleeps.append
+    )
+    with pytest.raises(AskError, match="tried 4 times"):
+        session.start("hello")
+    assert len(sleeps) == 3  # a slow app gets its retries, not the quick verdict for a closed port
 
 
 @pytest.mark.parametrize(

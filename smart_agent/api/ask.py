@@ -35,6 +35,10 @@ READ_TIMEOUT = 45.0
 """Silence that counts as a dropped connection: three of the server's default 15 s heartbeats."""
 CONNECT_TIMEOUT = 5.0
 CANCEL_TIMEOUT = 5.0
+REFUSED_SECONDS = 2.0
+"""How long `ask` keeps trying an address where nothing listens (an app still starting) before it
+says no app is there; an app that accepts but answers slowly gets the full retries."""
+REFUSED_PAUSE = 0.25
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
@@ -77,7 +81,20 @@ def _refusal(response: httpx.Response) -> tuple[str, str]:
 
 
 def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """What went wrong, as a person says it: no exception class names."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "it did not answer in time"
+    return str(exc).removeprefix("[Errno 111] ") or "the connection failed"
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether nothing listens at the address (the connection was refused, not slow)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 @dataclass
@@ -103,11 +120,20 @@ class Ask:
             body["model"] = model
         url = f"{self.base}{PREFIX}/runs"
         attempts = 0
+        began = self.clock()
         while True:
             attempts += 1
             try:
                 response = self.client.post(url, json=body)
             except NOT_SENT as exc:
+                if _refused(exc):  # nothing listens there: say so soon, not after the retries
+                    if self.clock() - began >= REFUSED_SECONDS:
+                        raise AskError(
+                            f"no smart-agent at {self.base}; start it with `smart-agent chainlit` "
+                            "(or point --url / SMART_AGENT_URL at it)"
+                        ) from None
+                    self.sleep(REFUSED_PAUSE)
+                    continue
                 if attempts > self.retries:
                     raise AskError(
                         f"cannot reach the app at {self.base} ({_describe(exc)}; tried {attempts} "
