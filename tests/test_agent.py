@@ -20,7 +20,7 @@ from smart_agent.agent.events import (
     ToolCallStarted,
     UsageReported,
 )
-from smart_agent.agent.loop import Agent
+from smart_agent.agent.loop import TOO_MANY_TOOL_ROUNDS, Agent
 from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
@@ -165,7 +165,7 @@ async def test_model_keeps_calling_tools_when_limit_reached_then_clear_message(
     events, history = await run(server, "#script tool=calculator rounds=50", max_tool_rounds=3)
     assert sum(isinstance(e, ToolCallFinished) for e in events) == 3
     assert isinstance(events[-1], ReplyFailed)
-    assert "SMART_AGENT_MAX_TOOL_ROUNDS" in events[-1].message
+    assert events[-1].message == TOO_MANY_TOOL_ROUNDS.format(rounds=3)
     # every assistant tool call in the history has its tool result
     calls = [c["id"] for m in history if m.get("tool_calls") for c in m["tool_calls"]]
     answered = [m["tool_call_id"] for m in history if m["role"] == "tool"]

@@ -155,8 +155,8 @@ def test_is_context_error_when_openai_or_llama_cpp_refusal_then_true_else_false(
 def test_input_refusal_when_over_limit_then_names_the_limit_and_where_it_comes_from() -> None:
     assert input_refusal("x" * 10, Settings(max_input_chars=10)) is None
     assert input_refusal("x" * 11, Settings(max_input_chars=10)) == (
-        "Your message has 11 characters; the limit is 10 (SMART_AGENT_MAX_INPUT_CHARS). "
-        "It was not sent to the model."
+        "Your message has 11 characters; the limit is 10 (the limit this app was started with). "
+        "It was not sent to the model: shorten it, or send it in parts."
     )
     message = input_refusal("x" * 20_000, Settings(context_tokens=4096))
     assert message is not None and "model's context of 4,096 tokens" in message

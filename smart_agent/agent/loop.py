@@ -46,6 +46,16 @@ Message = dict[str, Any]
 _STREAM_ERRORS = (openai.OpenAIError, httpx2.HTTPError, json.JSONDecodeError)
 FALLBACK_PIECE_CHARS = 24
 FALLBACK_SPREAD_SECONDS = 0.5
+TOO_MANY_TOOL_ROUNDS = (
+    "Stopped: the model asked for tools {rounds} rounds in a row, the most one message may take. "
+    "Ask again, perhaps for less at once."
+)
+"""The reply's end when the tool rounds run out (a format string of `rounds`)."""
+CONTEXT_REFUSED = (
+    "The model server refused the request as longer than its context, even after smart-agent left "
+    "out older messages. Send a shorter message, or start a new chat."
+)
+"""The reply's end when the server refuses a request for its length after every retry with less."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 NOT_KEPT = " Your message was not kept in the conversation; send it again to retry."
 EFFORT_REFUSED = (
@@ -152,11 +162,7 @@ class Agent:
             if round_number == self.settings.max_tool_rounds:
                 if text:
                     messages.append({"role": "assistant", "content": "".join(text)})
-                yield ReplyFailed(
-                    f"Stopped: the model asked for tools {round_number} rounds in a row "
-                    "(limit SMART_AGENT_MAX_TOOL_ROUNDS).",
-                    "limit_exceeded",
-                )
+                yield ReplyFailed(TOO_MANY_TOOL_ROUNDS.format(rounds=round_number), "limit_exceeded")
                 return
             messages.append(
                 {
@@ -304,10 +310,7 @@ class Agent:
     def _refusal(self, exc: BaseException) -> ModelError:
         """The error to raise for a failed request: a length refusal is retried with less."""
         if is_context_error(exc):
-            return _ContextRejectedError(
-                "The model server refused the request as longer than its context, even after "
-                "smart-agent left out older messages (SMART_AGENT_CONTEXT_TOKENS sets the context size)."
-            )
+            return _ContextRejectedError(CONTEXT_REFUSED)
         return describe_error(exc, self.settings, self.model)
 
     async def _create(self, messages: list[Message], *, stream: bool, notices: list[str]) -> Any:

@@ -130,6 +130,7 @@ class McpConnections:
             ) from None
         except Exception as exc:
             await self.disconnect(server.name)
+            log.warning("MCP server %r failed to start", server.name, exc_info=exc)  # the class and trace
             raise McpError(f"MCP server {server.name!r} failed to start: {_describe(exc)}") from None
 
     async def disconnect(self, name: str) -> None:
@@ -215,4 +216,4 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         return _describe(exc.exceptions[0])
-    return str(exc) or type(exc).__name__
+    return str(exc) or "it ended without saying why"

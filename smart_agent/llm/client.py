@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
 import ssl
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +15,8 @@ from openai._base_client import AsyncHttpxClientWrapper
 
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
+
+log = logging.getLogger("smart_agent.llm")
 
 EMBEDDED_MODEL_ALIAS = "smollm2"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
@@ -61,7 +65,8 @@ async def resolve_model(client: openai.AsyncOpenAI, settings: Settings) -> str:
     for model in models.data:
         return model.id
     raise ModelError(
-        f"The server at {redact_url(settings.base_url)} offers no model; set SMART_AGENT_MODEL or --model."
+        f"The model server at {redact_url(settings.base_url)} offers no model to chat with; "
+        "start smart-agent with the name of one."
     )
 
 
@@ -97,9 +102,14 @@ def _scrub(text: str, url: str | None) -> str:
 def describe_error(
     exc: BaseException, settings: Settings, model: str | None = None, *, mid_stream: bool = False
 ) -> ModelError:
-    """Turn an SDK or transport error into a short message a user can act on."""
+    """Turn an SDK or transport error into a short message a user can act on; the log keeps the detail.
+
+    The message says what happened and what to do, in the user's words: no exception class, module
+    or environment variable (tests/test_user_messages.py).
+    """
     if isinstance(exc, ModelError):
         return exc
+    log.warning("model request failed: %s", _scrub(f"{type(exc).__name__}: {exc}", settings.base_url))
     error = _describe(exc, settings, model, mid_stream=mid_stream)
     return ModelError(_scrub(str(error), settings.base_url))
 
@@ -113,35 +123,69 @@ def _describe(exc: BaseException, settings: Settings, model: str | None, *, mid_
     where = _where(settings)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ModelError(
-            f"The model server at {where} stopped responding "
-            f"(no data for {settings.stream_timeout:g} s; SMART_AGENT_STREAM_TIMEOUT sets the limit)."
+            f"The model server at {where} stopped responding: nothing came for "
+            f"{settings.stream_timeout:g} s. Try again; a server that is only slow needs smart-agent "
+            "started with a longer stream timeout."
         )
     if not mid_stream and isinstance(exc, openai.APIConnectionError | httpx2.ConnectError):
-        return ModelError(f"Could not connect to the model server at {where}. Is it running?")
+        return ModelError(
+            f"Could not connect to the model server at {where}. Check that it is running, then send "
+            "your message again."
+        )
     if isinstance(exc, openai.AuthenticationError):
         return ModelError(
-            f"The model server at {where} refused the API key (HTTP 401). Check OPENAI_API_KEY."
+            f"The model server at {where} refused the API key (HTTP 401). Start smart-agent with a key "
+            "this server accepts."
         )
     if isinstance(exc, openai.NotFoundError):
         return ModelError(
-            f"Model {model or settings.model or '?'!r} was not found at {where} (HTTP 404). "
-            "Set SMART_AGENT_MODEL or --model to a model the server offers."
+            f"Model {model or settings.model or '?'!r} was not found at {where} (HTTP 404). Start "
+            "smart-agent with a model the server offers."
         )
     if isinstance(exc, openai.RateLimitError):
         return ModelError(
             f"The model server at {where} is rate-limiting requests (HTTP 429). Wait a moment and try again."
         )
     if isinstance(exc, openai.APIStatusError):
+        detail = _server_says(exc)
         return ModelError(
-            f"The model server at {where} failed (HTTP {exc.status_code}): {_short(exc.message)}"
+            f"The model server at {where} failed (HTTP {exc.status_code}{': ' + detail if detail else ''}). "
+            "Try again in a moment."
         )
     if isinstance(exc, openai.APIConnectionError | httpx2.HTTPError):
-        return ModelError(f"The connection to the model server broke off mid-reply ({_short(str(exc))}).")
+        return ModelError(
+            "The connection to the model server broke off mid-reply; what arrived is kept. Send your "
+            "message again to retry."
+        )
     if isinstance(exc, openai.APIError):
-        return ModelError(f"The model server reported an error mid-reply: {_short(exc.message)}")
+        return ModelError(f"The model server reported an error mid-reply: {_words(exc.message)}")
     if isinstance(exc, json.JSONDecodeError):
-        return ModelError(f"The model server sent a malformed event mid-reply ({_short(str(exc))}).")
-    return ModelError(f"The model failed: {_short(str(exc)) or type(exc).__name__}")
+        return ModelError(
+            "The model server sent a malformed event mid-reply (not JSON); what arrived is kept. Send "
+            "your message again to retry."
+        )
+    return ModelError("The model failed unexpectedly. Send your message again to retry.")
+
+
+def _server_says(exc: openai.APIStatusError) -> str:
+    """The server's own words about a failed request: its error body's message, without openai's
+    `Error code: 500 - ` prefix."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        said = error.get("message") if isinstance(error, dict) else error
+        if isinstance(said, str) and said.strip():
+            return _words(said).rstrip(".")
+    text = exc.message.removeprefix(f"Error code: {exc.status_code}").lstrip(" -")
+    return _words(text).rstrip(".")
+
+
+_CLASS_PREFIX = re.compile(r"^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception): ")
+
+
+def _words(text: str) -> str:
+    """A server's message as shown: short, without the exception class a Python server may lead with."""
+    return _short(_CLASS_PREFIX.sub("", text.strip()))
 
 
 def ended_early(settings: Settings) -> ModelError:

@@ -99,14 +99,13 @@ def input_refusal(text: str, settings: Settings, tool_specs: Sequence[Message] =
     if len(text) <= limit:
         return None
     why = (
-        "SMART_AGENT_MAX_INPUT_CHARS"
+        "the limit this app was started with"
         if settings.max_input_chars is not None
-        else f"about what fits the model's context of {context_size(settings):,} tokens; "
-        "SMART_AGENT_MAX_INPUT_CHARS sets it"
+        else f"about what fits the model's context of {context_size(settings):,} tokens"
     )
     return (
         f"Your message has {len(text):,} characters; the limit is {limit:,} ({why}). "
-        "It was not sent to the model."
+        "It was not sent to the model: shorten it, or send it in parts."
     )
 
 
@@ -126,8 +125,7 @@ class TurnTooLongError(ModelError):
         )
         super().__init__(
             f"This message is too long for {model}: {why}, even with all earlier "
-            "messages left out. It was not kept in the conversation; send a shorter message "
-            "(SMART_AGENT_CONTEXT_TOKENS sets the context size)."
+            "messages left out. It was not kept in the conversation; send a shorter message."
         )
         self.needed = needed
         self.budget = budget

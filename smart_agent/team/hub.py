@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -38,6 +39,16 @@ from smart_agent.team.events import (
     TeamStatus,
 )
 from smart_agent.team.synthesis import synthesis_messages
+
+log = logging.getLogger("smart_agent.team")
+
+MEMBER_FAILED = "it failed unexpectedly (the app's log says why)"
+"""A member's failure as its step and the synthesiser see it when it raised instead of answering."""
+SYNTHESIS_FAILED = (
+    "The team's answer could not be written: the synthesis failed unexpectedly. Send your message "
+    "again to retry."
+)
+"""The turn's end when the synthesis raised instead of answering."""
 
 STATUS_INTERVAL = 0.5
 """Seconds between two status snapshots at least: the status line changes at most twice a second."""
@@ -194,8 +205,9 @@ class TeamHub:
         except asyncio.CancelledError:
             self._change(state, "stopped")
             raise
-        except Exception as exc:  # whatever breaks one member must not stop the others
-            state.error = f"{type(exc).__name__}: {exc}"
+        except Exception:  # whatever breaks one member must not stop the others
+            log.exception("team member %s failed", member.name)  # the detail, for whoever runs the app
+            state.error = MEMBER_FAILED
         if state.error is not None:
             self._change(state, "failed")
             self._queue.put_nowait(MemberFailed(member.name, state.error, state.text))
@@ -216,8 +228,9 @@ class TeamHub:
                     self._queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an unexpected failure still ends the turn with a readable message
-            self._queue.put_nowait(ReplyFailed(f"The synthesis failed: {type(exc).__name__}: {exc}"))
+        except Exception:  # an unexpected failure still ends the turn with a readable message
+            log.exception("the team's synthesis failed")  # the detail, for whoever runs the app
+            self._queue.put_nowait(ReplyFailed(SYNTHESIS_FAILED))
         finally:
             # Only the answer enters the conversation; a failure that dropped the user's message
             # (it may be the cause, see Agent.stream) drops it here too.
