@@ -68,7 +68,13 @@ def test_run_when_read_from_start_then_every_event_in_order_and_the_text_exact(b
     assert done["finish_reason"] == "stop" and done["tokens"] == 60
     assert 0 <= done["ttft_s"] <= done["duration_s"]
     state = get_run(base, run["id"]).json()
-    assert state == {"id": run["id"], "status": "done", "text": _words(60), "usage": state["usage"]}
+    assert state == {
+        "id": run["id"],
+        "status": "done",
+        "text": _words(60),
+        "reasoning": "",
+        "usage": state["usage"],
+    }
     assert state["usage"]["tokens"] == 60
 
 

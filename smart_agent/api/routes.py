@@ -241,4 +241,10 @@ async def _is_last(api: Api, run_id: str, after: str) -> bool:
 
 
 def _describe(record: RunRecord) -> dict[str, Any]:
-    return {"id": record.id, "status": record.status, "text": record.text, "usage": record.usage}
+    return {
+        "id": record.id,
+        "status": record.status,
+        "text": record.text,
+        "reasoning": record.reasoning,
+        "usage": record.usage,
+    }
