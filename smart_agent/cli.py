@@ -238,6 +238,31 @@ def chainlit(
             "env SMART_AGENT_TEAM_CONCURRENCY]",
         ),
     ] = None,
+    think_tags: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODE",
+            help="How <think> tags in a reply's text are read: auto (a leading <think> block, or a lone "
+            "</think>), prefilled (the model's template opens <think> in the prompt, as DeepSeek-R1's "
+            "distills do: the reply starts thinking) or none. [default: auto; env SMART_AGENT_THINK_TAGS]",
+        ),
+    ] = None,
+    hide_thinking: Annotated[
+        bool,
+        typer.Option(
+            "--hide-thinking",
+            help='Show only "Thinking… N s" while the model thinks, not its thoughts. '
+            "[env SMART_AGENT_SHOW_THINKING=0]",
+        ),
+    ] = False,
+    reasoning_effort: Annotated[
+        str | None,
+        typer.Option(
+            metavar="EFFORT",
+            help="Ask reasoning models for low, medium or high effort (sent as reasoning_effort). "
+            "[default: none sent; env SMART_AGENT_REASONING_EFFORT]",
+        ),
+    ] = None,
 ) -> None:
     """Launch the Chainlit chat app.
 
@@ -269,6 +294,9 @@ def chainlit(
                 "profile": profile,
                 "team_config": team_config,
                 "team_concurrency": team_concurrency,
+                "think_tags": think_tags,
+                "show_thinking": False if hide_thinking else None,
+                "reasoning_effort": reasoning_effort,
             }
         )
         port_number = parse_port(port)
