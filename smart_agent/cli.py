@@ -316,6 +316,41 @@ def chainlit(
     launch(settings, host=host, port=port_number, headless=headless)
 
 
+@app.command()
+def models(
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1. [env OPENAI_BASE_URL]"
+        ),
+    ] = None,
+) -> None:
+    """List the models the backend offers: what the chat's Model setting and the API's `model` accept.
+
+    Exit codes: 0 listed; 1 the server could not be reached or does not list its models; 2 a bad value.
+    """
+    import asyncio
+
+    from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
+    from smart_agent.llm.models import fetch_models
+
+    try:
+        settings = load_settings({"base_url": base_url})
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    if settings.uses_embedded_model:
+        typer.echo(
+            f"{EMBEDDED_MODEL_ALIAS}\t(the built-in SmolLM2-135M, served while `smart-agent chainlit` runs)"
+        )
+        return
+    found = asyncio.run(fetch_models(settings))
+    if found.error is not None:
+        typer.echo(f"Error: {found.error}", err=True)
+        raise typer.Exit(code=1)
+    for model in found.ids:
+        typer.echo(model)
+
+
 api_keys = typer.Typer(
     help="Manage the keys of the HTTP API (stored as hashes in the data folder).",
     no_args_is_help=True,

@@ -94,6 +94,7 @@ def build_router(api: Api) -> APIRouter:
         try:
             principal = api.principal(request)
             run = parse_run_request(await request.body(), api.turns.max_content_chars)
+            await api.turns.check_model(run.model)
             record = await api.manager.start(
                 principal, api.turns.stream(run.messages, run.model), api.settings.api_max_runs
             )

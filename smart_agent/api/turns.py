@@ -14,9 +14,11 @@ from smart_agent.agent.events import AgentEvent
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config
 from smart_agent.agent.tools import ToolRegistry, builtin_tools
+from smart_agent.api.schema import RequestError
 from smart_agent.config import Settings
-from smart_agent.llm.client import make_client, resolve_model
+from smart_agent.llm.client import make_client
 from smart_agent.llm.context import input_limit
+from smart_agent.llm.models import available_models, resolve_model
 from smart_agent.metrics import metered
 
 log = logging.getLogger("smart_agent.api")
@@ -37,6 +39,15 @@ class Turns:
     def max_content_chars(self) -> int:
         """The longest message content a run accepts (what fits the model's context)."""
         return input_limit(self.settings, self._tools.specs())
+
+    async def check_model(self, model: str | None) -> None:
+        """RequestError naming `model` when the server lists its models and this is not one of them."""
+        if model is None:
+            return
+        models = await available_models(self._client, self.settings)
+        if not models.allows(model):
+            shown = ", ".join(models.ids[:50]) or "none"
+            raise RequestError("model", f"{model!r} is not a model the server offers (allowed: {shown})")
 
     async def stream(
         self, messages: list[dict[str, Any]], model: str | None
