@@ -577,11 +577,43 @@ SESSION_SETTINGS: dict[str, str] = {
 OPTIONAL_SESSION_SETTINGS = frozenset({"team_concurrency", "reasoning_effort"})
 """Panel settings whose empty value means the default."""
 
+SMOOTHNESS: dict[str, tuple[str, dict[str, bool]]] = {
+    "smooth": ("Smooth (recommended)", {"stream_batching": True, "adaptive_batching": False}),
+    "instant": (
+        "Instant: every word as it arrives (heavier on the browser)",
+        {"stream_batching": False, "adaptive_batching": False},
+    ),
+    "calm": (
+        "Calm: fewer, larger updates (lighter on a slow device)",
+        {"stream_batching": True, "adaptive_batching": True},
+    ),
+}
+"""The panel's one plain control for stream pacing: its choices, their labels and the settings they set."""
+
+
+def smoothness(settings: Settings) -> str:
+    """The SMOOTHNESS choice these settings amount to."""
+    if not settings.stream_batching:
+        return "instant"
+    return "calm" if settings.adaptive_batching else "smooth"
+
 
 def apply_session_settings(base: Settings, values: Mapping[str, Any]) -> Settings:
-    """`base` with the panel's values applied; a bad value raises ConfigError naming its label."""
+    """`base` with the panel's values applied; a bad value raises ConfigError naming its label.
+
+    A changed Smoothness sets batching and adaptive batching itself, over the Advanced switches.
+    """
     changes: dict[str, Any] = {}
+    chosen = values.get("smoothness")
+    if chosen is not None and chosen != smoothness(base):
+        if chosen not in SMOOTHNESS:
+            raise ConfigError(
+                f"Smoothness: {chosen!r} is not allowed, it must be one of {', '.join(SMOOTHNESS)}"
+            )
+        changes.update(SMOOTHNESS[chosen][1])
     for name, label in SESSION_SETTINGS.items():
+        if name in changes:
+            continue
         if name in OPTIONAL_SESSION_SETTINGS and name in values and values[name] in (None, ""):
             changes[name] = None  # emptied: back to the default (for the team: all members)
             continue

@@ -220,14 +220,23 @@ class ChatPage:
         return self.page
 
     def change_settings(self, **values: str | bool) -> None:
-        """Open the chat settings panel, set values (text for inputs, bool for switches), confirm;
-        return once the app has handled the change. Call it while no reply is running."""
+        """Open the chat settings panel, set values (text for inputs, an option's label for a Select,
+        bool for switches) on whichever tab holds them, confirm; return once the app has handled the
+        change. Call it while no reply is running."""
         page = self.open_settings()
         for name, value in values.items():
             control = page.locator(f"#{name}")
+            if control.count() == 0:  # on the panel's other tab (web/ui.py: Chat, Advanced)
+                for tab in page.get_by_role("tab").all():
+                    tab.click()
+                    if control.count():
+                        break
             if isinstance(value, bool):
                 if (control.get_attribute("aria-checked") == "true") != value:
                     control.click()
+            elif control.get_attribute("role") == "combobox":  # a Select: choose the option by its label
+                control.click()
+                page.get_by_role("option", name=value).click()
             else:
                 control.fill(value)
         submitted, ended = self.count_sent("chat_settings_change"), self.count("task_end")

@@ -34,6 +34,9 @@ def test_settings_changed_in_one_session_when_both_chat_then_other_session_unaff
         first.page.get_by_text("Batch size: '0' is not allowed").first.wait_for(timeout=10_000)
         # the re-sent panel shows the values in force, not the refused one nor the defaults
         panel = first.open_settings()
+        # what a user tunes first: batching off reads as the Instant smoothness; the internals under Advanced
+        assert panel.locator("#smoothness").inner_text().startswith("Instant")
+        panel.get_by_role("tab", name="Advanced").click()
         assert panel.locator("#stream_batching").get_attribute("aria-checked") == "false"
         assert panel.locator("#batch_size").input_value() == "20"
         panel.get_by_role("button", name="Cancel").click()
@@ -46,6 +49,26 @@ def test_settings_changed_in_one_session_when_both_chat_then_other_session_unaff
     finally:
         first.close()
         second.close()
+
+
+def test_smoothness_when_set_to_instant_then_one_event_per_token_and_back_to_smooth_then_batched(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    chat = ChatPage.open(browser, scripted_app())
+    try:
+        chat.change_settings(smoothness="Instant: every word as it arrives (heavier on the browser)")
+        chat.send("#script tokens=200 rate=1000")
+        chat.wait_turns()
+        assert words(chat.wait_text("w00199")) == words("".join(script_tokens(200)))
+        assert chat.count("stream_token") == 199
+        chat.change_settings(smoothness="Smooth (recommended)")
+        before = chat.count("stream_token")
+        chat.send("#script tokens=200 rate=1000")
+        chat.wait_turns(2)
+        assert words(chat.wait_text("w00199", replies=2)) == words("".join(script_tokens(200)))
+        assert chat.count("stream_token") - before < 40
+    finally:
+        chat.close()
 
 
 def test_stats_line_when_reply_streams_then_live_then_summary(

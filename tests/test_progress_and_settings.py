@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from smart_agent.agent.events import AgentEvent, ReplyDone, TextDelta
-from smart_agent.config import ConfigError, Settings, apply_session_settings
+from smart_agent.config import ConfigError, Settings, apply_session_settings, smoothness
 from smart_agent.streaming import BatchPolicy, SegmentedReply, TokenBatcher
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.web.reply import deliver
@@ -146,3 +146,27 @@ def test_session_settings_when_out_of_range_then_refused_with_label(
     with pytest.raises(ConfigError) as caught:
         apply_session_settings(Settings(), values)
     assert phrase in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("choice", "batching", "adaptive"),
+    [("instant", False, False), ("calm", True, True), ("smooth", True, False)],
+)
+def test_smoothness_when_chosen_then_sets_batching_over_the_advanced_switches(
+    choice: str, batching: bool, adaptive: bool
+) -> None:
+    base = Settings(adaptive_batching=choice == "smooth")  # "calm" to start with when smooth is chosen
+    panel = {"smoothness": choice, "stream_batching": True, "adaptive_batching": False}
+    chosen = apply_session_settings(base, panel)
+    assert (chosen.stream_batching, chosen.adaptive_batching) == (batching, adaptive)
+    assert smoothness(chosen) == choice
+
+
+def test_smoothness_when_unchanged_then_the_advanced_switches_apply() -> None:
+    chosen = apply_session_settings(Settings(), {"smoothness": "smooth", "stream_batching": False})
+    assert not chosen.stream_batching and smoothness(chosen) == "instant"
+
+
+def test_smoothness_when_unknown_then_refused_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="Smoothness: 'warp' is not allowed, it must be one of smooth"):
+        apply_session_settings(Settings(), {"smoothness": "warp"})

@@ -43,7 +43,8 @@ def _panel_says(chat: ChatPage) -> str:
     said = ""
     for _, name, raw in chat.frames:
         if name == "chat_settings":
-            inputs = json.loads(raw[raw.index("[") :])[1]
+            panel = json.loads(raw[raw.index("[") :])[1]
+            inputs = [i for item in panel for i in item.get("inputs", [item])]  # tabs hold their inputs
             said = next(i["initial"] for i in inputs if i["id"] == "render_pacing")
     return said
 

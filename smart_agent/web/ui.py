@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, cast
 
 import chainlit as cl
-from chainlit.input_widget import NumberInput, Select, Switch, TextInput
+from chainlit.input_widget import NumberInput, Select, Switch, Tab, TextInput
 
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
-from smart_agent.config import REASONING_EFFORTS, SESSION_SETTINGS, Settings
+from smart_agent.config import REASONING_EFFORTS, SESSION_SETTINGS, SMOOTHNESS, Settings, smoothness
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
@@ -36,7 +36,8 @@ EFFORT_DEFAULT = "server default"
 
 
 def settings_panel(settings: Settings, render: RenderControl | None = None) -> cl.ChatSettings:
-    """The chat settings panel, initialised from `settings`; it says whether the page is paced down."""
+    """The chat settings panel, initialised from `settings`: what a user tunes first, the streaming
+    internals (and whether the page is paced down) under Advanced."""
     labels = SESSION_SETTINGS
     if not settings.render_pacing:
         state = "Off: every page gets the fixed cap (--no-render-pacing)"
@@ -44,31 +45,37 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
         state = f"Full speed: up to {settings.max_events_per_second:g} updates/s (no render reports yet)"
     else:
         state = render.describe()
+    chat = [
+        Switch(id="show_thinking", label=labels["show_thinking"], initial=settings.show_thinking),
+        Select(
+            id="reasoning_effort",
+            label=labels["reasoning_effort"],
+            values=[EFFORT_DEFAULT, *REASONING_EFFORTS],
+            initial_value=settings.reasoning_effort or EFFORT_DEFAULT,
+            description="Sent to reasoning models that accept it (OpenAI, gpt-oss, vLLM).",
+        ),
+        Select(
+            id="smoothness",
+            label="Smoothness",
+            items={label: choice for choice, (label, _) in SMOOTHNESS.items()},
+            initial_value=smoothness(settings),
+            description="How the reply's words reach the page.",
+        ),
+        Switch(id="team_stream_live", label=labels["team_stream_live"], initial=settings.team_stream_live),
+        NumberInput(
+            id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
+        ),
+    ]
+    advanced = [
+        TextInput(id="render_pacing", label=PACING_LABEL, initial=state, disabled=True),
+        Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
+        NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
+        NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
+        Switch(id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching),
+        NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
+    ]
     return cl.ChatSettings(
-        [
-            TextInput(id="render_pacing", label=PACING_LABEL, initial=state, disabled=True),
-            Switch(id="stream_batching", label=labels["stream_batching"], initial=settings.stream_batching),
-            NumberInput(id="batch_size", label=labels["batch_size"], initial=settings.batch_size),
-            NumberInput(id="flush_interval", label=labels["flush_interval"], initial=settings.flush_interval),
-            Switch(
-                id="adaptive_batching", label=labels["adaptive_batching"], initial=settings.adaptive_batching
-            ),
-            NumberInput(id="segment_chars", label=labels["segment_chars"], initial=settings.segment_chars),
-            Switch(
-                id="team_stream_live", label=labels["team_stream_live"], initial=settings.team_stream_live
-            ),
-            NumberInput(
-                id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
-            ),
-            Switch(id="show_thinking", label=labels["show_thinking"], initial=settings.show_thinking),
-            Select(
-                id="reasoning_effort",
-                label=labels["reasoning_effort"],
-                values=[EFFORT_DEFAULT, *REASONING_EFFORTS],
-                initial_value=settings.reasoning_effort or EFFORT_DEFAULT,
-                description="Sent to reasoning models that accept it (OpenAI, gpt-oss, vLLM).",
-            ),
-        ]
+        [Tab(id="chat", label="Chat", inputs=chat), Tab(id="advanced", label="Advanced", inputs=advanced)]
     )
 
 
