@@ -30,7 +30,10 @@ class Turns:
     def __init__(self, settings: Settings, client: openai.AsyncOpenAI | None = None) -> None:
         self.settings = settings
         self._client = client or make_client(settings)
-        self._tools: ToolRegistry = builtin_tools(settings.tool_timeout)
+        # The built-in SmolLM2 cannot call tools: offered them, it answers wrongly (issue 25).
+        self._tools: ToolRegistry = (
+            ToolRegistry() if settings.uses_embedded_model else builtin_tools(settings.tool_timeout)
+        )
         self._mcp = McpConnections()
         self._mcp_ready: asyncio.Task[None] | None = None
         self._model: str | None = None
@@ -73,7 +76,7 @@ class Turns:
         await asyncio.shield(self._mcp_ready)
 
     async def _connect_all(self) -> None:
-        if not self.settings.mcp_config:
+        if not self.settings.mcp_config or self.settings.uses_embedded_model:
             return
         for server in load_mcp_config(self.settings.mcp_config):
             try:
