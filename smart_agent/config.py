@@ -297,6 +297,9 @@ class _Field:
     """A standard variable read when `env` is not set (DATABASE_URL, as hosting platforms set it)."""
     shown: Callable[[str], str] = str
     """How a bad value is quoted in the error (without the secrets it may hold)."""
+    internal: bool = False
+    """Set by smart-agent for the app it starts, not by users: read from the environment only (no
+    flag, no .env) and left out of ENV_VARS and .env.example."""
 
 
 # One row per setting: its environment variable, its CLI flag, and its parser.
@@ -371,6 +374,8 @@ _FIELDS: dict[str, _Field] = {
     "reasoning_effort": _Field(
         "SMART_AGENT_REASONING_EFFORT", "--reasoning-effort", _parse_choice(REASONING_EFFORTS, optional=True)
     ),
+    # The launcher's hand-off to the app it starts: the backend URL and key are the embedded server's.
+    "embedded": _Field("SMART_AGENT_EMBEDDED", "SMART_AGENT_EMBEDDED", _parse_bool, internal=True),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
     "app_url": _Field("SMART_AGENT_URL", "--url", _parse_app_url),
     "app_api_key": _Field("SMART_AGENT_API_KEY", "--api-key", _parse_optional_str),
@@ -414,11 +419,14 @@ OAUTH_PROVIDER_VARS: dict[str, tuple[str, ...]] = {
 }
 
 ENV_VARS: tuple[str, ...] = (
-    tuple(spec.env for spec in _FIELDS.values())
+    tuple(spec.env for spec in _FIELDS.values() if not spec.internal)
     + tuple(spec.fallback_env for spec in _FIELDS.values() if spec.fallback_env)
     + tuple(name for names in OAUTH_PROVIDER_VARS.values() for name in names)
 )
-"""Every environment variable smart-agent reads."""
+"""Every environment variable users may set for smart-agent."""
+
+INTERNAL_ENV_VARS: tuple[str, ...] = tuple(spec.env for spec in _FIELDS.values() if spec.internal)
+"""The variables smart-agent sets for the app it starts (and reads there), never documented for users."""
 
 
 def oauth_providers(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -491,11 +499,13 @@ class Settings:
     """The model's thinking streams into a step above the answer; off, a live "Thinking… N s" line."""
     reasoning_effort: str | None = None
     """Sent as `reasoning_effort` (REASONING_EFFORTS); None sends nothing (the server's default)."""
+    embedded: bool = False
+    """The backend is the embedded model the launcher started (its URL and key are in base_url, api_key)."""
 
     @property
     def uses_embedded_model(self) -> bool:
-        """True when no remote backend is configured, so the bundled SmolLM2 is served."""
-        return self.api_key is None and self.base_url is None
+        """True on the bundled SmolLM2: the launcher started it, or no backend is configured so it will."""
+        return self.embedded or (self.api_key is None and self.base_url is None)
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that hand these settings to another process."""
@@ -535,11 +545,13 @@ def load_settings(
     values: dict[str, Any] = {}
     for name, spec in _FIELDS.items():
         names = (spec.env, spec.fallback_env) if spec.fallback_env else (spec.env,)
-        flag_value = (overrides or {}).get(name)
+        flag_value = None if spec.internal else (overrides or {}).get(name)
         if flag_value is not None:
             raw, where, source = flag_value, spec.flag, "flag"
         elif found := _lookup(names, env):
             (where, raw), source = found, "environment"
+        elif spec.internal:
+            continue
         elif found := _lookup(names, dotenv):
             (where, raw), source = found, ".env"
         else:

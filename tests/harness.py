@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 
-from smart_agent.config import ENV_VARS
-from smart_agent.llm.local_server import free_port
+from smart_agent.config import ENV_VARS, INTERNAL_ENV_VARS
+from smart_agent.llm.local_server import SERVER_MODULE, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -46,13 +46,13 @@ def descendants(marker: str, process: psutil.Process | None = None) -> list[psut
 
 
 def llama_servers() -> list[psutil.Process]:
-    """The llama.cpp servers below this process, however deep."""
-    return descendants("llama_cpp.server")
+    """The embedded model's llama.cpp servers below this process, however deep."""
+    return descendants(SERVER_MODULE)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without smart-agent's variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in INTERNAL_ENV_VARS}
     env.update(extra)
     return env
 

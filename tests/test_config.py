@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from smart_agent.config import (
     ENV_VARS,
+    INTERNAL_ENV_VARS,
     ConfigError,
     Settings,
     apply_session_settings,
@@ -39,6 +41,36 @@ def test_no_other_module_when_scanned_then_reads_os_environ() -> None:
         if re.search(r"os\.environ|os\.getenv|getenv\(", path.read_text())
     ]
     assert readers == ["smart_agent/config.py"]
+
+
+def test_embedded_when_the_launcher_hands_it_over_then_the_app_knows_despite_url_and_key() -> None:
+    handed = Settings(base_url="http://127.0.0.1:5/v1", api_key="k", model="smollm2", embedded=True)
+    app = load_settings(environ=handed.to_env(), dotenv_path=None)
+    assert app.embedded and app.uses_embedded_model
+    remote = load_settings(environ=replace(handed, embedded=False).to_env(), dotenv_path=None)
+    assert not remote.uses_embedded_model
+
+
+def test_embedded_when_set_by_a_user_in_dotenv_or_as_a_flag_then_ignored_and_undocumented(
+    tmp_path: Path,
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SMART_AGENT_EMBEDDED=1\nOPENAI_API_KEY=k\n")
+    assert not load_settings(environ={}, dotenv_path=dotenv).embedded
+    assert not load_settings({"embedded": True}, environ={}, dotenv_path=None).embedded
+    assert INTERNAL_ENV_VARS == ("SMART_AGENT_EMBEDDED",)
+    assert "SMART_AGENT_EMBEDDED" not in ENV_VARS
+    assert "SMART_AGENT_EMBEDDED" not in (ROOT / ".env.example").read_text()
+
+
+def test_embedded_when_claimed_by_the_environment_beside_a_backend_then_the_launcher_hands_over_remote(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from smart_agent.web.launch import _backend
+
+    with _backend(Settings(base_url="http://127.0.0.1:9/v1", embedded=True)) as handed:
+        assert not handed.embedded and not handed.uses_embedded_model
+    assert "http://127.0.0.1:9/v1" in capsys.readouterr().out
 
 
 def test_settings_when_round_tripped_through_env_then_equal() -> None:

@@ -146,9 +146,19 @@ def _bad_request(body: dict[str, Any]) -> openai.BadRequestError:
 def test_is_context_error_when_openai_or_llama_cpp_refusal_then_true_else_false() -> None:
     openai_style = {"error": {"message": "too long", "code": "context_length_exceeded"}}
     llama_style = {"error": {"message": "Requested tokens (5000) exceed context window of 4096"}}
+    # llama.cpp's own server (the embedded model), as xllamacpp 2026.10.11549 answers
+    server_style = {
+        "error": {
+            "code": 400,
+            "message": "request (2832 tokens) exceeds the available context size (1024 tokens), "
+            "try increasing it",
+            "type": "exceed_context_size_error",
+        }
+    }
     other = {"error": {"message": "stream is not supported", "code": None}}
     assert is_context_error(_bad_request(openai_style))
     assert is_context_error(_bad_request(llama_style))
+    assert is_context_error(_bad_request(server_style))
     assert not is_context_error(_bad_request(other))
 
 

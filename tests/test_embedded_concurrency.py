@@ -1,13 +1,16 @@
-"""Several chats at once on the real embedded model: a second request waits its turn, it never
-cuts off the reply in progress."""
+"""Several chats at once on the real embedded model: a second request streams in the server's other
+slot, a third waits for a free one; none cuts off a reply in progress."""
 
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import pytest
 
 from smart_agent.agent.events import AgentEvent, ReplyDone, TextDelta
@@ -22,23 +25,27 @@ from tests.sio_client import ChatClient
 Result = TypeVar("Result")
 
 
-def logs(folder: Path) -> str:
-    """Everything the app wrote to its terminal."""
-    return "".join(log.read_text() for log in folder.glob("*.log"))
+def models_status(url: str, key: str) -> int:
+    """The HTTP status of GET {url}/models with `key`."""
+    request = urllib.request.Request(f"{url}/models", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replies_complete(
     tmp_path: Path,
 ) -> None:
     # no OPENAI_API_KEY / OPENAI_BASE_URL: the app starts the embedded model, whatever the
-    # environment tells llama-cpp-python
-    env = clean_env(HOST="0.0.0.0", PORT="1", CONFIG_FILE="/nonexistent/llama.json", API_KEY="x")
+    # environment tells llama.cpp
+    env = clean_env(HOST="0.0.0.0", PORT="1", LLAMA_ARG_HOST="0.0.0.0", API_KEY="x", LLAMA_API_KEY="x")
     with running_app(env=env, log_dir=tmp_path, timeout=180) as (url, _):
         (llama,) = llama_servers()
-        llama_env = llama.environ()
-        assert not {"HOST", "PORT", "CONFIG_FILE"} & set(llama_env)
-        key = llama_env["API_KEY"]
-        assert key != "x"
+        assert not {"HOST", "PORT", "LLAMA_ARG_HOST", "API_KEY", "LLAMA_API_KEY"} & set(llama.environ())
+        (port,) = [c.laddr.port for c in llama.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+        assert models_status(f"http://127.0.0.1:{port}/v1", "x") == 401
         first, second = ChatClient(url), ChatClient(url)
         try:
             await asyncio.gather(first.connect(), second.connect())
@@ -48,7 +55,6 @@ async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replie
             await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
         finally:
             await asyncio.gather(first.close(), second.close(), return_exceptions=True)
-    assert key not in logs(tmp_path)  # the app never shows the key
     for client in (first, second):
         texts = [client.messages[i] for i in client.order]
         assert client.reply().strip(), texts
@@ -63,7 +69,7 @@ def embedded() -> Iterator[EmbeddedServer]:
 
 def settings_for(server: EmbeddedServer) -> Settings:
     """What the launcher hands the app for the embedded model."""
-    return Settings(api_key=server.api_key, base_url=server.url, model=EMBEDDED_MODEL_ALIAS)
+    return Settings(api_key=server.api_key, base_url=server.url, model=EMBEDDED_MODEL_ALIAS, embedded=True)
 
 
 async def second_mid_reply(
@@ -109,6 +115,45 @@ async def test_two_streams_when_the_second_starts_mid_reply_then_both_end_with_a
     for tokens, finish in results:
         assert finish in {"stop", "length"}, results
         assert tokens >= 1, results
+
+
+async def test_three_streams_when_two_slots_then_the_third_waits_for_one_and_all_end_complete(
+    embedded: EmbeddedServer,
+) -> None:
+    client = make_client(settings_for(embedded))
+    loop = asyncio.get_running_loop()
+
+    async def chat(prompt: str) -> tuple[float, float, str | None]:
+        stream = await client.chat.completions.create(
+            model=EMBEDDED_MODEL_ALIAS,
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            max_tokens=80,
+            extra_body={"ignore_eos": True},  # each reply takes a while: 80 tokens
+        )
+        first = last = None
+        finish = None
+        async for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    last = loop.time()
+                    first = first or last
+                finish = choice.finish_reason or finish
+        assert first is not None and last is not None
+        return first, last, finish
+
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(chat(f"Write a long story about a {pet}.") for pet in ("cat", "dog", "fox"))),
+            timeout=180,
+        )
+    finally:
+        await client.close()
+    assert [finish for _, _, finish in results] == ["length"] * 3, results
+    # two slots: two replies streamed at once, the third began only once one of them had ended
+    starts = sorted(results)
+    assert starts[1][0] < starts[0][1], results
+    assert starts[2][0] >= min(starts[0][1], starts[1][1]), results
 
 
 async def test_two_chats_when_the_second_starts_mid_reply_then_both_replies_done(

@@ -1,8 +1,10 @@
-"""The embedded llama.cpp server: the bundled GGUF, start, answer, stop — also on errors."""
+"""The embedded llama.cpp server (xllamacpp): the bundled GGUF, start, answer, stop — also on errors."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -39,15 +41,20 @@ def get_models(server: EmbeddedServer, key: str | None) -> int:
         return exc.code
 
 
+def models(server: EmbeddedServer) -> list[dict[str, object]]:
+    """What GET /models lists."""
+    request = urllib.request.Request(
+        f"{server.url}/models", headers={"Authorization": f"Bearer {server.api_key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        found: list[dict[str, object]] = json.load(response)["data"]
+        return found
+
+
 def test_server_when_started_then_answers_on_loopback_and_stops_on_exit() -> None:
     with local_model_server() as server:
         assert server.url.startswith("http://127.0.0.1:")
-        request = urllib.request.Request(
-            f"{server.url}/models", headers={"Authorization": f"Bearer {server.api_key}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            models = json.load(response)
-        assert [m["id"] for m in models["data"]] == [EMBEDDED_MODEL_ALIAS]
+        assert [m["id"] for m in models(server)] == [EMBEDDED_MODEL_ALIAS]
         children = llama_servers()
         assert len(children) == 1
     psutil.wait_procs(children, timeout=15)
@@ -99,7 +106,8 @@ def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:
 def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_key_required(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # llama-cpp-python reads these over or beside its flags (HOST=0.0.0.0 is common in containers)
+    # llama.cpp's server reads LLAMA_ARG_* (and llama-server LLAMA_API_KEY) over or beside its
+    # options; llama-cpp-python read the others (HOST=0.0.0.0 is common in containers)
     for name, value in {
         "HOST": "0.0.0.0",
         "PORT": "1",
@@ -107,6 +115,12 @@ def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_ke
         "API_KEY": "x",
         "MODEL": "/nonexistent/model.gguf",
         "N_CTX": "64",
+        "LLAMA_ARG_HOST": "0.0.0.0",
+        "LLAMA_ARG_PORT": "1",
+        "LLAMA_API_KEY": "x",
+        "LLAMA_ARG_MODEL": "/nonexistent/model.gguf",
+        "LLAMA_ARG_CTX_SIZE": "64",
+        "LLAMA_ARG_N_PARALLEL": "9",
     }.items():
         monkeypatch.setenv(name, value)
     with local_model_server() as server:
@@ -119,7 +133,49 @@ def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_ke
         assert get_models(server, server.api_key) == 200
         assert len(server.api_key) >= 32
         assert server.api_key not in " ".join(llama.cmdline())  # any local user can read that
+        assert server.api_key not in " ".join(llama.environ().values())
+        assert not {"HOST", "PORT", "API_KEY", "LLAMA_ARG_HOST", "LLAMA_API_KEY"} & set(llama.environ())
         assert server.api_key not in repr(server)
+
+
+def test_server_when_two_slots_then_each_has_the_context_asked_for() -> None:
+    # llama.cpp splits its n_ctx across the slots: the app budgets each request for one slot
+    with local_model_server(n_ctx=2048, slots=2) as server:
+        (model,) = models(server)
+        meta = model["meta"]
+        assert isinstance(meta, dict) and meta["n_ctx"] == 2048
+
+
+def test_server_when_the_terminal_sends_sigint_then_it_answers_until_the_app_stops_it() -> None:
+    # Ctrl+C reaches the whole process group: the app stops its replies first, then the server.
+    with local_model_server() as server:
+        (llama,) = llama_servers()
+        os.kill(llama.pid, signal.SIGINT)
+        assert get_models(server, server.api_key) == 200  # it ran after the signal, and answers
+        assert llama.is_running() and llama.status() != psutil.STATUS_ZOMBIE
+    assert not llama.is_running()
+
+
+async def test_streams_when_many_in_a_row_on_one_client_then_none_fails() -> None:
+    # llama.cpp closes the connection after each streamed reply while announcing keep-alive; a
+    # client that reused it failed 12 times in 50 (smart_agent/llm/client.py keeps none for it)
+    with local_model_server() as server:
+        settings = Settings(
+            base_url=server.url, api_key=server.api_key, model=EMBEDDED_MODEL_ALIAS, embedded=True
+        )
+        client = make_client(settings)
+        try:
+            for _ in range(40):
+                stream = await client.chat.completions.create(
+                    model=EMBEDDED_MODEL_ALIAS,
+                    messages=[{"role": "user", "content": "Say hi."}],
+                    stream=True,
+                    max_tokens=2,
+                )
+                finish = [c.choices[0].finish_reason async for c in stream if c.choices]
+                assert finish[-1] in {"stop", "length"}
+        finally:
+            await client.close()
 
 
 async def test_request_beyond_real_context_when_context_overstated_then_refused_and_retried() -> None:
@@ -130,10 +186,14 @@ async def test_request_beyond_real_context_when_context_overstated_then_refused_
         history.append({"role": "assistant", "content": prose})
     history.append({"role": "user", "content": "What is 2+2? Answer in one short sentence."})
     with local_model_server(n_ctx=2048) as server:
-        # told 100,000 tokens, smart-agent sends everything; llama.cpp's streamed refusal is an
-        # empty 200 response, its non-streamed one HTTP 400 context_length_exceeded
+        # told 100,000 tokens, smart-agent sends everything; llama.cpp refuses it with HTTP 400
+        # exceed_context_size_error
         settings = Settings(
-            base_url=server.url, api_key=server.api_key, model=EMBEDDED_MODEL_ALIAS, context_tokens=100_000
+            base_url=server.url,
+            api_key=server.api_key,
+            model=EMBEDDED_MODEL_ALIAS,
+            context_tokens=100_000,
+            embedded=True,
         )
         client = make_client(settings)
         try:

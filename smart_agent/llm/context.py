@@ -15,7 +15,7 @@ from smart_agent.errors import ModelError
 Message = dict[str, Any]
 
 DEFAULT_CONTEXT_TOKENS = 8192
-EMBEDDED_CONTEXT_TOKENS = 4096  # the n_ctx the embedded llama.cpp server is started with
+EMBEDDED_CONTEXT_TOKENS = 4096  # each slot of the embedded llama.cpp server (its n_ctx: this times the slots)
 # No tokenizer can be downloaded, so tokens are estimated, erring on the high side: a token per 3
 # ASCII letters or spaces, a token per digit and per ASCII punctuation mark, and two tokens per 3
 # bytes of other UTF-8 text, plus each message's framing. Measured against SmolLM2's tokenizer:
@@ -29,8 +29,8 @@ _LETTERS_AND_SPACES = bytes(c for c in range(128) if chr(c).isalpha() or chr(c).
 
 
 def context_size(settings: Settings) -> int:
-    """The model's context in tokens: SMART_AGENT_CONTEXT_TOKENS (set to the embedded server's
-    n_ctx when that server is used), else DEFAULT_CONTEXT_TOKENS."""
+    """The model's context in tokens: SMART_AGENT_CONTEXT_TOKENS (set to a slot's context of the
+    embedded server when that server is used), else DEFAULT_CONTEXT_TOKENS."""
     return settings.context_tokens or DEFAULT_CONTEXT_TOKENS
 
 
@@ -180,11 +180,18 @@ def fit(messages: Sequence[Message], budget: int) -> Fitted:
 
 def is_context_error(exc: BaseException) -> bool:
     """True when a server refused a request for its length (OpenAI's `context_length_exceeded`;
-    llama.cpp says "exceed context window"; others name the "maximum context length")."""
+    llama.cpp's server says "exceeds the available context size" (`exceed_context_size_error`),
+    llama-cpp-python "exceed context window"; others name the "maximum context length")."""
     if getattr(exc, "code", None) == "context_length_exceeded":
         return True
     text = str(exc).lower()
     return any(
         phrase in text
-        for phrase in ("context_length_exceeded", "exceed context window", "maximum context length")
+        for phrase in (
+            "context_length_exceeded",
+            "exceed_context_size_error",
+            "exceeds the available context size",
+            "exceed context window",
+            "maximum context length",
+        )
     )

@@ -1,10 +1,12 @@
-"""The embedded default model: llama.cpp's OpenAI-compatible server with the bundled SmolLM2."""
+"""The embedded default model: llama.cpp's own OpenAI-compatible server (xllamacpp) with the bundled
+SmolLM2, in a child process that ends with the app."""
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from smart_agent.config import child_environment
 from smart_agent.errors import LocalModelError
@@ -25,6 +28,15 @@ from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
 
 STARTUP_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
+EMBEDDED_SLOTS = 2
+"""Chats the embedded model answers at once (each with its own context); more wait for a free slot,
+never cut off. Measured on 2 shared cores (issue 24): one chat 67-82 tok/s; two at once both start
+within 0.5 s at 26-36 tok/s each, where one slot made the second wait 3-5 s for the first to end."""
+EMBEDDED_THREADS = 1
+"""Compute threads: SmolLM2-135M is so small that a second thread costs more in synchronisation than
+it computes, the more so when the app and the browser want the cores (issue 24, 2 cores: 67-82 tok/s
+with one thread, 7-25 with two)."""
+SERVER_MODULE = "smart_agent.llm.embedded_server"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -58,10 +70,11 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class EmbeddedServer:
-    """Where the embedded model answers, and the API key it requires."""
+    """Where the embedded model answers, the API key it requires, and how many chats it answers at once."""
 
     url: str
     api_key: str = field(repr=False)
+    slots: int = EMBEDDED_SLOTS
 
 
 def _answers(server: EmbeddedServer) -> bool:
@@ -75,59 +88,85 @@ def _answers(server: EmbeddedServer) -> bool:
         return False
 
 
+def _log_tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    lines = log.read().decode(errors="replace").strip().splitlines()
+    return " | ".join(line.strip() for line in lines[-3:])
+
+
+def _address(process: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> str:
+    """The address the child writes once its model answers; LocalModelError if it ends or is late."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LocalModelError(f"llama.cpp server did not answer within {timeout:g} s")
+        # Woken by its line or by its end (end of file): no polling.
+        readable, _, _ = select.select([process.stdout], [], [], remaining)
+        if not readable:
+            continue
+        line = process.stdout.readline().decode(errors="replace").strip()
+        if line.startswith("http://127.0.0.1:"):
+            return line
+        if not line:  # end of file: it ended
+            try:
+                code = process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise LocalModelError(f"llama.cpp server exited with code {code}: {_log_tail(log)}")
+
+
 @contextmanager
 def local_model_server(
-    model_path: Path | None = None, *, n_ctx: int = EMBEDDED_CONTEXT_TOKENS, timeout: float = STARTUP_TIMEOUT
+    model_path: Path | None = None,
+    *,
+    n_ctx: int = EMBEDDED_CONTEXT_TOKENS,
+    slots: int = EMBEDDED_SLOTS,
+    timeout: float = STARTUP_TIMEOUT,
 ) -> Iterator[EmbeddedServer]:
-    """Run `python -m llama_cpp.server` on a free loopback port with a fresh API key; yield where
-    it answers and the key; stop it."""
+    """Run llama.cpp's server (`python -m smart_agent.llm.embedded_server`) on a free loopback port
+    with a fresh API key, `n_ctx` tokens of context for each of its `slots`; yield where it answers
+    and the key; stop it."""
     path = model_path or bundled_model_path()
-    port = free_port()
-    server = EmbeddedServer(f"http://127.0.0.1:{port}/v1", secrets.token_urlsafe(32))
+    api_key = secrets.token_urlsafe(32)
     command = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        SERVER_MODULE,
         "--model",
         str(path),
-        "--model_alias",
+        "--alias",
         EMBEDDED_MODEL_ALIAS,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
+        "--context",
         str(n_ctx),
-        # A second chat waits for the first reply to end instead of cutting it off.
-        "--interrupt_requests",
-        "False",
+        "--slots",
+        str(slots),
+        "--threads",
+        str(EMBEDDED_THREADS),
     ]
     # Its log goes to a file: a pipe nobody reads would fill up and stall the server.
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        # Its settings also come from the environment (HOST, PORT, CONFIG_FILE, API_KEY, MODEL,
-        # ...), over or beside the flags: give it none of ours. The key goes in its environment
-        # rather than on its command line, which any local user can read.
-        env=child_environment({"API_KEY": server.api_key}),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        # None of our settings or secrets: only what a program needs to run.
+        env=child_environment(),
         preexec_fn=_die_with_parent(),  # even a killed app leaves no server behind
     )
     try:
-        deadline = time.monotonic() + timeout
-        # The server offers no readiness signal but answering HTTP; poll it, bounded.
-        while not _answers(server):
-            if process.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
-                raise LocalModelError(
-                    f"llama.cpp server exited with code {process.returncode}: {' | '.join(tail)}"
-                )
-            if time.monotonic() > deadline:
-                raise LocalModelError(f"llama.cpp server did not answer within {timeout:g} s")
-            time.sleep(0.2)
+        assert process.stdin is not None
+        try:
+            # The key goes through a pipe, never on its command line, which any local user can read.
+            process.stdin.write(f"{api_key}\n".encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended already; _address says why
+        server = EmbeddedServer(f"{_address(process, log, timeout)}/v1", api_key, slots)
+        if not _answers(server):
+            raise LocalModelError(f"llama.cpp server at {server.url} does not answer")
         yield server
     finally:
         if process.poll() is None:
@@ -137,4 +176,6 @@ def local_model_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         log.close()

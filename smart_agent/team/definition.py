@@ -115,8 +115,9 @@ def team_for(settings: Settings) -> TeamDefinition:
 
 
 def concurrency(settings: Settings, team: TeamDefinition) -> int:
-    """Members working at once: the setting, else all of them, or 1 for the embedded model
-    (its llama.cpp server answers one request at a time, so members take turns)."""
+    """Members working at once: the setting, else all of them, or 1 for the embedded model (a small
+    model on the CPU: members take turns, each at full speed, and the server's other slot stays
+    free for another chat)."""
     if settings.team_concurrency is not None:
         return min(settings.team_concurrency, len(team.members))
     return 1 if settings.uses_embedded_model else len(team.members)

@@ -24,12 +24,12 @@ APP_PATH = Path(__file__).with_name("app.py")
 
 @contextlib.contextmanager
 def _backend(settings: Settings) -> Iterator[Settings]:
-    if not settings.uses_embedded_model:
+    if settings.api_key is not None or settings.base_url is not None:
         typer.echo(
             f"smart-agent: model {settings.model or '(server default)'} "
             f"at {redact_url(settings.base_url) if settings.base_url else 'https://api.openai.com/v1'}"
         )
-        yield settings
+        yield dataclasses.replace(settings, embedded=False)  # whatever the environment claimed
         return
     from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
     from smart_agent.llm.local_server import bundled_model_path, local_model_server
@@ -39,17 +39,19 @@ def _backend(settings: Settings) -> Iterator[Settings]:
     typer.echo(f"smart-agent: no OPENAI_API_KEY or OPENAI_BASE_URL set; starting {path.name} ...")
     with local_model_server(path, n_ctx=n_ctx) as server:
         typer.echo(
-            f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp, "
-            f"{n_ctx} tokens of context) at {server.url}"
+            f"smart-agent: model {EMBEDDED_MODEL_ALIAS} ({path.name}, llama.cpp, {server.slots} chats "
+            f"at once, {n_ctx} tokens of context each) at {server.url}"
         )
         # Only this process knows the key: the server refuses every other local client. The app
-        # fits each request to the context the server really has.
+        # fits each request to the context a slot of the server really has, and knows from
+        # `embedded` that the URL and key are the embedded model's, not a remote backend's.
         yield dataclasses.replace(
             settings,
             base_url=server.url,
             api_key=server.api_key,
             model=EMBEDDED_MODEL_ALIAS,
             context_tokens=n_ctx,
+            embedded=True,
         )
 
 
