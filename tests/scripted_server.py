@@ -11,6 +11,7 @@ member's own directives over the user's. Every request's start and end are recor
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import socket
@@ -65,6 +66,8 @@ class Script:
     think_kind: str = "words"  # "words" (think_tokens) or "prose" (sentences, for screenshots)
     effort_refused: int = 0  # 1: answer a request with `reasoning_effort` by HTTP 400 naming it
     options_refused: int = 0  # 1: answer a request with `stream_options` by HTTP 400 naming it
+    text_b64: str = ""  # answer with this base64 (UTF-8) text: spaces and newlines that `text` cannot hold
+    chars: int = 0  # with text or text_b64: this many characters per token instead of a word
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -151,6 +154,14 @@ class Span:
     start: float
     end: float | None = None
     complete: bool = False  # the whole answer was sent (not cut, failed or closed by the client)
+
+
+def text_tokens(script: Script) -> list[str]:
+    """The script's own text as tokens: a word each, or `chars` characters each."""
+    text = base64.b64decode(script.text_b64).decode() if script.text_b64 else script.text
+    if script.chars > 0:
+        return [text[i : i + script.chars] for i in range(0, len(text), script.chars)]
+    return re.findall(r"\s*\S+|\s+", text)
 
 
 def script_tokens(count: int, kind: str = "words") -> list[str]:
@@ -415,8 +426,8 @@ class ScriptedServer:
         calling = bool(script.tool) and rounds_done < script.rounds
         if tool_results and not calling:
             tokens = ["Result:"] + [f" {r}" for r in tool_results]
-        elif script.text:
-            tokens = re.findall(r"\s*\S+|\s+", script.text)
+        elif script.text or script.text_b64:
+            tokens = text_tokens(script)
         elif span.member:
             tokens = member_tokens(span.member, script.tokens)
         else:

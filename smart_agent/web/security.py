@@ -20,14 +20,15 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 # img-src/media-src: model output must not make the browser fetch other hosts (markdown images
 # are an exfiltration channel). script-src: Chainlit's page has inline scripts, and custom
 # elements compile JSX in the browser ('unsafe-eval'); model output never becomes HTML or script
-# (unsafe_allow_html stays off). The two stylesheet hosts are the Inter font and KaTeX that
-# Chainlit 2.12's index.html links.
+# (unsafe_allow_html stays off). The stylesheet host is the Inter font that Chainlit 2.12's
+# index.html links; its KaTeX link (cdn.jsdelivr.net) is refused here without a request: the
+# app serves KaTeX itself (public/katex/, imported by public/smart-agent.css).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
-        "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com https://cdn.jsdelivr.net",
-        "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net",
+        "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com",
+        "font-src 'self' data: https://fonts.gstatic.com",
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",
         "connect-src 'self'",

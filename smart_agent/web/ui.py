@@ -31,6 +31,10 @@ log = logging.getLogger("smart_agent.ui")
 
 
 PACING_LABEL = "Render pacing (this page)"
+MODELS_KEY = "models"
+"""The session's list of the server's models (llm/models.py), for the picker."""
+MODEL_KEY = "model"
+"""The session's model: picked in the panel, else resolved at the first message; kept with the thread."""
 EFFORT_DEFAULT = "server default"
 """The reasoning effort choice that sends none."""
 
@@ -45,7 +49,20 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
         state = f"Full speed: up to {settings.max_events_per_second:g} updates/s (no render reports yet)"
     else:
         state = render.describe()
-    chat = [
+    chat: list[Any] = []
+    models: list[str] = cl.user_session.get(MODELS_KEY) or []
+    if models:  # the server's list; a server without /v1/models gets no picker
+        current = cl.user_session.get(MODEL_KEY) or settings.model or models[0]
+        chat.append(
+            Select(
+                id="model",
+                label="Model",
+                values=models if current in models else [current, *models],
+                initial_value=current,
+                description="For this chat's next replies.",
+            )
+        )
+    chat += [
         Switch(id="show_thinking", label=labels["show_thinking"], initial=settings.show_thinking),
         Select(
             id="reasoning_effort",
