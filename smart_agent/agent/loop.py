@@ -57,7 +57,7 @@ CONTEXT_REFUSED = (
 )
 """The reply's end when the server refuses a request for its length after every retry with less."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
-NOT_KEPT = " Your message was not kept in the conversation; send it again to retry."
+NOT_KEPT = " Your message was not kept in the conversation."  # what to do: the error before says it
 EFFORT_REFUSED = (
     "The model server does not accept a reasoning effort, so this reply was asked without one "
     "(clear Reasoning effort in the settings to stop this note)."
