@@ -174,3 +174,202 @@
     throw new Error(detail);
   };
 })();
+
+// Math (Chainlit 2.12 with `[features] latex = true`: remark-math and rehype-katex in its Markdown
+// component). Three changes to what the page shows, none to what is stored, sent or copied:
+// 1. A single `$` never opens math, so "It costs $5 and $10." stays text in every message, the
+//    user's too; `$$…$$` is math. remark-math has no option for this that an app can reach: its
+//    text tokenizer (micromark-extension-math `mathText`) reads `(options || {}).singleDollarTextMath`
+//    and remark-math passes it a plain empty object, so the default comes from Object.prototype
+//    (non-enumerable: no `for…in`, Object.keys or JSON ever sees it).
+// 2. `\(…\)` and `\[…\]` (what most models write) become `$$…$$` in assistant messages, outside
+//    code: Markdown would take their backslashes as escapes, so this must happen before rendering.
+//    It is done to the Socket.IO frames the page receives (websocket and long-polling alike), so
+//    the page's state holds the shown text while the server keeps the model's.
+// 3. Copying a message copies the model's text: Chainlit's copy button copies the message as the
+//    page holds it, so a shown text is mapped back to the model's.
+(() => {
+  Object.defineProperty(Object.prototype, "singleDollarTextMath", {
+    value: false,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+
+  const FENCE = /^ {0,3}(`{3,}|~{3,})/;
+  // A code span (kept), an escaped backslash (kept), \(…\) or \[…\].
+  const INLINE = /(?<!`)(`+)(?!`)[\s\S]*?[^`]\1(?!`)|\\\\|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
+
+  const prose = (text) =>
+    text.replace(INLINE, (match, ticks, inline, display, at, whole) => {
+      if (inline !== undefined) return `$$${inline}$$`;
+      if (display === undefined) return match;
+      const before = whole.slice(whole.lastIndexOf("\n", at - 1) + 1, at);
+      const end = whole.indexOf("\n", at + match.length);
+      const after = whole.slice(at + match.length, end < 0 ? whole.length : end);
+      if (/^[ \t]*$/.test(before) && /^[ \t]*$/.test(after)) {
+        // Alone on its lines: a display block ($$ fences on lines of their own).
+        return `$$\n${display.replace(/^[ \t]*\n|\n[ \t]*$/g, "")}\n${before}$$`;
+      }
+      return `$$${display}$$`;
+    });
+
+  /** The text as the page shows it: LaTeX delimiters outside code made remark-math's. */
+  const shown = (text) => {
+    if (!text.includes("\\(") && !text.includes("\\[")) return text;
+    const out = [];
+    let pending = [];
+    let fence = null;
+    const flush = () => {
+      if (pending.length) out.push(prose(pending.join("\n")));
+      pending = [];
+    };
+    for (const line of text.split("\n")) {
+      if (fence !== null) {
+        out.push(line);
+        const close = FENCE.exec(line);
+        if (close && close[1][0] === fence[0] && close[1].length >= fence.length && !line.slice(close[0].length).trim()) {
+          fence = null;
+        }
+        continue;
+      }
+      const open = FENCE.exec(line);
+      if (open) {
+        flush();
+        out.push(line);
+        fence = open[1];
+        continue;
+      }
+      pending.push(line);
+    }
+    flush();
+    return out.join("\n");
+  };
+  window.smartAgentShownMath = shown; // for the tests and for measuring
+
+  // Each assistant message's text: the model's (`model`) and the page's (`page`), by message id.
+  const texts = new Map();
+  const KEEP = 2000;
+  const remember = (id, model, page) => {
+    texts.delete(id);
+    texts.set(id, { model, page });
+    if (texts.size > KEEP) texts.delete(texts.keys().next().value);
+  };
+
+  const step = (data) => {
+    if (!data || data.type !== "assistant_message" || typeof data.output !== "string") return false;
+    const page = shown(data.output);
+    remember(data.id, data.output, page);
+    if (page === data.output) return false;
+    data.output = page;
+    return true;
+  };
+
+  // A token may end inside a delimiter (`\` then `(`): the whole text is shown anew each time, and
+  // Chainlit replaces a message's text with a token marked `isSequence`.
+  const token = (data) => {
+    const known = data && texts.get(data.id);
+    if (!known || data.isInput) return false;
+    const model = data.isSequence ? data.token : known.model + data.token;
+    const page = shown(model);
+    const plain = known.page === known.model && page === model;
+    remember(data.id, model, page);
+    if (plain) return false;
+    data.token = page;
+    data.isSequence = true;
+    return true;
+  };
+
+  const EVENTS = {
+    new_message: step,
+    update_message: step,
+    stream_start: step,
+    stream_token: token,
+    resume_thread: (thread) => {
+      let changed = false;
+      for (const s of (thread && thread.steps) || []) changed = step(s) || changed;
+      return changed;
+    },
+  };
+  const EVENT = /^42(\d*)\["([a-z_]+)"/;
+
+  // One engine.io packet: `42["event",{...}]` is a Socket.IO event on the main namespace.
+  const packet = (text) => {
+    const match = EVENT.exec(text);
+    if (!match || !(match[2] in EVENTS)) return text;
+    const prefix = `42${match[1]}`;
+    const [name, ...args] = JSON.parse(text.slice(prefix.length));
+    return EVENTS[name](args[0]) ? prefix + JSON.stringify([name, ...args]) : text;
+  };
+  const SOCKET = /\/ws\/socket\.io\//;
+
+  // The websocket transport: engine.io-client sets `ws.onmessage` (Chainlit 2.12's bundle).
+  const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+  Object.defineProperty(WebSocket.prototype, "onmessage", {
+    configurable: true,
+    enumerable: onmessage.enumerable,
+    get() {
+      return onmessage.get.call(this);
+    },
+    set(handler) {
+      if (typeof handler !== "function" || !SOCKET.test(this.url)) {
+        onmessage.set.call(this, handler);
+        return;
+      }
+      onmessage.set.call(this, (event) => {
+        if (typeof event.data !== "string") return handler.call(this, event);
+        const data = packet(event.data);
+        return handler.call(this, data === event.data ? event : new MessageEvent("message", { data }));
+      });
+    },
+  });
+
+  // The long-polling transport (before the upgrade and after each reconnection): engine.io-client
+  // reads `xhr.responseText` once per poll, packets separated by \x1e. Read twice, it gets the same.
+  const polls = new WeakMap();
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    if (String(method).toUpperCase() === "GET" && SOCKET.test(String(url))) polls.set(this, null);
+    return open.call(this, method, url, ...rest);
+  };
+  const responseText = Object.getOwnPropertyDescriptor(XMLHttpRequest.prototype, "responseText");
+  Object.defineProperty(XMLHttpRequest.prototype, "responseText", {
+    configurable: true,
+    enumerable: responseText.enumerable,
+    get() {
+      const text = responseText.get.call(this);
+      if (!polls.has(this) || this.readyState !== XMLHttpRequest.DONE || !text) return text;
+      const seen = polls.get(this);
+      if (seen && seen.text === text) return seen.page;
+      const page = text.split("\x1e").map(packet).join("\x1e");
+      polls.set(this, { text, page });
+      return page;
+    },
+  });
+
+  const modelText = (text) => {
+    for (const { model, page } of texts.values()) if (page === text && model !== text) return model;
+    return text;
+  };
+  const clipboard = navigator.clipboard; // only on a secure page (https or localhost)
+  if (!clipboard) return;
+  const writeText = clipboard.writeText.bind(clipboard);
+  clipboard.writeText = (text) => writeText(modelText(text));
+  const write = clipboard.write.bind(clipboard);
+  clipboard.write = async (items) => {
+    const mapped = await Promise.all(
+      items.map(async (item) => {
+        if (!item.types.includes("text/plain")) return item;
+        const text = await (await item.getType("text/plain")).text();
+        const model = modelText(text);
+        if (model === text) return item;
+        const parts = {};
+        for (const type of item.types) {
+          parts[type] = type === "text/plain" ? new Blob([model], { type }) : await item.getType(type);
+        }
+        return new ClipboardItem(parts);
+      }),
+    );
+    return write(mapped);
+  };
+})();

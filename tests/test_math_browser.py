@@ -1,0 +1,171 @@
+"""Math in replies: the real app in headless Chromium renders LaTeX with KaTeX served by the app, keeps
+prices and code as text, and leaves what is stored, sent through the API and copied as the model wrote."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.api_client import read_all, start_run, text_of
+from tests.chat_page import REPLY, ChatPage
+from tests.harness import clean_env, running_app
+from tests.scripted_server import MODEL_ID, ScriptedServer
+
+pytestmark = pytest.mark.e2e
+
+MODEL_TEXT = "\n".join(
+    [
+        r"Display: $$\int_0^1 x\,dx$$",
+        "",
+        r"Pythagoras: \(a^2+b^2\) is \(c^2\).",
+        "",
+        r"\[e^{i\pi}+1=0\]",
+        "",
+        "It costs $5 and $10.",
+        "",
+        "```python",
+        r'price = "$5"  # \(not math\) and \[nor this\]',
+        "```",
+        "",
+        r"Inline code: `\(x\)` and `$y$`.",
+    ]
+)
+FORMULAS = [r"\int_0^1 x\,dx", "a^2+b^2", "c^2", r"e^{i\pi}+1=0"]
+# One character per token and one page event per token: every delimiter reaches the page split.
+SCRIPT = f"#script text_b64={base64.b64encode(MODEL_TEXT.encode()).decode()} chars=1"
+PROMPT = f"Is $3 and $4 too much? {SCRIPT}"
+# What the page's content security policy refused: refused before any request is made (the
+# browser still lists it among the page's resources, with nothing transferred).
+RECORD_REFUSED = """
+window.refusedByCsp = [];
+document.addEventListener('securitypolicyviolation', (e) => window.refusedByCsp.push(e.blockedURI));
+"""
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("math")
+
+
+@pytest.fixture(scope="module")
+def app(scripted: ScriptedServer, logs: Path) -> Iterator[str]:
+    """One app for the module (its data folder is `logs/data`), one event per token."""
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--no-stream-batching")
+    with running_app(*flags, env=clean_env(OPENAI_API_KEY="test-key"), log_dir=logs) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chat(browser: Browser, app: str) -> Iterator[ChatPage]:
+    """One page that asked for the reply (the reopening test, last, reloads it)."""
+    page = ChatPage.open(browser, app, init_script=RECORD_REFUSED)
+    try:
+        page.send(PROMPT)
+        page.wait_text("Inline code", timeout=60)
+        page.wait_idle()
+        yield page
+    finally:
+        page.close()
+
+
+def _math(chat: ChatPage) -> dict[str, Any]:
+    """What the reply and the user's message show: KaTeX's formulas (their TeX), texts and code."""
+    return dict(
+        chat.page.evaluate(
+            """(reply) => {
+                const el = document.querySelector(reply);
+                const user = document.querySelector('[data-step-type="user_message"]');
+                return {
+                    tex: [...el.querySelectorAll('.katex annotation')].map((a) => a.textContent),
+                    displays: el.querySelectorAll('.katex-display').length,
+                    text: el.textContent,
+                    code: [...el.querySelectorAll('pre')].map((p) => p.textContent),
+                    inline: [...el.querySelectorAll('code:not(pre code)')].map((c) => c.textContent),
+                    user: user.textContent,
+                    userMath: user.querySelectorAll('.katex').length,
+                };
+            }""",
+            REPLY,
+        )
+    )
+
+
+def test_reply_with_latex_when_streamed_then_katex_renders_and_prices_and_code_stay_text(
+    chat: ChatPage,
+) -> None:
+    page = chat
+    shown = _math(page)
+    assert shown["tex"] == FORMULAS
+    assert shown["displays"] == 1  # \[…\] alone on its line is display math
+    assert "It costs $5 and $10." in shown["text"]
+    assert any(r'price = "$5"  # \(not math\) and \[nor this\]' in code for code in shown["code"])
+    assert shown["inline"] == [r"\(x\)", "$y$"]
+    assert "Is $3 and $4 too much?" in shown["user"] and shown["userMath"] == 0
+    # the page received the model's text: only what it shows was changed
+    tokens = [t for t in page.payloads("stream_token") if not t.get("isSequence")]
+    first = page.payloads("stream_start")[-1]["output"]
+    assert first + "".join(t["token"] for t in tokens) == MODEL_TEXT
+
+
+def test_katex_stylesheet_when_page_loads_then_served_by_the_app_and_no_cdn_asked(
+    chat: ChatPage, app: str
+) -> None:
+    page = chat
+    fonts = page.page.evaluate(
+        "async () => { await document.fonts.ready; return [...document.fonts].filter((f) => "
+        "f.family.startsWith('KaTeX') && f.status === 'loaded').map((f) => f.family); }"
+    )
+    assert "KaTeX_Main" in fonts and "KaTeX_Math" in fonts
+    # KaTeX's files came from the app; Chainlit's CDN link was refused by the CSP, never fetched
+    loaded = page.page.evaluate("() => performance.getEntriesByType('resource').map((e) => e.name)")
+    katex = [url for url in loaded if "katex" in url.lower()]
+    assert f"{app}/public/katex/katex.min.css" in katex
+    assert any(url.startswith(f"{app}/public/katex/fonts/KaTeX_Main") for url in katex), katex
+    refused = page.page.evaluate("() => window.refusedByCsp")
+    assert all(url.startswith(f"{app}/public/katex/") or url in refused for url in katex), (katex, refused)
+    assert "https://cdn.jsdelivr.net/npm/katex@0.16.22/dist/katex.min.css" in refused
+
+
+def test_copy_button_when_clicked_then_copies_the_models_text(chat: ChatPage) -> None:
+    page = chat
+    page.page.locator(f"{REPLY} + div button").first.click()
+    assert page.page.evaluate("() => navigator.clipboard.readText()") == MODEL_TEXT
+
+
+def test_stored_history_when_read_then_the_models_text_exactly(chat: ChatPage, logs: Path) -> None:
+    deadline = time.monotonic() + 20
+    stored: list[tuple[str, str]] = []
+    while time.monotonic() < deadline:
+        with sqlite3.connect(logs / "data" / "history.db") as db:
+            stored = db.execute(
+                "SELECT type, output FROM steps WHERE type IN ('user_message', 'assistant_message') "
+                'ORDER BY "createdAt"'
+            ).fetchall()
+        if len(stored) >= 2:
+            break
+        time.sleep(0.2)  # polls the database file, which has no change signal
+    assert stored == [("user_message", PROMPT), ("assistant_message", MODEL_TEXT)]
+
+
+def test_api_run_when_model_writes_latex_then_its_text_is_the_models_exactly(app: str) -> None:
+    run = start_run(app, SCRIPT)
+    received = read_all(app, run["id"])
+    assert text_of(received) == MODEL_TEXT
+
+
+def test_reply_when_thread_reopened_then_math_renders_again(chat: ChatPage) -> None:
+    page = chat
+    page.page.reload()
+    page.page.wait_for_selector(f"{REPLY} .katex", timeout=30_000)
+    shown = _math(page)
+    assert shown["tex"] == FORMULAS
+    assert "It costs $5 and $10." in shown["text"]
+    page.page.locator(f"{REPLY} + div button").first.click()
+    assert page.page.evaluate("() => navigator.clipboard.readText()") == MODEL_TEXT
