@@ -33,6 +33,13 @@ DEFAULT_RUN_RETENTION = 600.0
 DEFAULT_APP_URL = "http://127.0.0.1:8000"
 DEFAULT_ASK_RETRIES = 5
 MAX_ASK_RETRIES = 100
+DEFAULT_ATTACHMENT_MAX_MB = 5
+DEFAULT_ATTACHMENT_MAX_FILES = 5
+DEFAULT_ATTACHMENT_TYPES = (
+    "txt", "md", "csv", "json", "yaml", "yml", "toml", "xml", "html", "log",
+    "py", "js", "ts", "java", "c", "h", "cpp", "go", "rs", "rb", "sh", "sql",
+    "png", "jpg", "jpeg", "gif", "webp",
+)  # fmt: skip
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -92,6 +99,13 @@ def _parse_float(low: float, *, inclusive: bool) -> Callable[[str], float]:
 
 def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
+
+
+def _parse_extensions(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip().lower().lstrip(".") for part in text.split(",") if part.strip()))
+    if not names or not all(re.fullmatch(r"[a-z0-9]{1,10}", name) for name in names):
+        raise ValueError("must be file name extensions separated by commas, like txt,md,png")
+    return names
 
 
 THINK_TAGS = ("auto", "prefilled", "none")
@@ -374,6 +388,15 @@ _FIELDS: dict[str, _Field] = {
     "reasoning_effort": _Field(
         "SMART_AGENT_REASONING_EFFORT", "--reasoning-effort", _parse_choice(REASONING_EFFORTS, optional=True)
     ),
+    "attachment_max_mb": _Field(
+        "SMART_AGENT_ATTACHMENT_MAX_MB", "SMART_AGENT_ATTACHMENT_MAX_MB", _parse_int(1, 100)
+    ),
+    "attachment_max_files": _Field(
+        "SMART_AGENT_ATTACHMENT_MAX_FILES", "SMART_AGENT_ATTACHMENT_MAX_FILES", _parse_int(1, 50)
+    ),
+    "attachment_types": _Field(
+        "SMART_AGENT_ATTACHMENT_TYPES", "SMART_AGENT_ATTACHMENT_TYPES", _parse_extensions
+    ),
     # The launcher's hand-off to the app it starts: the backend URL and key are the embedded server's.
     "embedded": _Field("SMART_AGENT_EMBEDDED", "SMART_AGENT_EMBEDDED", _parse_bool, internal=True),
     # `smart-agent ask`: where the running app is, and the API key it is called with.
@@ -499,6 +522,12 @@ class Settings:
     """The model's thinking streams into a step above the answer; off, a live "Thinking… N s" line."""
     reasoning_effort: str | None = None
     """Sent as `reasoning_effort` (REASONING_EFFORTS); None sends nothing (the server's default)."""
+    attachment_max_mb: int = DEFAULT_ATTACHMENT_MAX_MB
+    """Largest attached file in MB (1,000,000 bytes, as Chainlit's page counts them)."""
+    attachment_max_files: int = DEFAULT_ATTACHMENT_MAX_FILES
+    """Most files attached to one message."""
+    attachment_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    """File name extensions accepted; the content must be what the name says (smart_agent/attachments)."""
     embedded: bool = False
     """The backend is the embedded model the launcher started (its URL and key are in base_url, api_key)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
 import re
 import socket
@@ -66,6 +67,7 @@ class Script:
     think_kind: str = "words"  # "words" (think_tokens) or "prose" (sentences, for screenshots)
     effort_refused: int = 0  # 1: answer a request with `reasoning_effort` by HTTP 400 naming it
     options_refused: int = 0  # 1: answer a request with `stream_options` by HTTP 400 naming it
+    vision: int = 1  # 0: refuse a request with an image part by HTTP 400, as a text-only model does
     text_b64: str = ""  # answer with this base64 (UTF-8) text: spaces and newlines that `text` cannot hold
     chars: int = 0  # with text or text_b64: this many characters per token instead of a word
 
@@ -320,6 +322,59 @@ def _bad_request(message: str, code: str | None = None) -> JSONResponse:
     return JSONResponse({"error": error}, status_code=400)
 
 
+def text_of(content: Any) -> str:
+    """A message's text: the string, or its text parts joined."""
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return str(content)
+
+
+def _images(content: Any) -> list[dict[str, Any]]:
+    return (
+        [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+        if isinstance(content, list)
+        else []
+    )
+
+
+_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]+={0,2})")
+
+
+def content_error(messages: list[dict[str, Any]]) -> str | None:
+    """What OpenAI says of malformed content parts: each part text or image_url, an image a data URL
+    of a PNG, JPEG, GIF or WebP in valid base64 (or an http(s) URL), only in user messages."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        if message.get("role") != "user" and _images(content):
+            return f"Invalid 'messages[{i}]': image_url parts are only allowed in user messages."
+        for j, part in enumerate(content):
+            where = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                continue
+            if kind != "image_url":
+                return f"Invalid '{where}.type': expected one of 'text' or 'image_url'."
+            url = (
+                (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) else None
+            )
+            if not isinstance(url, str):
+                return f"Missing required parameter: '{where}.image_url.url'."
+            if url.startswith(("http://", "https://")):
+                continue
+            match = _DATA_URL.fullmatch(url)
+            try:
+                valid = match is not None and len(base64.b64decode(match.group(2), validate=True)) > 0
+            except binascii.Error:
+                valid = False
+            if not valid:
+                return f"Invalid '{where}.image_url.url': expected a base64 data URL of an image type."
+    return None
+
+
 def history_error(messages: list[dict[str, Any]]) -> str | None:
     """What OpenAI says about a history whose tool calls and tool results do not pair up."""
     waiting: set[str] = set()
@@ -377,7 +432,7 @@ class ScriptedServer:
         self.requests.append(body)
         messages = body.get("messages", [])
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-        script = Script.parse(str(messages[last_user]["content"]) if last_user >= 0 else "", self.default)
+        script = Script.parse(text_of(messages[last_user]["content"]) if last_user >= 0 else "", self.default)
         system = "\n".join(str(m.get("content")) for m in messages if m.get("role") == "system")
         member = _MEMBER.search(system)
         if member:
@@ -395,9 +450,11 @@ class ScriptedServer:
         since_user = messages[last_user + 1 :]
         rounds_done = sum(1 for m in since_user if m.get("role") == "assistant" and m.get("tool_calls"))
         tool_results = [str(m.get("content")) for m in since_user if m.get("role") == "tool"]
-        unanswered = history_error(messages)
+        unanswered = history_error(messages) or content_error(messages)
         if unanswered:
             return _bad_request(unanswered)
+        if not script.vision and any(_images(m.get("content")) for m in messages):
+            return _bad_request("Invalid content type. image_url is only supported by certain models.")
         if script.ctx and request_tokens(messages) > script.ctx:
             if script.ctx_empty and body.get("stream"):
                 return StreamingResponse(iter([b""]), media_type="text/event-stream")

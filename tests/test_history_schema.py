@@ -96,7 +96,7 @@ async def test_migrations_when_applied_twice_then_second_is_a_no_op_and_schema_m
         )
     assert sorted(before) == sorted(after)
     assert {"users", "threads", "steps", "elements", "feedbacks"} <= set(after)
-    assert versions == [("0002",)]
+    assert versions == [("0003",)]
     assert drift == []
 
 

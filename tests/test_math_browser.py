@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page, WebSocket
 
 from tests.api_client import read_all, start_run, text_of
 from tests.chat_page import REPLY, ChatPage
@@ -43,6 +43,24 @@ SCRIPT = f"#script text_b64={base64.b64encode(MODEL_TEXT.encode()).decode()} cha
 PROMPT = f"Is $3 and $4 too much? {SCRIPT}"
 # What the page's content security policy refused: refused before any request is made (the
 # browser still lists it among the page's resources, with nothing transferred).
+# Socket.IO on long-polling only (Chainlit's page reads `window.transports`, which its own inline
+# script leaves unset), recording the events each poll brings.
+POLLING_ONLY = """
+window.transports = ['polling'];
+window.polledEvents = [];
+const open = XMLHttpRequest.prototype.open;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    if (method === 'GET' && String(url).includes('/ws/socket.io/')) {
+        this.addEventListener('load', () => {
+            for (const packet of this.responseText.split('\\x1e')) {
+                const event = /^42\\["([a-z_]+)"/.exec(packet);
+                if (event) window.polledEvents.push(event[1]);
+            }
+        });
+    }
+    return open.call(this, method, url, ...rest);
+};
+"""
 RECORD_REFUSED = """
 window.refusedByCsp = [];
 document.addEventListener('securitypolicyviolation', (e) => window.refusedByCsp.push(e.blockedURI));
@@ -75,10 +93,10 @@ def chat(browser: Browser, app: str) -> Iterator[ChatPage]:
         page.close()
 
 
-def _math(chat: ChatPage) -> dict[str, Any]:
+def _math(page: Page) -> dict[str, Any]:
     """What the reply and the user's message show: KaTeX's formulas (their TeX), texts and code."""
     return dict(
-        chat.page.evaluate(
+        page.evaluate(
             """(reply) => {
                 const el = document.querySelector(reply);
                 const user = document.querySelector('[data-step-type="user_message"]');
@@ -101,7 +119,7 @@ def test_reply_with_latex_when_streamed_then_katex_renders_and_prices_and_code_s
     chat: ChatPage,
 ) -> None:
     page = chat
-    shown = _math(page)
+    shown = _math(page.page)
     assert shown["tex"] == FORMULAS
     assert shown["displays"] == 1  # \[…\] alone on its line is display math
     assert "It costs $5 and $10." in shown["text"]
@@ -164,8 +182,42 @@ def test_reply_when_thread_reopened_then_math_renders_again(chat: ChatPage) -> N
     page = chat
     page.page.reload()
     page.page.wait_for_selector(f"{REPLY} .katex", timeout=30_000)
-    shown = _math(page)
+    shown = _math(page.page)
     assert shown["tex"] == FORMULAS
     assert "It costs $5 and $10." in shown["text"]
     page.page.locator(f"{REPLY} + div button").first.click()
     assert page.page.evaluate("() => navigator.clipboard.readText()") == MODEL_TEXT
+
+
+def test_reply_when_socket_on_long_polling_then_math_renders_the_same(browser: Browser, app: str) -> None:
+    context = browser.new_context()
+    context.add_init_script(POLLING_ONLY)
+    page = context.new_page()
+    sockets: list[WebSocket] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.route(
+        "**/*", lambda route: route.continue_() if route.request.url.startswith(app) else route.abort()
+    )
+    try:
+        page.goto(app, timeout=30_000)
+        # ready once the connection's and on_chat_start's tasks have ended (as ChatPage.open waits)
+        page.wait_for_function("() => window.polledEvents.filter((e) => e === 'task_end').length >= 2")
+        page.fill("#chat-input", PROMPT)
+        page.press("#chat-input", "Enter")
+        page.wait_for_function(
+            """(reply) => {
+                const el = document.querySelector(reply);
+                const done = !document.getElementById('stop-button');
+                return done && el !== null && el.textContent.includes('Inline code');
+            }""",
+            arg=REPLY,
+            timeout=60_000,
+        )
+        shown = _math(page)
+        assert not sockets
+        assert "stream_token" in page.evaluate("() => window.polledEvents")
+        assert shown["tex"] == FORMULAS and shown["displays"] == 1
+        assert "It costs $5 and $10." in shown["text"]
+        assert shown["inline"] == [r"\(x\)", "$y$"]
+    finally:
+        context.close()

@@ -22,6 +22,10 @@ THINKING_STEP_KEY = "thinking"
 SKIPPED_AUTHORS = frozenset({"stats", "note"})
 """Assistant-side messages that are page decoration, never part of the model's conversation."""
 
+MODEL_TEXT_KEY = "model_text"
+"""A user message's metadata key with the text the model got: the words and the attached text files
+(web/app.py writes it). Images are not sent again: the model is told their names."""
+
 STOPPED_MARKER = "Task manually stopped."
 """What Chainlit 2.12 sends, and stores, when the stop button is pressed (socket.py `stop`)."""
 
@@ -30,18 +34,31 @@ def model_messages(thread: ThreadDict, system_prompt: str | None = None) -> list
     """System prompt, then per turn: the user's message, the reply's text joined across segments,
     and tool calls with their results, in the shapes the agent loop keeps them in."""
     messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    images: dict[str, list[str]] = {}
+    for element in thread.get("elements") or []:
+        if element.get("type") == "image" and element.get("forId"):
+            images.setdefault(str(element["forId"]), []).append(element.get("name") or "image")
     turn: list[StepDict] = []
     for step in thread["steps"]:
         if step["type"] == "user_message":
-            messages.extend(_turn(turn))
+            messages.extend(_turn(turn, images))
             turn = [step]
         elif turn:
             turn.append(step)
-    messages.extend(_turn(turn))
+    messages.extend(_turn(turn, images))
     return messages
 
 
-def _turn(steps: list[StepDict]) -> list[Message]:
+def _user_text(step: StepDict, images: dict[str, list[str]]) -> str:
+    text = (step.get("metadata") or {}).get(MODEL_TEXT_KEY)
+    text = text if isinstance(text, str) else step.get("output") or ""
+    names = images.get(step["id"])
+    if names:
+        text += f"\n\n[Images attached earlier, not sent again: {', '.join(names)}]"
+    return text
+
+
+def _turn(steps: list[StepDict], images: dict[str, list[str]]) -> list[Message]:
     if not steps:
         return []
     user, rest = steps[0], steps[1:]
@@ -81,7 +98,7 @@ def _turn(steps: list[StepDict]) -> list[Message]:
     # The agent loop drops a user message whose turn failed before any answer (agent/loop.py).
     if failed and not replied:
         return []
-    return [{"role": "user", "content": user.get("output") or ""}, *replied]
+    return [{"role": "user", "content": _user_text(user, images)}, *replied]
 
 
 def _decoration(step: StepDict) -> bool:

@@ -19,10 +19,12 @@ from smart_agent.history import ownership, rows, sidebar
 from smart_agent.history.actor import current_actor
 from smart_agent.history.engine import insert, writer
 from smart_agent.history.migrate import open_migrated
-from smart_agent.history.schema import elements, feedbacks, steps, threads, users
+from smart_agent.history.schema import attachments, elements, feedbacks, steps, threads, users
 from smart_agent.history.wrappers import queued, surfaced, tracked
 
 log = logging.getLogger("smart_agent.history")
+ATTACHMENT_URL = "/smart-agent/attachments/{id}"
+"""Where a stored attachment is served to its owner (smart_agent/web/attachments.py)."""
 CLOSE_WAIT = 5.0
 """How long `close()` waits for writes still running (Chainlit starts them in tasks of its own)."""
 
@@ -130,6 +132,18 @@ class HistoryDataLayer(BaseDataLayer):
                 sa.select(elements).where(elements.c.threadId == thread_id).order_by(elements.c.id)
             )
             thread_elements = [rows.element_dict(element) for element in element_rows.mappings()]
+            stored = set(
+                (
+                    await connection.execute(
+                        sa.select(attachments.c.id)
+                        .join(elements, elements.c.id == attachments.c.id)
+                        .where(elements.c.threadId == thread_id)
+                    )
+                ).scalars()
+            )
+        for element in thread_elements:
+            if element["id"] in stored:  # the session's own file is gone after a restart: ours stays
+                element["url"] = ATTACHMENT_URL.format(id=element["id"])
         return rows.thread_dict(row._mapping, list(thread_steps.values()), thread_elements)
 
     @surfaced
@@ -284,8 +298,10 @@ class HistoryDataLayer(BaseDataLayer):
     @surfaced
     @tracked
     async def create_element(self, element: Element) -> None:
-        """Store the element's description (its url, name, display, props…); content is not stored."""
+        """Store the element's description (its url, name, display, props…) and, for an attachment
+        `attachment_content` accepts, its bytes."""
         values = rows.element_values(element.to_dict())
+        content = await self.attachment_content(element)
         async with self._writer.begin() as connection:
             await ownership.own_thread(connection, values["threadId"])
             statement = insert(connection, elements).values(**values)
@@ -298,6 +314,30 @@ class HistoryDataLayer(BaseDataLayer):
             )
             if updated.rowcount == 0:
                 raise HistoryAccessError(f"element {values['id']!r} belongs to another thread")
+            if content is not None:
+                mime, data = content
+                stored = insert(connection, attachments).values(id=values["id"], mime=mime, content=data)
+                await connection.execute(stored.on_conflict_do_nothing(index_elements=[attachments.c.id]))
+
+    async def attachment_content(self, element: Element) -> tuple[str, bytes] | None:
+        """The MIME type and bytes to keep for this element; this layer keeps none (the app's does)."""
+        return None
+
+    @surfaced
+    async def get_attachment(self, element_id: str) -> tuple[str, bytes] | None:
+        """A stored attachment's MIME type and bytes, if its thread is the acting user's."""
+        async with self._engine.connect() as connection:
+            found = (
+                await connection.execute(
+                    sa.select(attachments.c.mime, attachments.c.content, threads.c.userIdentifier)
+                    .join(elements, elements.c.id == attachments.c.id)
+                    .join(threads, threads.c.id == elements.c.threadId)
+                    .where(attachments.c.id == element_id)
+                )
+            ).first()
+        if found is None or not ownership.may_access(found.userIdentifier, current_actor()):
+            return None
+        return found.mime, bytes(found.content)
 
     @surfaced
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:

@@ -104,3 +104,13 @@ accounts = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("createdAt", sa.Text, nullable=False),
 )
+
+# Our own table: an attachment's bytes (bounded by SMART_AGENT_ATTACHMENT_MAX_MB, judged by content),
+# kept with its thread because Chainlit empties its `.files/` at shutdown and instances share nothing else.
+attachments = sa.Table(
+    "smart_agent_attachments",
+    metadata,
+    sa.Column("id", sa.Text, sa.ForeignKey("elements.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("mime", sa.Text, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)

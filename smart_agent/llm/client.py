@@ -156,6 +156,11 @@ def _describe(exc: BaseException, settings: Settings, model: str | None, *, mid_
         return ModelError(
             f"The model server at {where} is rate-limiting requests (HTTP 429). Wait a moment and try again."
         )
+    if isinstance(exc, openai.BadRequestError) and "image" in _server_says(exc).lower():
+        return ModelError(
+            f"The model at {where} does not take images (HTTP 400: {_server_says(exc)}). The message was "
+            "not kept: send it without images, or use a model that reads them."
+        )
     if isinstance(exc, openai.APIStatusError):
         detail = _server_says(exc)
         return ModelError(

@@ -25,6 +25,7 @@ LETTERS_PER_TOKEN = 3
 MESSAGE_OVERHEAD_TOKENS = 8
 REPLY_SHARE = 4  # a quarter of the context stays free for the reply ...
 MAX_REPLY_RESERVE = 4096  # ... but never more than this many tokens
+IMAGE_TOKENS = 1_100  # an image part (scaled to 2048 px): OpenAI's high detail counts 765-1,105
 _LETTERS_AND_SPACES = bytes(c for c in range(128) if chr(c).isalpha() or chr(c).isspace())
 
 
@@ -51,6 +52,12 @@ def message_tokens(message: Message) -> int:
     content = message.get("content")
     if isinstance(content, str):
         tokens += estimate_tokens(content)
+    elif isinstance(content, list):  # content parts: text, and images at a flat rate
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                tokens += IMAGE_TOKENS
+            else:
+                tokens += estimate_tokens(str(part.get("text", "")) if isinstance(part, dict) else str(part))
     elif content is not None:
         tokens += estimate_tokens(json.dumps(content))
     for call in message.get("tool_calls") or ():

@@ -17,20 +17,32 @@ from smart_agent.agent.loop import Agent
 from smart_agent.agent.mcp import McpConnections, McpError, load_mcp_config, session_tools
 from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
 from smart_agent.agent.workers import shared_workers
+from smart_agent.attachments.content import room_for_files, user_content
+from smart_agent.attachments.files import Attachment, Limits
 from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
 from smart_agent.errors import ModelError
-from smart_agent.history.conversation import model_messages
+from smart_agent.history.conversation import MODEL_TEXT_KEY, model_messages
 from smart_agent.history.reopen import join_segments
 from smart_agent.llm.client import make_client, resolve_model
-from smart_agent.llm.context import input_refusal
+from smart_agent.llm.context import input_limit, input_refusal
 from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.web import event_loop, follow, heap, history, lag_probe, lifetime, pacing, resync
+from smart_agent.web import (
+    attachments,
+    event_loop,
+    follow,
+    heap,
+    history,
+    lag_probe,
+    lifetime,
+    pacing,
+    resync,
+)
 from smart_agent.web.history import LiveConversation, forget_refused, shown_only
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
-from smart_agent.web.ui import EFFORT_DEFAULT, present_turn, settings_panel
+from smart_agent.web.ui import EFFORT_DEFAULT, NOTE_AUTHOR, present_turn, settings_panel
 
 log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
@@ -40,6 +52,8 @@ if SETTINGS.debug:
 
 
 resync.install()
+ATTACHMENT_LIMITS = Limits.from_settings(SETTINGS)
+attachments.configure(ATTACHMENT_LIMITS)
 lifetime.install()
 CHAT_RUNS: ChatRuns | None = None  # with history on: every turn is also a run, for a reloaded page
 if SETTINGS.history and SETTINGS.data_dir is not None:
@@ -48,6 +62,9 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     from smart_agent.api.mount import shared_run_log
 
     history.install(SETTINGS, SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
+    from chainlit.server import app as _chainlit_app
+
+    attachments.install(_chainlit_app)
     if (_run_log := shared_run_log()) is not None:
         CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))
         follow.install()
@@ -176,6 +193,22 @@ async def on_mcp_disconnect(name: str, session: ClientSession) -> None:
     _withdraw(name)
 
 
+async def _with_files(
+    message: cl.Message, files: list[Attachment], settings: Settings, tools: ToolRegistry
+) -> str | list[dict[str, Any]]:
+    """The user's content for the model: text files as marked context (cut to the context, said so),
+    images as parts; the text is kept in the message's metadata for a reopened chat."""
+    if not files:
+        return message.content
+    room = room_for_files(input_limit(settings, tools.specs()), message.content, files)
+    built = user_content(message.content, files, room)
+    for notice in built.notices:
+        await cl.Message(content=notice, author=NOTE_AUTHOR).send()
+    message.metadata = {**(message.metadata or {}), MODEL_TEXT_KEY: built.text}
+    await message.update()
+    return built.content
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """Answer the user's message; text streams through the batching wrapper."""
@@ -185,6 +218,10 @@ async def on_message(message: cl.Message) -> None:
     settings: Settings = cl.user_session.get("settings")
     tools: ToolRegistry = cl.user_session.get("tools")
     refusal = input_refusal(message.content, settings, tools.specs())
+    files: list[Attachment] = []
+    if not refusal and message.elements:
+        files, refused = await attachments.collect(message, ATTACHMENT_LIMITS)
+        refusal = attachments.refusal_text(refused, ATTACHMENT_LIMITS) if refused else None
     if refusal:
         with shown_only():  # refused input is never stored, nor what says it was refused
             await cl.ErrorMessage(content=refusal).send()
@@ -196,7 +233,7 @@ async def on_message(message: cl.Message) -> None:
         await cl.ErrorMessage(content=str(exc)).send()
         return
     cl.user_session.set("model", model)
-    history.append({"role": "user", "content": message.content})
+    history.append({"role": "user", "content": await _with_files(message, files, settings, tools)})
     if is_team_chat(SETTINGS):
         await team_turn(history, client, model, settings, tools)
         return

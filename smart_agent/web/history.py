@@ -23,7 +23,9 @@ import chainlit as cl
 from chainlit.data import get_data_layer
 from chainlit.element import Element
 from chainlit.step import StepDict
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from smart_agent.attachments.files import AttachmentError, Limits, read_attachment
 from smart_agent.config import Settings, oauth_providers
 from smart_agent.history.accounts import Accounts
 from smart_agent.history.data_layer import HistoryDataLayer
@@ -66,7 +68,12 @@ def shown_only() -> Iterator[None]:
 
 
 class AppDataLayer(HistoryDataLayer):
-    """The history data layer minus the live stats line and replayed turns, which are page only."""
+    """The history data layer minus the live stats line and replayed turns, which are page only, and
+    plus the bytes of the files users attach (judged again here: this write races the handler's)."""
+
+    def __init__(self, engine: AsyncEngine, limits: Limits | None = None) -> None:
+        super().__init__(engine)
+        self.limits = limits
 
     # Chainlit persists in fire-and-forget tasks (message.py `_create`/`update`/`remove`), so the
     # stats line's delete could run before its last update, which then stored it again: measured
@@ -91,6 +98,19 @@ class AppDataLayer(HistoryDataLayer):
         """Store the element unless it is replayed."""
         if not _shown_only.get():
             await super().create_element(element)
+
+    async def attachment_content(self, element: Element) -> tuple[str, bytes] | None:
+        """A user's uploaded file (its session path, set by Chainlit) that passes the limits: the
+        bytes the model got (an image decoded and re-encoded), never the file as sent."""
+        if self.limits is None or not element.path or element.url:
+            return None
+        try:
+            attachment = await asyncio.to_thread(
+                read_attachment, element.name, Path(element.path), self.limits
+            )
+        except (AttachmentError, OSError):
+            return None  # refused: the handler says why, and forgets the message
+        return attachment.mime, attachment.data
 
 
 async def forget_refused(message_id: str) -> None:
@@ -151,6 +171,6 @@ def install(settings: Settings, data_dir: Path, *, loopback: bool) -> None:
 
     @cl.data_layer
     def data_layer() -> HistoryDataLayer:
-        return AppDataLayer(create_engine(where))
+        return AppDataLayer(create_engine(where), Limits.from_settings(settings))
 
     login.install(local_user=loopback)

@@ -97,7 +97,10 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             from smart_agent.api.mount import shutdown as shutdown_api
             from smart_agent.web.shutdown import stop_running_turns
 
-            security.install(app, sio, origins)
+            limits = security.body_limits(
+                effective.attachment_max_mb * 1_000_000, effective.attachment_max_files
+            )
+            security.install(app, sio, origins, limits)
             chainlit_logs.install()
             api = mount_api(app, effective, loopback=is_loopback(host))
 

@@ -1,4 +1,4 @@
-"""The guard in front of Chainlit: known Host and Origin only, capped request bodies, a CSP."""
+"""The guard in front of Chainlit: known Host and Origin only, request bodies capped per route, a CSP."""
 
 from __future__ import annotations
 
@@ -13,9 +13,23 @@ from smart_agent.web.origins import host_values
 
 log = logging.getLogger("smart_agent.security")
 
-# Uploads are off and chat messages travel over the websocket, so no legitimate HTTP body comes
-# near this; Socket.IO's long-polling fallback is capped at 1,000,000 bytes by engine.io itself.
+# Chat messages travel over the websocket, so no legitimate HTTP body but an upload or an API run
+# with images comes near this; Socket.IO's long-polling fallback is capped at 1,000,000 bytes by
+# engine.io itself.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+UPLOAD_PATH = "/project/file"
+"""Chainlit 2.12's upload route (server.py `upload_file`): one file per multipart request."""
+RUNS_PATH = "/api/v1/runs"
+MULTIPART_SLACK = 64 * 1024  # a multipart body's boundaries and part headers around the file
+
+
+def body_limits(max_file_bytes: int, max_files: int) -> dict[str, int]:
+    """Per-route body caps: an upload holds one file; an API run may carry every image as base64."""
+    return {
+        UPLOAD_PATH: max_file_bytes + MULTIPART_SLACK,
+        RUNS_PATH: MAX_BODY_BYTES + max_files * (max_file_bytes * 4 // 3 + 64),
+    }
+
 
 # img-src/media-src: model output must not make the browser fetch other hosts (markdown images
 # are an exfiltration channel). script-src: Chainlit's page has inline scripts, and custom
@@ -74,11 +88,19 @@ async def _refuse(scope: Scope, send: Send, status: int, text: bytes) -> None:
 class SecurityMiddleware:
     """Refuse foreign Host and Origin values and bodies over `max_body_bytes`; add the CSP."""
 
-    def __init__(self, app: ASGIApp, *, origins: tuple[str, ...], max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        origins: tuple[str, ...],
+        max_body_bytes: int = MAX_BODY_BYTES,
+        route_limits: dict[str, int] | None = None,
+    ):
         self.app = app
         self.origins = frozenset(origins)
         self.hosts = host_values(origins)
         self.max_body_bytes = max_body_bytes
+        self.route_limits = dict(route_limits or {})  # exact path -> its own cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -98,16 +120,14 @@ class SecurityMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        limit = self.route_limits.get(scope.get("path", "").rstrip("/"), self.max_body_bytes)
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _refuse(scope, send, 413, self._too_large())
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _refuse(scope, send, 413, _too_large(limit))
             return
-        await self._capped(scope, receive, send)
+        await self._capped(scope, receive, send, limit)
 
-    def _too_large(self) -> bytes:
-        return f"Request body over {self.max_body_bytes:,} bytes refused.".encode()
-
-    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _capped(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Run the app, counting streamed body bytes; past the cap, answer 413 and stop reading."""
         received = 0
         started = False
@@ -118,10 +138,10 @@ class SecurityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     if not started and not refused:
                         refused = True
-                        await _refuse(scope, send, 413, self._too_large())
+                        await _refuse(scope, send, 413, _too_large(limit))
                     return {"type": "http.disconnect"}
             return message
 
@@ -143,6 +163,10 @@ class SecurityMiddleware:
             log.debug("app error after a 413 for an oversized body", exc_info=True)
 
 
+def _too_large(limit: int) -> bytes:
+    return f"Request body over {limit:,} bytes refused.".encode()
+
+
 def _with_csp(message: Message) -> Message:
     headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
     if not any(name.lower() == b"content-security-policy" for name, _ in headers):
@@ -150,11 +174,11 @@ def _with_csp(message: Message) -> Message:
     return {**message, "headers": headers}
 
 
-def install(app: Any, sio: Any, origins: tuple[str, ...]) -> None:
+def install(app: Any, sio: Any, origins: tuple[str, ...], route_limits: dict[str, int] | None = None) -> None:
     """Put the guard in front of Chainlit's app (outermost) and make Socket.IO check Origin too.
 
     Chainlit 2.12 creates its Socket.IO server with `cors_allowed_origins=[]`, which turns
     engine.io's own Origin check off; setting the list turns it back on (a second line of defence).
     """
-    app.add_middleware(SecurityMiddleware, origins=origins)
+    app.add_middleware(SecurityMiddleware, origins=origins, route_limits=route_limits)
     sio.eio.cors_allowed_origins = list(origins)
