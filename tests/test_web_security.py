@@ -128,3 +128,16 @@ def test_request_when_through_the_configured_proxy_origin_then_served(app_url: s
         response = http.get(f"{app_url}/auth/config", headers={"Host": "chat.example.com", "Origin": PROXY})
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == PROXY
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"), [("/project/file?session_id=nope", False), ("/project/threads", True)]
+)
+def test_body_when_over_2_mib_then_only_the_upload_route_takes_it(
+    app_url: str, path: str, refused: bool
+) -> None:
+    body = PART + b"x" * (3 * 1024 * 1024) + b"\r\n--xyz--\r\n"  # within the 5 MB upload limit
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz", "Origin": app_url}
+    with httpx.Client(timeout=30) as http:
+        response = http.post(f"{app_url}{path}", content=body, headers=headers)
+    assert (response.status_code == 413) == refused, response.text[:200]

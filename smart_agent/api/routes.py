@@ -19,6 +19,7 @@ from smart_agent.api.access import Access, AccessError
 from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
 from smart_agent.api.sse import stream_events
 from smart_agent.api.turns import Turns
+from smart_agent.attachments.files import Limits
 from smart_agent.config import Settings
 from smart_agent.runs.events import HEARTBEAT, SNAPSHOT, TERMINAL
 from smart_agent.runs.log import (
@@ -55,6 +56,11 @@ class Api:
     turns: Turns
     access: Access
     streams: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def limits(self) -> Limits:
+        """What a run's messages may carry as images (the chat's attachment limits)."""
+        return Limits.from_settings(self.settings)
 
     def principal(self, request: Request) -> str:
         """Who is asking (the key's name, or "" in the open loopback mode)."""
@@ -93,7 +99,7 @@ def build_router(api: Api) -> APIRouter:
     async def create_run(request: Request) -> Response:
         try:
             principal = api.principal(request)
-            run = parse_run_request(await request.body(), api.turns.max_content_chars)
+            run = parse_run_request(await request.body(), api.turns.max_content_chars, api.limits)
             await api.turns.check_model(run.model)
             record = await api.manager.start(
                 principal, api.turns.stream(run.messages, run.model), api.settings.api_max_runs

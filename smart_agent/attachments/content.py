@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from smart_agent.attachments.files import Attachment
 from smart_agent.llm.context import IMAGE_TOKENS, LETTERS_PER_TOKEN
 
+IMAGE_DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,([A-Za-z0-9+/]*={0,2})")
+"""An image as an API message may carry it: base64 in a data URL (the server never fetches a link)."""
 CUT_NOTE = "[… cut here: the file is longer than fits the model's context]"
 
 
