@@ -14,11 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smart_agent.config import DEFAULT_ATTACHMENT_MAX_FILES, DEFAULT_ATTACHMENT_MAX_MB
+from smart_agent.web.security import RUNS_PATH, body_limits
 from tests.api_client import Event, events, get_run, read_all, start_run, text_of
 from tests.harness import clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 HEARTBEAT = 0.4
+RUNS_BODY_LIMIT = body_limits(DEFAULT_ATTACHMENT_MAX_MB * 1_000_000, DEFAULT_ATTACHMENT_MAX_FILES)[RUNS_PATH]
 MAX_RUNS = 3
 MAX_STREAMS = 4
 
@@ -242,7 +245,13 @@ def test_limits_when_too_many_runs_or_streams_then_429_with_retry_after(base: st
         (b'{"messages": [{"role": "user", "content": "hi"}], "stream": true}', 400, "stream"),
         (b'{"messages": [{"role": "assistant", "content": "hi"}]}', 400, "messages[0].role"),
         (b'{"messages": [{"role": "user", "content": "%s"}]}' % (b"a" * 60_000), 413, "messages[0].content"),
-        (b'{"messages": [{"role": "user", "content": "%s"}]}' % (b"a" * 3_000_000), 413, "body"),
+        # Over 2 MiB but within what a run with images may take: refused for its text, not its size.
+        (
+            b'{"messages": [{"role": "user", "content": "%s"}]}' % (b"a" * 3_000_000),
+            413,
+            "messages[0].content",
+        ),
+        (b'{"messages": [{"role": "user", "content": "%s"}]}' % (b"a" * RUNS_BODY_LIMIT), 413, "body"),
     ],
 )
 def test_bad_request_when_posted_then_4xx_json_naming_the_field(
