@@ -5,7 +5,7 @@ from typing import Any
 
 from chainlit.types import ThreadDict
 
-from smart_agent.history.conversation import model_messages
+from smart_agent.history.conversation import MODEL_TEXT_KEY, model_messages
 
 _IDS = itertools.count()
 
@@ -142,4 +142,18 @@ def test_model_messages_when_team_turn_stored_then_only_the_answer_not_the_membe
     assert model_messages(stored) == [
         {"role": "user", "content": "plan a trip"},
         {"role": "assistant", "content": "Here is the plan."},
+    ]
+
+
+def test_model_messages_when_message_had_attachments_then_same_text_and_images_named() -> None:
+    sent = "look\n\nAttached file notes.md:\n```\n- apples\n```"
+    user = step("user_message", "look", name="User", metadata={MODEL_TEXT_KEY: sent})
+    stored = thread(user, step("assistant_message", "seen"))
+    stored["elements"] = [
+        {"id": "e1", "type": "image", "name": "red.png", "forId": user["id"]},  # type: ignore[typeddict-item]
+        {"id": "e2", "type": "file", "name": "notes.md", "forId": user["id"]},  # type: ignore[typeddict-item]
+    ]
+    assert model_messages(stored) == [
+        {"role": "user", "content": sent + "\n\n[Images attached earlier, not sent again: red.png]"},
+        {"role": "assistant", "content": "seen"},
     ]
