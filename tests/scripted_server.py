@@ -30,6 +30,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 MODEL_ID = "scripted-model"
+OTHER_MODEL = "scripted-other"
+MODELS = (MODEL_ID, OTHER_MODEL)
+"""What the server lists; a request for another model gets Ollama's 404 "model not found"."""
 _DIRECTIVE = re.compile(r"#script\b([^\n]*)")
 _MEMBER = re.compile(r"#member\s+(\S+)([^\n]*)")
 
@@ -67,9 +70,9 @@ class Script:
     think_kind: str = "words"  # "words" (think_tokens) or "prose" (sentences, for screenshots)
     effort_refused: int = 0  # 1: answer a request with `reasoning_effort` by HTTP 400 naming it
     options_refused: int = 0  # 1: answer a request with `stream_options` by HTTP 400 naming it
-    vision: int = 1  # 0: refuse a request with an image part by HTTP 400, as a text-only model does
     text_b64: str = ""  # answer with this base64 (UTF-8) text: spaces and newlines that `text` cannot hold
     chars: int = 0  # with text or text_b64: this many characters per token instead of a word
+    vision: int = 1  # 0: refuse a request with an image part by HTTP 400, as a text-only model does
 
     @classmethod
     def parse(cls, text: str, base: Script | None = None) -> Script:
@@ -414,6 +417,7 @@ class ScriptedServer:
     spans: list[Span] = field(default_factory=list)  # every chat request, in arrival order (monotonic)
     span_ended: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
+    models: tuple[str, ...] | None = MODELS  # None: no /v1/models (HTTP 404), any model is served
 
     def app(self) -> Starlette:
         """The Starlette app."""
@@ -425,11 +429,19 @@ class ScriptedServer:
         )
 
     async def _models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": MODEL_ID, "object": "model"}]})
+        if self.models is None:
+            return JSONResponse({"error": {"message": "not found"}}, status_code=404)
+        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
+        if self.models is not None and body.get("model") not in self.models:
+            error = {
+                "message": f'model "{body.get("model")}" not found, try pulling it first',
+                "type": "api_error",
+            }
+            return JSONResponse({"error": error}, status_code=404)
         messages = body.get("messages", [])
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         script = Script.parse(text_of(messages[last_user]["content"]) if last_user >= 0 else "", self.default)
@@ -570,9 +582,10 @@ class ScriptedServer:
 
 
 @contextmanager
-def serve(default: Script | None = None) -> Iterator[ScriptedServer]:
-    """Run a ScriptedServer on a free 127.0.0.1 port in a background thread."""
-    server = ScriptedServer(default=default or Script())
+def serve(default: Script | None = None, models: tuple[str, ...] | None = MODELS) -> Iterator[ScriptedServer]:
+    """Run a ScriptedServer on a free 127.0.0.1 port in a background thread (`models` None: a server
+    without `/v1/models`)."""
+    server = ScriptedServer(default=default or Script(), models=models)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -23,8 +23,9 @@ from smart_agent.config import ConfigError, Settings, apply_session_settings, lo
 from smart_agent.errors import ModelError
 from smart_agent.history.conversation import MODEL_TEXT_KEY, model_messages
 from smart_agent.history.reopen import join_segments
-from smart_agent.llm.client import make_client, resolve_model
+from smart_agent.llm.client import make_client
 from smart_agent.llm.context import input_limit, input_refusal
+from smart_agent.llm.models import available_models, resolve_model, unlisted
 from smart_agent.metrics import metered
 from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
@@ -42,7 +43,14 @@ from smart_agent.web import (
 from smart_agent.web.history import LiveConversation, forget_refused, shown_only
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
-from smart_agent.web.ui import EFFORT_DEFAULT, NOTE_AUTHOR, present_turn, settings_panel
+from smart_agent.web.ui import (
+    EFFORT_DEFAULT,
+    MODEL_KEY,
+    MODELS_KEY,
+    NOTE_AUTHOR,
+    present_turn,
+    settings_panel,
+)
 
 log = logging.getLogger("smart_agent.app")
 SETTINGS: Settings = load_settings()
@@ -77,6 +85,23 @@ def on_app_startup() -> None:
     heap.freeze_startup_heap()
     heap.collect_young_less_often()
     event_loop.install(asyncio.get_running_loop())
+    _background.add(asyncio.get_running_loop().create_task(_check_configured_model()))
+
+
+_background: set[asyncio.Task[None]] = set()  # held, so the tasks are not collected mid-way
+
+
+async def _check_configured_model() -> None:
+    """Warn once, in the log, when the configured model is not among the models the server lists."""
+    if not SETTINGS.model:
+        return
+    client = make_client(SETTINGS)
+    try:
+        warning = unlisted(SETTINGS.model, await available_models(client, SETTINGS))
+    finally:
+        await client.close()
+    if warning:
+        log.warning("%s; chats ask for it all the same (--model sets another)", warning)
 
 
 @cl.set_chat_profiles
@@ -92,6 +117,15 @@ async def on_chat_start() -> None:
     if SETTINGS.system_prompt:
         history.append({"role": "system", "content": SETTINGS.system_prompt})
     await _open_session(history)
+    if SETTINGS.uses_embedded_model:
+        await cl.Message(content=f"_{EMBEDDED_NOTE}_", author=NOTE_AUTHOR).send()
+
+
+EMBEDDED_NOTE = (
+    "You are chatting with the built-in SmolLM2-135M, a tiny model for trying smart-agent out: it "
+    "answers simple questions, often wrongly, and cannot use tools. Connect a real model with "
+    "--base-url and --model (see the Readme)."
+)
 
 
 @cl.on_chat_resume
@@ -115,17 +149,23 @@ async def _open_session(history: list[dict[str, Any]]) -> None:
         lag_probe.start(Path(SETTINGS.lag_probe))
     cl.user_session.set("history", LiveConversation(history))
     cl.user_session.set("settings", SETTINGS)
+    client = make_client(SETTINGS)
+    cl.user_session.set("client", client)
+    # Asked when a chat starts (bounded, cached): Chainlit has no "settings opened" event.
+    cl.user_session.set(MODELS_KEY, list((await available_models(client, SETTINGS)).ids))
     await settings_panel(SETTINGS).send()
     await pacing.greet(SETTINGS)
-    cl.user_session.set("client", make_client(SETTINGS))
-    await shared_workers().warm()
-    tools = builtin_tools(SETTINGS.tool_timeout)
+    # The built-in SmolLM2 cannot call tools: offered them, it answers wrongly (issue 25).
+    embedded = SETTINGS.uses_embedded_model
+    if not embedded:
+        await shared_workers().warm()
+    tools = ToolRegistry() if embedded else builtin_tools(SETTINGS.tool_timeout)
     cl.user_session.set("tools", tools)
     cl.user_session.set("mcp_tools", {})
     connections = McpConnections(on_lost=_on_mcp_lost)
     # Not in on_chat_end: Chainlit calls it on every socket drop, and the session may come back.
     lifetime.on_session_end(cl.context.session.id, connections.aclose)
-    if SETTINGS.mcp_config:
+    if SETTINGS.mcp_config and not embedded:
         for server in load_mcp_config(SETTINGS.mcp_config):
             try:
                 _offer(server.name, await connections.connect(server))
@@ -165,6 +205,9 @@ async def _on_mcp_lost(server: str, reason: str) -> None:
 async def on_settings_update(values: dict[str, Any]) -> None:
     """Validate the panel; good values apply to this session's next reply, bad ones are refused."""
     current: Settings = cl.user_session.get("settings")
+    picked = values.get("model")
+    if picked and picked in (cl.user_session.get(MODELS_KEY) or []):
+        cl.user_session.set(MODEL_KEY, picked)  # kept with the thread (Chainlit stores the session)
     if values.get("reasoning_effort") == EFFORT_DEFAULT:
         values = {**values, "reasoning_effort": ""}  # the choice that sends none
     try:
@@ -228,11 +271,11 @@ async def on_message(message: cl.Message) -> None:
         await forget_refused(message.id)
         return
     try:
-        model = cl.user_session.get("model") or await resolve_model(client, SETTINGS)
+        model = cl.user_session.get(MODEL_KEY) or await resolve_model(client, SETTINGS)
     except ModelError as exc:
         await cl.ErrorMessage(content=str(exc)).send()
         return
-    cl.user_session.set("model", model)
+    cl.user_session.set(MODEL_KEY, model)
     history.append({"role": "user", "content": await _with_files(message, files, settings, tools)})
     if is_team_chat(SETTINGS):
         await team_turn(history, client, model, settings, tools)

@@ -116,7 +116,7 @@ class AppDataLayer(HistoryDataLayer):
 async def forget_refused(message_id: str) -> None:
     """A message the app refused is not kept: its row goes, and so does a thread it alone started
     (the session's next message then starts and names the thread anew)."""
-    layer = get_data_layer()
+    layer = get_data_layer()  # type: ignore[no-untyped-call]
     session = cl.context.session
     if not isinstance(layer, HistoryDataLayer) or not session.thread_id:
         return
@@ -124,7 +124,7 @@ async def forget_refused(message_id: str) -> None:
     thread = await layer.get_thread(session.thread_id)
     others = [
         step
-        for step in (thread or {}).get("steps") or []
+        for step in (thread["steps"] if thread is not None else [])
         if step["type"] == "user_message" and step["id"] != message_id
     ]
     await layer.delete_step(message_id)
