@@ -11,8 +11,9 @@ from smart_agent.agent.events import AgentEvent
 from smart_agent.agent.loop import Agent
 from smart_agent.agent.tools import builtin_tools
 from smart_agent.config import Settings
-from smart_agent.llm.client import make_client, resolve_model
+from smart_agent.llm.client import make_client
 from smart_agent.llm.local_server import free_port
+from smart_agent.llm.models import resolve_model
 from smart_agent.streaming import BatchPolicy, SmoothStreamWrapper
 from smart_agent.web.reply import ReplyOutcome, deliver
 from tests.fakes import RecordingMessage

@@ -10,8 +10,9 @@ import pytest
 
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
-from smart_agent.llm.client import describe_error, ended_early, make_client, redact_url, resolve_model
+from smart_agent.llm.client import describe_error, ended_early, make_client, redact_url
 from smart_agent.llm.local_server import free_port
+from smart_agent.llm.models import resolve_model
 from smart_agent.web.launch import _backend
 from tests.harness import clean_env, running_app
 from tests.sio_client import ChatClient

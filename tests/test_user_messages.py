@@ -17,8 +17,9 @@ import pytest
 from smart_agent.agent import mcp
 from smart_agent.agent.loop import CONTEXT_REFUSED, TOO_MANY_TOOL_ROUNDS
 from smart_agent.config import Settings
-from smart_agent.llm.client import describe_error, ended_early, make_client, resolve_model
+from smart_agent.llm.client import describe_error, ended_early, make_client
 from smart_agent.llm.context import TurnTooLongError, input_refusal
+from smart_agent.llm.models import resolve_model
 from smart_agent.team.hub import MEMBER_FAILED, SYNTHESIS_FAILED
 from smart_agent.web.follow import UNFOLLOWABLE
 

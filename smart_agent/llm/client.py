@@ -62,24 +62,6 @@ def make_client(settings: Settings, http_client: httpx2.AsyncClient | None = Non
     )
 
 
-async def resolve_model(client: openai.AsyncOpenAI, settings: Settings) -> str:
-    """The model to ask: the configured one, else the server's first, else OpenAI's default."""
-    if settings.model:
-        return settings.model
-    if settings.base_url is None:
-        return OPENAI_DEFAULT_MODEL
-    try:
-        models = await client.models.list()
-    except openai.OpenAIError as exc:
-        raise describe_error(exc, settings) from exc
-    for model in models.data:
-        return model.id
-    raise ModelError(
-        f"The model server at {redact_url(settings.base_url)} offers no model to chat with; "
-        "start smart-agent with the name of one."
-    )
-
-
 def redact_url(url: str) -> str:
     """The URL without its user-info, query and fragment, which may hold credentials:
     `http://user:pw@host:9/v1?api-key=x` becomes `http://***@host:9/v1?***`."""

@@ -89,7 +89,10 @@ async def resolve_model(client: openai.AsyncOpenAI, settings: Settings) -> str:
     if models.error is not None:
         raise ModelError(f"{models.error} Name the model to use with --model.")
     if not models.ids:
-        raise ModelError(f"The server at {_where(settings)} offers no model; name one with --model.")
+        raise ModelError(
+            f"The model server at {_where(settings)} offers no model to chat with; "
+            "start smart-agent with the name of one (--model)."
+        )
     return models.ids[0]
 
 
