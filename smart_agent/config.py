@@ -693,7 +693,7 @@ def parse_port(text: str) -> int:
 
 
 # What a child process may inherit from this environment: what a program needs to run, nothing
-# it could read as a setting of its own (llama-cpp-python reads HOST, PORT, MODEL, API_KEY, ...).
+# it could read as a setting of its own (llama.cpp's server reads LLAMA_ARG_HOST, LLAMA_API_KEY, ...).
 CHILD_ENV_VARS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT")
 
 

