@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -60,12 +59,15 @@ def _shots(browser: Browser, url: str, server: ScriptedServer, out: Path, name: 
     """Every chat state for one viewport and theme."""
     size, theme = VIEWPORTS[name.split("-")[0]], name.split("-")[1]
     chat = _open(browser, url, size, theme)
-    shot: Callable[[str], None] = lambda state: chat.page.screenshot(path=str(out / f"{name}-{state}.png"))
+
+    def shot(state: str) -> None:
+        chat.page.screenshot(path=str(out / f"{name}-{state}.png"))
+
     try:
         shot("first-start")
         _ask(chat, server, "How does smart-agent keep a reply smooth?", Script(text=ANSWER, rate=120), 1)
         shot("first-reply")
-        _ask(chat, server, "What is 6 × 7? Use the calculator.", Script(tool="calculator", expr="6*7"), 2)
+        _ask(chat, server, "What is 6 * 7? Use the calculator.", Script(tool="calculator", expr="6*7"), 2)
         shot("tool-call")
         _ask(chat, server, "And 1 / 0?", Script(tool="calculator", expr="1/0"), 3)
         shot("failed-tool")
