@@ -15,7 +15,7 @@ from smart_agent.api.schema import RequestError, parse_run_request
 from smart_agent.attachments.content import CUT_NOTE, room_for_files, user_content
 from smart_agent.attachments.files import AttachmentError, Limits, judge, read_attachment, read_bounded
 from smart_agent.config import ConfigError, load_settings
-from smart_agent.llm.context import IMAGE_TOKENS, message_tokens
+from smart_agent.llm.context import IMAGE_TOKENS, estimate_tokens, message_tokens
 from tests.attachment_files import png, png_bomb
 
 LIMITS = Limits(max_bytes=100_000, max_files=2, extensions=("txt", "md", "png", "jpg"))
@@ -92,12 +92,17 @@ def test_user_content_when_text_files_only_then_one_string_with_marked_files() -
     assert built.notices == [] and built.text == built.content
 
 
-def test_user_content_when_files_exceed_room_then_cut_with_notice() -> None:
-    files = [judge("long.txt", b"x" * 500, LIMITS)]
-    built = user_content("", files, room=120)
+@pytest.mark.parametrize("unit", ["x", "{},"])  # letters, and punctuation that costs a token a mark
+def test_user_content_when_files_exceed_room_then_cut_to_fit_with_notice(unit: str) -> None:
+    body = unit * 2_000
+    built = user_content("", [judge("long.txt", body.encode(), LIMITS)], room=200)
     assert isinstance(built.content, str)
-    assert built.content == f"Attached file long.txt:\n```\n{'x' * 120}\n{CUT_NOTE}\n```"
-    assert built.notices == ["long.txt was cut to 120 of its 500 characters to fit the model's context."]
+    kept = built.content.removeprefix("Attached file long.txt:\n```\n").removesuffix(f"\n{CUT_NOTE}\n```")
+    assert body.startswith(kept) and 0 < len(kept) < len(body)
+    assert estimate_tokens(built.content) <= 200  # the whole piece fits the room, marks included
+    assert built.notices == [
+        f"long.txt was cut to {len(kept):,} of its {len(body):,} characters to fit the model's context."
+    ]
 
 
 def test_user_content_when_image_then_text_part_and_image_url_part() -> None:
@@ -108,7 +113,7 @@ def test_user_content_when_image_then_text_part_and_image_url_part() -> None:
         {"type": "image_url", "image_url": {"url": _data_url(image.data)}},
     ]
     assert message_tokens({"role": "user", "content": built.content}) < IMAGE_TOKENS + 20
-    assert room_for_files(10_000, "abc", [image]) == 10_000 - 3 - IMAGE_TOKENS * 3
+    assert room_for_files(10_000, "abc", [image]) == 10_000 // 3 - 1 - IMAGE_TOKENS
 
 
 def test_settings_when_attachment_values_given_then_validated() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import Browser
 
+from smart_agent.attachments.content import CUT_NOTE
 from tests.attachment_files import png, png_bomb
 from tests.chat_page import ChatPage
 from tests.conftest import AppFactory
@@ -210,6 +211,11 @@ def test_stored_attachment_when_other_user_fetches_then_not_found_and_owner_gets
         assert mine["type"] == "text/plain; charset=utf-8" and mine["nosniff"] == "nosniff"
         theirs = _fetch(bob, elements[0]["url"])
         assert theirs["status"] == 404 and page_html.decode() not in theirs["body"]
+        # Chainlit's own route for the live session's copy answers as inertly.
+        live = alice.page.locator('[data-step-type="user_message"] a[href*="/project/file/"]').first
+        session_copy = _fetch(alice, str(live.get_attribute("href", timeout=10_000)))
+        assert session_copy["status"] == 200 and session_copy["body"] == page_html.decode()
+        assert session_copy["type"] == "text/plain; charset=utf-8" and session_copy["nosniff"] == "nosniff"
     finally:
         alice.close()
         bob.close()
@@ -248,5 +254,24 @@ def test_reopened_chat_when_app_restarted_then_attachment_shown_and_model_gets_t
         user_turns = [m for m in rebuilt if m["role"] == "user"]
         assert user_turns[0]["content"].startswith(first)
         assert "red.png" in user_turns[0]["content"]
+    finally:
+        chat.close()
+
+
+def test_attach_when_text_file_exceeds_context_then_cut_with_visible_notice(
+    browser: Browser, start_app: AppFactory, scripted: ScriptedServer
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_CONTEXT_TOKENS="1024")
+    url = start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env)
+    chat = ChatPage.open(browser, url)
+    try:
+        _attach(chat, ("long.txt", "text/plain", ("line of text\n" * 2_000).encode()))
+        chat.send("summarise #script text=cut_seen")
+        chat.wait_text("cut_seen")
+        notice = _error_text(chat, "long.txt was cut to")
+        assert "of its 26,000 characters to fit the model's context" in notice
+        content = scripted.requests[-1]["messages"][-1]["content"]
+        assert content.startswith("summarise #script text=cut_seen\n\nAttached file long.txt:\n```\nline of")
+        assert content.endswith(f"{CUT_NOTE}\n```") and len(content) < 3_000
     finally:
         chat.close()

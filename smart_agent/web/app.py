@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import chainlit as cl
+from chainlit.server import app as _chainlit_app
 from chainlit.types import ThreadDict
 from mcp import ClientSession
 
@@ -62,6 +63,7 @@ if SETTINGS.debug:
 resync.install()
 ATTACHMENT_LIMITS = Limits.from_settings(SETTINGS)
 attachments.configure(ATTACHMENT_LIMITS)
+attachments.harden_session_files(_chainlit_app)
 lifetime.install()
 CHAT_RUNS: ChatRuns | None = None  # with history on: every turn is also a run, for a reloaded page
 if SETTINGS.history and SETTINGS.data_dir is not None:
@@ -70,8 +72,6 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     from smart_agent.api.mount import shared_run_log
 
     history.install(SETTINGS, SETTINGS.data_dir, loopback=is_loopback(_chainlit_config.run.host))
-    from chainlit.server import app as _chainlit_app
-
     attachments.install(_chainlit_app)
     if (_run_log := shared_run_log()) is not None:
         CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))

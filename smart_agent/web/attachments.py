@@ -8,11 +8,15 @@ Chainlit 2.12 internals touched here:
 - An uploaded file lives in the session's `.files/` folder under a generated name until the session
   ends (session.py `persist_file`); the message's elements carry that `path`.
 - Chainlit ends its routes with GET /{full_path:path}: our route goes before it.
+- GET /project/file/{file_id} (server.py `get_file`) serves a session's upload with the type the browser
+  claimed for it (an HTML file as text/html, in the app's origin): `harden_session_files` wraps that
+  route so it answers only inert types, with nosniff and a sandboxing CSP.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smart_agent.attachments.files import Attachment, AttachmentError, Limits, read_attachment
 from smart_agent.history.actor import current_actor
@@ -35,6 +41,8 @@ _INERT_HEADERS = {
     "Cache-Control": "private, no-store",
 }
 _SERVED_TYPES = {"image/png": "image/png", "text/plain": "text/plain; charset=utf-8"}
+_INERT_IMAGES = (b"image/png", b"image/jpeg", b"image/gif", b"image/webp")
+SESSION_FILE_PATH = "/project/file/{file_id}"
 
 
 def configure(limits: Limits) -> None:
@@ -87,6 +95,44 @@ async def _serve(request: Request) -> Response:
     mime, data = found
     media_type = _SERVED_TYPES.get(mime, "application/octet-stream")
     return Response(data, media_type=media_type, headers=_INERT_HEADERS)
+
+
+class _Inert:
+    """An ASGI app whose responses' type is made inert: a raster image stays, anything else is plain text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def inert_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-type"]
+                claimed = dict(message.get("headers", [])).get(b"content-type", b"")
+                kept = claimed if claimed.split(b";")[0].strip().lower() in _INERT_IMAGES else None
+                headers.append((b"content-type", kept or b"text/plain; charset=utf-8"))
+                headers += [(k.lower().encode(), v.encode()) for k, v in _INERT_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, inert_send)
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    for route in routes:
+        yield route
+        inner = getattr(route, "original_router", None)  # FastAPI's included router keeps its own
+        if inner is not None:
+            yield from _routes(inner.routes)
+
+
+def harden_session_files(app: FastAPI) -> None:
+    """Serve Chainlit's session-file route through `_Inert`, ahead of it; fail loudly if it has moved."""
+    for route in _routes(app.router.routes):
+        if isinstance(route, APIRoute) and route.path == SESSION_FILE_PATH and "GET" in (route.methods or ()):
+            # The same endpoint (its login and session checks) behind a route that runs first.
+            app.router.routes[:0] = [Route(SESSION_FILE_PATH, _Inert(route.app), methods=["GET"])]
+            return
+    raise RuntimeError(f"Chainlit has no GET {SESSION_FILE_PATH} route to harden (Chainlit 2.12 had one)")
 
 
 def install(app: FastAPI) -> None:
