@@ -147,6 +147,12 @@ def test_attach_when_over_limit_wrong_type_or_bomb_then_refused_with_reason_and_
         assert "bomb.png: the image has more pixels than the limit" in _error_text(chat, "bomb.png")
         chat.wait_turns(2)
         assert len(scripted.requests) == before
+        threads = chat.page.evaluate(
+            """async () => (await fetch('/project/threads', {method: 'POST', credentials: 'include',
+                headers: {'content-type': 'application/json'},
+                body: JSON.stringify({pagination: {first: 20}, filter: {}})})).json()"""
+        )
+        assert threads["data"] == []  # refused messages, and their files, are not kept
         # The server refuses a body over the upload cap itself, whatever a client claims.
         status = chat.page.evaluate(
             """async () => {
