@@ -197,8 +197,10 @@
   });
 
   const FENCE = /^ {0,3}(`{3,}|~{3,})/;
-  // A code span (kept), an escaped backslash (kept), \(…\) or \[…\].
-  const INLINE = /(?<!`)(`+)(?!`)[\s\S]*?[^`]\1(?!`)|\\\\|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
+  // A code span (kept), an escaped backslash (kept), \(…\) or \[…\] (neither across a blank line:
+  // that ends a paragraph, and TeX refuses it inside math).
+  const INLINE =
+    /(?<!`)(`+)(?!`)[\s\S]*?[^`]\1(?!`)|\\\\|\\\(((?:(?!\n[ \t]*\n)[\s\S])+?)\\\)|\\\[((?:(?!\n[ \t]*\n)[\s\S])+?)\\\]/g;
 
   const prose = (text) =>
     text.replace(INLINE, (match, ticks, inline, display, at, whole) => {
