@@ -157,10 +157,11 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
             assert any(u.endswith("/public/elements/ReplyFooter.jsx") for u in fetched), fetched
             assert failed == []
             assert "Not Found" not in chat.page.locator("body").inner_text()
-            # the package's stylesheet is applied, its config too (no upload button)
+            # the package's stylesheet is applied, its config too (its attachment types, not
+            # Chainlit's default of any file)
             reply = chat.page.locator('[data-step-type="assistant_message"]').first
             assert reply.evaluate("el => getComputedStyle(el).contentVisibility") == "auto"
-            assert chat.page.locator("#upload-button-input").count() == 0
+            assert ".md" in (chat.page.locator("#upload-button-input").get_attribute("accept") or "")
             assert chat.page.locator(REPLY).count() == 1
         finally:
             chat.close()
@@ -231,6 +232,7 @@ def test_installed_wheel_when_history_opened_then_shipped_migrations_create_the_
         "['elements',",
         "'feedbacks',",
         "'smart_agent_accounts',",
+        "'smart_agent_attachments',",
         "'smart_agent_history_version',",
         "'steps',",
         "'threads',",
