@@ -145,15 +145,26 @@ def test_model_messages_when_team_turn_stored_then_only_the_answer_not_the_membe
     ]
 
 
-def test_model_messages_when_message_had_attachments_then_same_text_and_images_named() -> None:
+def test_model_messages_when_message_had_attachments_then_same_text_and_stored_images_as_parts() -> None:
     sent = "look\n\nAttached file notes.md:\n```\n- apples\n```"
     user = step("user_message", "look", name="User", metadata={MODEL_TEXT_KEY: sent})
     stored = thread(user, step("assistant_message", "seen"))
     stored["elements"] = [
         {"id": "e1", "type": "image", "name": "red.png", "forId": user["id"]},  # type: ignore[typeddict-item]
         {"id": "e2", "type": "file", "name": "notes.md", "forId": user["id"]},  # type: ignore[typeddict-item]
+        {"id": "e3", "type": "image", "name": "old.png", "forId": user["id"]},  # type: ignore[typeddict-item]
     ]
-    assert model_messages(stored) == [
-        {"role": "user", "content": sent + "\n\n[Images attached earlier, not sent again: red.png]"},
+    image = "data:image/png;base64,iVBORw0KGgo="
+    assert model_messages(stored, None, {"e1": image}) == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "text",
+                    "text": sent + "\n\n[Images attached earlier, no longer available: old.png]",
+                },
+                {"type": "image_url", "image_url": {"url": image}},
+            ],
+        },
         {"role": "assistant", "content": "seen"},
     ]

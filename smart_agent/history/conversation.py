@@ -1,6 +1,6 @@
 """The conversation the model sees, rebuilt from a stored thread (for `on_chat_resume`)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chainlit.step import StepDict
@@ -24,20 +24,24 @@ SKIPPED_AUTHORS = frozenset({"stats", "note"})
 
 MODEL_TEXT_KEY = "model_text"
 """A user message's metadata key with the text the model got: the words and the attached text files
-(web/app.py writes it). Images are not sent again: the model is told their names."""
+(web/app.py writes it); its images come back from the history's attachments (`images`)."""
 
 STOPPED_MARKER = "Task manually stopped."
 """What Chainlit 2.12 sends, and stores, when the stop button is pressed (socket.py `stop`)."""
 
 
-def model_messages(thread: ThreadDict, system_prompt: str | None = None) -> list[Message]:
-    """System prompt, then per turn: the user's message, the reply's text joined across segments,
-    and tool calls with their results, in the shapes the agent loop keeps them in."""
+def model_messages(
+    thread: ThreadDict, system_prompt: str | None = None, stored: Mapping[str, str] | None = None
+) -> list[Message]:
+    """System prompt, then per turn: the user's message (with its images as parts when `stored` maps
+    their element ids to data URLs), the reply's text joined across segments, and tool calls with their
+    results, in the shapes the agent loop keeps them in."""
     messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    images: dict[str, list[str]] = {}
+    images: dict[str, list[tuple[str, str | None]]] = {}
     for element in thread.get("elements") or []:
         if element.get("type") == "image" and element.get("forId"):
-            images.setdefault(str(element["forId"]), []).append(element.get("name") or "image")
+            found = (stored or {}).get(element["id"])
+            images.setdefault(str(element["forId"]), []).append((element.get("name") or "image", found))
     turn: list[StepDict] = []
     for step in thread["steps"]:
         if step["type"] == "user_message":
@@ -49,16 +53,21 @@ def model_messages(thread: ThreadDict, system_prompt: str | None = None) -> list
     return messages
 
 
-def _user_text(step: StepDict, images: dict[str, list[str]]) -> str:
+def _user_content(step: StepDict, images: dict[str, list[tuple[str, str | None]]]) -> str | list[Message]:
     text = (step.get("metadata") or {}).get(MODEL_TEXT_KEY)
     text = text if isinstance(text, str) else step.get("output") or ""
-    names = images.get(step["id"])
-    if names:
-        text += f"\n\n[Images attached earlier, not sent again: {', '.join(names)}]"
-    return text
+    attached = images.get(step["id"]) or []
+    lost = [name for name, url in attached if url is None]
+    if lost:  # stored without its bytes (history from before attachments were kept): named only
+        text += f"\n\n[Images attached earlier, no longer available: {', '.join(lost)}]"
+    urls = [url for _, url in attached if url is not None]
+    if not urls:
+        return text
+    parts: list[Message] = [{"type": "text", "text": text}] if text else []
+    return parts + [{"type": "image_url", "image_url": {"url": url}} for url in urls]
 
 
-def _turn(steps: list[StepDict], images: dict[str, list[str]]) -> list[Message]:
+def _turn(steps: list[StepDict], images: dict[str, list[tuple[str, str | None]]]) -> list[Message]:
     if not steps:
         return []
     user, rest = steps[0], steps[1:]
@@ -98,7 +107,7 @@ def _turn(steps: list[StepDict], images: dict[str, list[str]]) -> list[Message]:
     # The agent loop drops a user message whose turn failed before any answer (agent/loop.py).
     if failed and not replied:
         return []
-    return [{"role": "user", "content": _user_text(user, images)}, *replied]
+    return [{"role": "user", "content": _user_content(user, images)}, *replied]
 
 
 def _decoration(step: StepDict) -> bool:

@@ -137,7 +137,8 @@ async def on_chat_resume(thread: ThreadDict) -> None:
     if CHAT_RUNS is not None and user is not None:
         owner = chat_owner(user.identifier)
         live = await follow.live_turn(thread, CHAT_RUNS.log, owner, SETTINGS.system_prompt)
-    await _open_session(model_messages(thread, SETTINGS.system_prompt))
+    images = await attachments.stored_images(thread)  # the model sees them again, as the first time
+    await _open_session(model_messages(thread, SETTINGS.system_prompt, images))
     join_segments(thread)  # after the rebuild: only what the page shows changes
     if live is not None:
         follow.pend(live)

@@ -22,6 +22,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.data import get_data_layer
+from chainlit.types import ThreadDict
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smart_agent.attachments.content import data_url
 from smart_agent.attachments.files import Attachment, AttachmentError, Limits, read_attachment
 from smart_agent.history.actor import current_actor
 from smart_agent.history.data_layer import ATTACHMENT_URL, HistoryDataLayer
@@ -77,6 +79,19 @@ async def collect(message: cl.Message, limits: Limits) -> tuple[list[Attachment]
         except OSError:
             refusals.append(f"{element.name}: it could not be read")
     return accepted, refusals
+
+
+async def stored_images(thread: ThreadDict) -> dict[str, str]:
+    """The thread's stored images as data URLs by element id, read as the acting user (its owner)."""
+    layer = get_data_layer()  # type: ignore[no-untyped-call]
+    if not isinstance(layer, HistoryDataLayer):
+        return {}
+    found: dict[str, str] = {}
+    for element in thread.get("elements") or []:
+        if element.get("type") == "image" and (stored := await layer.get_attachment(element["id"])):
+            mime, data = stored
+            found[element["id"]] = data_url(Attachment(element.get("name") or "image", mime, data))
+    return found
 
 
 def refusal_text(refusals: list[str], limits: Limits) -> str:
