@@ -115,6 +115,15 @@ def _math(page: Page) -> dict[str, Any]:
     )
 
 
+def _copied(page: Page) -> str:
+    """Click the reply's copy button (Chainlit's); once it shows it copied, what the clipboard holds."""
+    button = page.locator(f"{REPLY} + div button").first
+    page.evaluate("() => navigator.clipboard.writeText('')")
+    button.click()
+    button.locator("svg.lucide-check").wait_for(timeout=10_000)  # the write has finished
+    return str(page.evaluate("() => navigator.clipboard.readText()"))
+
+
 def test_reply_with_latex_when_streamed_then_katex_renders_and_prices_and_code_stay_text(
     chat: ChatPage,
 ) -> None:
@@ -153,8 +162,7 @@ def test_katex_stylesheet_when_page_loads_then_served_by_the_app_and_no_cdn_aske
 
 def test_copy_button_when_clicked_then_copies_the_models_text(chat: ChatPage) -> None:
     page = chat
-    page.page.locator(f"{REPLY} + div button").first.click()
-    assert page.page.evaluate("() => navigator.clipboard.readText()") == MODEL_TEXT
+    assert _copied(page.page) == MODEL_TEXT
 
 
 def test_stored_history_when_read_then_the_models_text_exactly(chat: ChatPage, logs: Path) -> None:
@@ -185,8 +193,7 @@ def test_reply_when_thread_reopened_then_math_renders_again(chat: ChatPage) -> N
     shown = _math(page.page)
     assert shown["tex"] == FORMULAS
     assert "It costs $5 and $10." in shown["text"]
-    page.page.locator(f"{REPLY} + div button").first.click()
-    assert page.page.evaluate("() => navigator.clipboard.readText()") == MODEL_TEXT
+    assert _copied(page.page) == MODEL_TEXT
 
 
 def test_reply_when_socket_on_long_polling_then_math_renders_the_same(browser: Browser, app: str) -> None:
