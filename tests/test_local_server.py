@@ -181,12 +181,20 @@ def test_server_when_environment_sets_its_settings_then_loopback_only_and_own_ke
         assert server.api_key not in repr(server)
 
 
-def test_server_when_two_slots_then_each_has_the_context_asked_for() -> None:
+def test_server_when_two_slots_then_each_has_the_context_asked_for_and_replies_are_not_repetitive() -> None:
     # llama.cpp splits its n_ctx across the slots: the app budgets each request for one slot
     with local_model_server(n_ctx=2048, slots=2) as server:
         (model,) = models(server)
         meta = model["meta"]
         assert isinstance(meta, dict) and meta["n_ctx"] == 2048
+        request = urllib.request.Request(
+            f"{server.url.removesuffix('/v1')}/props", headers={"Authorization": f"Bearer {server.api_key}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            props = json.load(response)
+    assert props["total_slots"] == 2
+    # without it SmolLM2 ran on to the token limit in 3 replies of 52 (embedded_server.py)
+    assert props["default_generation_settings"]["params"]["repeat_penalty"] == pytest.approx(1.1)
 
 
 def test_server_when_the_terminal_sends_sigint_then_it_answers_until_the_app_stops_it() -> None:
