@@ -85,7 +85,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     started = time.monotonic()
     _run([sys.executable, "-m", "venv", str(venv)], timeout=300)
     _run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(constraints), str(wheel)],
+        # --no-cache-dir: as on a fresh machine, every dependency comes from the registry (issue 24's figure).
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-cache-dir",
+            "-c",
+            str(constraints),
+            str(wheel),
+        ],
         timeout=900,
     )
     _run(
