@@ -182,7 +182,7 @@ async def test_migration_0002_when_applied_over_0001_then_keeps_rows_and_second_
             versions = (await connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))).all()
             kept = (await connection.execute(sa.select(users.c.identifier))).scalars().all()
         assert "smart_agent_accounts" in tables
-        assert versions == [("0002",)]
+        assert versions == [("0003",)]  # upgraded to the newest migration (0003: attachments)
         assert kept == ["alice"]
         accounts = Accounts(engine, CountingHasher())
         await accounts.add("alice", PASSWORD)
