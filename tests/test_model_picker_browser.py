@@ -69,7 +69,10 @@ def test_picker_when_server_lists_no_models_then_absent_and_chat_works_with_the_
     url = start_app("--base-url", unlisting.url, "--model", "any-model", env=clean_env(OPENAI_API_KEY="k"))
     chat = ChatPage.open(browser, url)
     try:
-        assert chat.open_settings().locator("#model").count() == 0
+        panel = chat.open_settings()
+        assert panel.locator("#model").count() == 0
+        # What the paperclip takes is said before anything is refused.
+        assert panel.locator("#attachments").input_value().startswith("Up to 5 files of 5 MB each: txt, md")
         chat.page.keyboard.press("Escape")
         chat.send("#script tokens=2")
         chat.wait_text("w00001", timeout=30)

@@ -82,6 +82,7 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
         NumberInput(
             id="team_concurrency", label=labels["team_concurrency"], initial=settings.team_concurrency
         ),
+        TextInput(id="attachments", label="Attachments", initial=attachment_limits(settings), disabled=True),
     ]
     advanced = [
         TextInput(id="render_pacing", label=PACING_LABEL, initial=state, disabled=True),
@@ -93,6 +94,14 @@ def settings_panel(settings: Settings, render: RenderControl | None = None) -> c
     ]
     return cl.ChatSettings(
         [Tab(id="chat", label="Chat", inputs=chat), Tab(id="advanced", label="Advanced", inputs=advanced)]
+    )
+
+
+def attachment_limits(settings: Settings) -> str:
+    """What a user may attach, in one line (the paperclip's limits)."""
+    return (
+        f"Up to {settings.attachment_max_files} files of {settings.attachment_max_mb} MB each: "
+        + ", ".join(settings.attachment_types)
     )
 
 
