@@ -1,6 +1,7 @@
 """The app as a stranger meets it, in screenshots: a desktop (1366x768) and a phone (390x844) viewport,
 light and dark, of first start, login, first reply, a tool call, a failed tool, a stop, a model error,
-settings, Team and a reopened chat. The real app in headless Chromium against the scripted server.
+settings (and the model picker), Team and a reopened chat. The real app in headless Chromium
+against the scripted server.
 
     python -m tools.screenshots docs/screens
 """
@@ -83,6 +84,10 @@ def _shots(browser: Browser, url: str, server: ScriptedServer, out: Path, name: 
         page: Page = chat.open_settings()
         page.wait_for_timeout(300)
         shot("settings")
+        page.locator("#model").click()  # the model picker, open
+        page.wait_for_timeout(300)
+        shot("model-picker")
+        page.keyboard.press("Escape")
         page.keyboard.press("Escape")
         chat.page.reload()
         chat.page.wait_for_selector("#chat-input", timeout=30_000)
