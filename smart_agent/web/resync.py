@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -43,6 +44,8 @@ TURN_KEY = "smart_agent_turn"
 
 Emit = Callable[[str, Any], Awaitable[Any]]
 """Sends one Socket.IO event (Chainlit 2.12 event names) to the page."""
+_SHOWING = frozenset({"new_message", "stream_start", "element"})
+"""The events with which a message, step or element first appears on the page."""
 
 
 class _Gate(enum.Enum):
@@ -62,6 +65,10 @@ class Turn:
     _gate: _Gate = field(default=_Gate.OPEN, init=False, repr=False)
     _held: list[tuple[str, Any]] = field(default_factory=list, init=False, repr=False)
     _epoch: int = field(default=0, init=False, repr=False)  # reconnects: an overtaken re-send stops
+    # The order in which the turn's messages and steps first went to the page: a segment is recorded
+    # when it opens but shows at its first words, which may wait for the page's next slot while a
+    # tool step goes out (hypothesis found it: tests/test_resync_properties.py).
+    _shown: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, element: Any) -> None:
         """Record an element (a segment is recorded when it opens)."""
@@ -75,6 +82,8 @@ class Turn:
 
     async def emit(self, send: Emit, event: str, data: Any) -> Any:
         """Send one of the turn's own events with `send`, unless the gate is closed."""
+        if event in _SHOWING and isinstance(data, dict) and "id" in data:
+            self._shown.setdefault(str(data["id"]), len(self._shown))
         if self._gate is _Gate.OPEN:
             return await send(event, data)
         if self._gate is _Gate.HOLD:
@@ -92,7 +101,7 @@ class Turn:
         events: list[tuple[str, Any]] = [("delete_message", gone.to_dict()) for gone in self.removed]
         if self.run is not None:
             events.append(("new_message", _step_dict(self.run)))
-        for element in self.elements:
+        for element in sorted(self.elements, key=self._shown_at):
             if isinstance(element, SmoothStreamWrapper):
                 message = element.wrapped
                 if message.content:  # an empty segment has not been shown yet
@@ -107,6 +116,11 @@ class Turn:
         if self.running:
             events.append(("task_start", {}))  # the reconnect handshake told the page it had ended
         return events
+
+    def _shown_at(self, element: Any) -> float:
+        """When the element first went to the page (never yet: last, in recorded order: sort is stable)."""
+        target = element.wrapped if isinstance(element, SmoothStreamWrapper) else element
+        return self._shown.get(str(getattr(target, "id", "")), math.inf)
 
     async def resend(self, send: Emit) -> None:
         """Send the snapshot with `send`; the turn's events emitted meanwhile follow it."""
