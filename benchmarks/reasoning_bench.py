@@ -95,6 +95,8 @@ def run_one(
                 frames0 = len(chat.frames)
                 chat.send(f"#script think={think} tokens={tokens} rate={rate:g} kind=markdown")
                 chat.wait_turns(1, timeout=(think + tokens) / rate + 60)
+                # The app is done; the page may still be behind (native Chainlit is): wait for it, bounded.
+                chat.page.wait_for_function("() => window.__reasoning.done !== null", timeout=60_000)
                 wall = time.time() - start
                 cpu = _tree_cpu(browsers) - cpu0
                 state = chat.page.evaluate("() => window.__reasoning")
