@@ -148,10 +148,16 @@ async def test_team_turn_when_stopped_then_every_member_step_says_stopped_and_no
         assert await asyncio.to_thread(scripted.wait_ended, spans, 5.0)
         assert not any(s.complete for s in spans) and "synth" not in {s.member for s in spans}
         count = len(client.log)
-        await asyncio.sleep(1.0)  # nothing may arrive after the stop's task_end
-        assert len(client.log) == count
+        stopped = set(steps(client))
+        # The sentinel: a whole next turn. Anything the stopped turn still had going would have
+        # reached the page while this one ran; none of it may come after the stop's task_end.
+        await client.send("#script tokens=5 rate=400")
+        await client.wait_task_ends(4, 60)
+        assert [data.get("id") for _, _, data in client.log[count:] if data.get("id") in stopped] == []
         found = steps(client)
-        for step in (s for s in found.values() if s["name"] in NAMES):
+        members = [s for s in found.values() if s["name"] in NAMES and s["id"] in stopped]
+        assert len(members) == 3
+        for step in members:
             assert step_text(client, step["id"]).endswith("_Stopped._")
 
 
