@@ -14,7 +14,8 @@ from chainlit.types import Feedback, PageInfo, PaginatedResponse, Pagination, Th
 from chainlit.user import PersistedUser, User
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smart_agent.errors import HistoryAccessError, HistoryError
+from smart_agent.errors import HistoryAccessError
+from smart_agent.history import feedback as ratings
 from smart_agent.history import ownership, rows, sidebar
 from smart_agent.history.actor import current_actor
 from smart_agent.history.engine import insert, writer
@@ -381,44 +382,8 @@ class HistoryDataLayer(BaseDataLayer):
         """Store the actor's rating of a step of one of the actor's threads; returns the feedback id."""
         actor = ownership.required_actor("rate a message")
         async with self._writer.begin() as connection:
-            found = (
-                await connection.execute(
-                    sa.select(steps.c.threadId, threads.c.userIdentifier)
-                    .join(threads, threads.c.id == steps.c.threadId)
-                    .where(steps.c.id == feedback.forId)
-                )
-            ).first()
-            if found is None:
-                raise HistoryError(f"no message {feedback.forId!r} to rate")
-            if found.userIdentifier != actor:
-                raise HistoryAccessError(f"user {actor!r} may not rate a message of another user's thread")
-            feedback_id = feedback.id or await connection.scalar(
-                sa.select(feedbacks.c.id).where(feedbacks.c.forId == feedback.forId).limit(1)
-            )
-            feedback_id = feedback_id or str(uuid.uuid4())
-            # The thread comes from the step, never from the browser's threadId.
-            statement = insert(connection, feedbacks).values(
-                id=feedback_id,
-                forId=feedback.forId,
-                threadId=found.threadId,
-                value=feedback.value,
-                comment=feedback.comment,
-            )
-            updated = await connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[feedbacks.c.id],
-                    set_={"value": statement.excluded.value, "comment": statement.excluded.comment},
-                    where=sa.and_(
-                        feedbacks.c.forId == statement.excluded.forId,
-                        feedbacks.c.threadId == statement.excluded.threadId,
-                    ),
-                )
-            )
-            if updated.rowcount == 0:
-                raise HistoryAccessError(f"feedback {feedback_id!r} belongs to another message")
-        feedback.id = feedback_id
-        feedback.threadId = found.threadId
-        return str(feedback_id)
+            feedback.id, feedback.threadId = await ratings.upsert(connection, feedback, actor)
+        return feedback.id
 
     @surfaced
     @tracked
@@ -426,16 +391,4 @@ class HistoryDataLayer(BaseDataLayer):
         """Delete the actor's feedback; False when there is no such feedback."""
         actor = ownership.required_actor("delete a rating")
         async with self._writer.begin() as connection:
-            owner = (
-                await connection.execute(
-                    sa.select(threads.c.userIdentifier)
-                    .join(feedbacks, feedbacks.c.threadId == threads.c.id)
-                    .where(feedbacks.c.id == feedback_id)
-                )
-            ).first()
-            if owner is None:
-                return False
-            if owner.userIdentifier != actor:
-                raise HistoryAccessError(f"user {actor!r} may not delete another user's rating")
-            await connection.execute(feedbacks.delete().where(feedbacks.c.id == feedback_id))
-        return True
+            return await ratings.delete(connection, feedback_id, actor)
