@@ -120,7 +120,7 @@ def check_login(bind: str, env: dict[str, str]) -> None:
     """Refuse a public --bind while no account exists.
 
     The instances listen on loopback, where the app signs in the local user without a password for
-    as long as no account exists (README 'Login'); behind a public HAProxy that would be anyone.
+    as long as no account exists (docs/history.md, 'Login'); behind a public HAProxy that would be anyone.
     """
     if is_loopback(bind.rpartition(":")[0]):
         return
@@ -137,7 +137,7 @@ def check_login(bind: str, env: dict[str, str]) -> None:
         raise DeployError(
             f"--bind {bind} would let anyone who reaches it chat as the local user, signed in without a "
             "password while no account exists: add one first with `smart-agent users add NAME` (same "
-            "SMART_AGENT_DATABASE_URL), see README 'Login'"
+            "SMART_AGENT_DATABASE_URL), see docs/history.md, 'Login'"
         )
 
 
