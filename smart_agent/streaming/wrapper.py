@@ -168,3 +168,8 @@ class SmoothStreamWrapper:
             self.set_content(value)
         else:
             setattr(self._message, name, value)
+
+
+def smooth(message: StreamTarget, policy: BatchPolicy | None = None) -> SmoothStreamWrapper:
+    """Wrap a `cl.Message` (or any `StreamTarget`) so its `stream_token` calls go out batched and capped."""
+    return SmoothStreamWrapper(message, policy)
