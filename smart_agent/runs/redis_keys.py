@@ -31,6 +31,11 @@ class RunKeys:
             base, f"{base}:events", f"{base}:text", f"{base}:lease", f"{base}:known", f"{base}:reasoning"
         )
 
+    def all_with(self, running: str) -> list[str]:
+        """Every key of the run and its owner's `running` set, in the order the finish and
+        refresh scripts take them (smart_agent/runs/redis_scripts.py)."""
+        return [self.meta, self.events, self.text, self.lease, self.known, running, self.reasoning]
+
 
 def parse_id(after: str | None) -> str:
     """A resume id as Redis writes it (`ms-seq`, no leading zeros); InvalidEventIdError otherwise."""

@@ -27,7 +27,6 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from smart_agent.llm.client import redact_url
@@ -49,17 +48,17 @@ from smart_agent.runs.log import (
     MAX_RETAINED_EVENTS,
     TOMBSTONE_SECONDS,
     CancelHandler,
-    InvalidEventIdError,
     ReaderTooSlowError,
     RunExpiredError,
     RunLimitError,
-    RunLogError,
     RunLogUnavailableError,
     RunRecord,
     UnknownRunError,
 )
-from smart_agent.runs.redis_dispatch import READER_BUFFER, Dispatcher, Entry, parse_entry
+from smart_agent.runs.redis_cancels import CancelRequests
+from smart_agent.runs.redis_dispatch import READER_BUFFER, Dispatcher
 from smart_agent.runs.redis_keys import RunKeys, as_str, decode, encode, parse_id, visible_text
+from smart_agent.runs.redis_pages import PAGE_SIZE, page_at, raise_missing
 
 if TYPE_CHECKING:
     from smart_agent.config import Settings
@@ -69,11 +68,10 @@ log = logging.getLogger("smart_agent.runs")
 DEFAULT_PREFIX = "smart-agent:"
 LEASE_SECONDS = 3.0
 """A producer unheard of for this long is lost; it refreshes its leases every third of it."""
-PAGE_SIZE = 500
-"""Events per XRANGE page when a reader replays."""
 POOL_SIZE = 64
 """Connections for commands; callers beyond wait for one (rather than fail) for up to POOL_WAIT."""
 POOL_WAIT = 20.0
+TOMBSTONE_MS = round(TOMBSTONE_SECONDS * 1000)
 
 
 class RedisRunLog:
@@ -116,8 +114,9 @@ class RedisRunLog:
             self._blocking, self._redis, f"{prefix}wake:{self._instance}", buffer=reader_buffer
         )
         self._producing: dict[str, str] = {}  # run id -> owner, for the runs this process produces
-        self._handlers: list[CancelHandler] = []
-        self._pubsub: PubSub | None = None
+        self._cancels = CancelRequests(
+            self._blocking, f"{prefix}cancel", self.description, lambda run_id: run_id in self._producing
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._start_lock = asyncio.Lock()
         self._monitor_started = False
@@ -154,19 +153,10 @@ class RedisRunLog:
             await self._start_producing()
             keys = self._keys(run_id)
             created = time.time()
-            known_ms = self._running_ttl_ms + round(TOMBSTONE_SECONDS * 1000)
+            ttls = (self._lease_ms, self._running_ttl_ms, self._running_ttl_ms + TOMBSTONE_MS)
             answer, running = await self._create(
                 keys=[keys.meta, keys.known, keys.lease, self._running_key(owner)],
-                args=[
-                    run_id,
-                    owner,
-                    max_running,
-                    self._lease_ms,
-                    self._running_ttl_ms,
-                    known_ms,
-                    created,
-                    self._instance,
-                ],
+                args=[run_id, owner, max_running, *ttls, created, self._instance],
             )
             if answer == b"limit":
                 raise RunLimitError(int(running), max_running)
@@ -204,15 +194,7 @@ class RedisRunLog:
                     return None
                 owner = as_str(raw)
             event_id = await self._finish(
-                keys=[
-                    keys.meta,
-                    keys.events,
-                    keys.text,
-                    keys.lease,
-                    keys.known,
-                    self._running_key(owner),
-                    keys.reasoning,
-                ],
+                keys=keys.all_with(self._running_key(owner)),
                 args=[
                     run_id,
                     kind,
@@ -221,7 +203,7 @@ class RedisRunLog:
                     json.dumps(usage or {}),
                     time.time(),
                     self._retention_ms,
-                    self._retention_ms + round(TOMBSTONE_SECONDS * 1000),
+                    self._retention_ms + TOMBSTONE_MS,
                     self._max_events,
                 ],
             )
@@ -240,7 +222,7 @@ class RedisRunLog:
                     pipe.exists(keys.known)
                     meta, text, reasoning, leased, known = await pipe.execute()
                 if not meta:
-                    self._raise_missing(run_id, bool(known))
+                    raise_missing(run_id, bool(known))
                 moved = meta.get(b"moved")
                 fields = {as_str(k): as_str(v) for k, v in meta.items()}
                 if fields["status"] == "running" and not leased and run_id not in self._producing:
@@ -262,7 +244,7 @@ class RedisRunLog:
     async def check_id(self, run_id: str, event_id: str) -> None:
         """InvalidEventIdError unless `event_id` is a stream id at or before the run's newest."""
         with self._reaching():
-            await self._page_at(self._keys(run_id), run_id, parse_id(event_id), "open", count=1)
+            await page_at(self._page, self._keys(run_id), run_id, parse_id(event_id), "open", count=1)
 
     async def read(self, run_id: str, after: str | None = None) -> AsyncGenerator[RunEvent, None]:
         """Events strictly after `after` (replayed with XRANGE), then live ones from the reader task."""
@@ -270,7 +252,7 @@ class RedisRunLog:
             cursor = parse_id(after)
             keys = self._keys(run_id)
             await self._start_monitor()
-            answer = await self._page_at(keys, run_id, cursor, "open")
+            answer = await page_at(self._page, keys, run_id, cursor, "open")
             status, cursor, snapshot, number, entries = answer
             if snapshot is not None:
                 yield RunEvent(SNAPSHOT, snapshot, cursor)
@@ -285,7 +267,7 @@ class RedisRunLog:
                         return
                 if len(entries) < PAGE_SIZE:
                     break
-                status, cursor, _, _, entries = await self._page_at(keys, run_id, cursor, "next")
+                status, cursor, _, _, entries = await page_at(self._page, keys, run_id, cursor, "next")
             if status != b"running":
                 return  # its terminal event came at or before `after`
             # Registered at the last replayed id before anything else runs: the reader task's next XREAD
@@ -313,17 +295,17 @@ class RedisRunLog:
                 pipe.exists(keys.known)
                 status, leased, known = await pipe.execute()
             if status is None:
-                self._raise_missing(run_id, bool(known))
+                raise_missing(run_id, bool(known))
             if status != b"running":
                 return
             if not leased:  # nobody produces it any more: end it as asked
                 await self.finish(run_id, ERROR, error_data(CANCELLED_CODE, "The run was cancelled."))
                 return
-            await self._redis.publish(self._cancel_channel, run_id)
+            await self._redis.publish(self._cancels.channel, run_id)
 
     def on_cancel_request(self, handler: CancelHandler) -> None:
         """Call `handler` with the id of each run of this process that some instance asked to cancel."""
-        self._handlers.append(handler)
+        self._cancels.on_request(handler)
 
     async def running(self, owner: str) -> int:
         """How many of `owner`'s runs are running (their producer's lease is alive)."""
@@ -341,39 +323,10 @@ class RedisRunLog:
         self._tasks.clear()
         await self._dispatcher.aclose()
         try:
-            if self._pubsub is not None:
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 8.1
+            await self._cancels.aclose()
         finally:
             await self._blocking.aclose()
             await self._redis.aclose()
-
-    @property
-    def _cancel_channel(self) -> str:
-        return f"{self._prefix}cancel"
-
-    @staticmethod
-    def _raise_missing(run_id: str, known: bool) -> None:
-        if known:
-            raise RunExpiredError(f"run {run_id!r} ended longer ago than its retention")
-        raise UnknownRunError(f"no run {run_id!r}")
-
-    async def _page_at(
-        self, keys: RunKeys, run_id: str, after: str, mode: str, count: int = PAGE_SIZE
-    ) -> tuple[bytes, str, dict[str, str] | None, int, list[Entry]]:
-        reply = await self._page(
-            keys=[keys.meta, keys.events, keys.text, keys.known, keys.reasoning], args=[after, count, mode]
-        )
-        answer = reply[0]
-        if answer == b"ok":
-            _, status, cursor, text, number, entries, thought = reply
-            snapshot = None if text is None else {"text": decode(text), "reasoning": decode(thought)}
-            return status, as_str(cursor), snapshot, int(number), [parse_entry(i, f) for i, f in entries]
-        if answer == b"slow":
-            raise ReaderTooSlowError("the reader fell behind the events kept")
-        if answer == b"invalid":
-            raise InvalidEventIdError(f"{after!r} is not an event id of run {run_id!r}")
-        self._raise_missing(run_id, answer == b"expired")
-        raise AssertionError("unreachable")
 
     async def _declare_lost(self, run_id: str) -> None:
         message = "The instance producing this run stopped; the text so far is kept."
@@ -383,25 +336,11 @@ class RedisRunLog:
     async def _start_producing(self) -> None:
         """Subscribe to cancel requests (confirmed before the first run exists) and keep leases."""
         async with self._start_lock:
-            if self._pubsub is not None:
+            if self._cancels.started:
                 return
-            pubsub = self._blocking.pubsub()
-            try:
-                await pubsub.subscribe(self._cancel_channel)
-                deadline = time.monotonic() + 5.0
-                while time.monotonic() < deadline:  # the confirmation: from now on no request is missed
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "subscribe":
-                        break
-                else:
-                    raise RunLogError(f"{self.description} did not confirm the cancel subscription")
-            except BaseException:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py 8.1
-                raise
-            self._pubsub = pubsub
-            loop = asyncio.get_running_loop()
-            self._tasks.append(loop.create_task(self._listen_for_cancels(pubsub), name="run cancels"))
-            self._tasks.append(loop.create_task(self._keep_leases(), name="run leases"))
+            self._tasks.append(await self._cancels.start())
+            task = asyncio.get_running_loop().create_task(self._keep_leases(), name="run leases")
+            self._tasks.append(task)
 
     async def _start_monitor(self) -> None:
         if not self._monitor_started:
@@ -409,26 +348,8 @@ class RedisRunLog:
             task = asyncio.get_running_loop().create_task(self._watch_producers(), name="run producers")
             self._tasks.append(task)
 
-    async def _listen_for_cancels(self, pubsub: PubSub) -> None:
-        while True:
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            except (RedisError, OSError) as exc:
-                log.warning("cancel requests from %s: %s", self.description, exc)
-                await asyncio.sleep(1.0)  # back off; redis-py resubscribes when it reconnects
-                continue
-            if message is None or message["type"] != "message":
-                continue
-            run_id = as_str(message["data"])
-            if run_id in self._producing:
-                for handler in list(self._handlers):
-                    try:
-                        handler(run_id)
-                    except Exception:  # one broken handler must not stop cancels for other runs
-                        log.exception("cancel handler failed for run %s", run_id)
-
     async def _keep_leases(self) -> None:
-        known_ms = self._running_ttl_ms + round(TOMBSTONE_SECONDS * 1000)
+        known_ms = self._running_ttl_ms + TOMBSTONE_MS
         while True:
             await asyncio.sleep(self._lease / 3)  # a timer, not synchronisation
             runs = list(self._producing.items())
@@ -437,17 +358,8 @@ class RedisRunLog:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for run_id, owner in runs:
-                        keys = self._keys(run_id)
                         await self._refresh(
-                            keys=[
-                                keys.meta,
-                                keys.events,
-                                keys.text,
-                                keys.lease,
-                                keys.known,
-                                self._running_key(owner),
-                                keys.reasoning,
-                            ],
+                            keys=self._keys(run_id).all_with(self._running_key(owner)),
                             args=[run_id, self._instance, self._lease_ms, self._running_ttl_ms, known_ms],
                             client=pipe,
                         )
