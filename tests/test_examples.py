@@ -85,10 +85,11 @@ def example_app(folder: Path, smooth: bool) -> Path:
 
 
 def peak_rate(times: list[float], window: float = 1.0) -> int:
-    """The most events that arrived within any `window` seconds."""
+    """The most events that arrived within any `window` seconds (a half-open window: events exactly
+    1/CAP apart make CAP per second)."""
     peak, start = 0, 0
     for end, at in enumerate(times):
-        while at - times[start] > window:
+        while at - times[start] >= window:
             start += 1
         peak = max(peak, end - start + 1)
     return peak
@@ -157,4 +158,4 @@ def test_example_when_not_wrapped_then_page_gets_one_event_per_token(
         times = rate_of(arrivals)
         # The first token travels in stream_start; the browser's count matches Playwright's.
         assert len(times) == chat.count("stream_token") == TOKENS - 1
-        assert peak_rate(times) > 5 * CAP, peak_rate(times)  # what the wrapped example must not see
+        assert peak_rate(times) > 2 * CAP, peak_rate(times)  # the page, not the model, sets this peak
