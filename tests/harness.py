@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from smart_agent.config import ENV_VARS, INTERNAL_ENV_VARS
+from smart_agent.config import ENV_VARS
 from smart_agent.llm.local_server import SERVER_MODULE, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def llama_servers() -> list[psutil.Process]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without smart-agent's variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k not in INTERNAL_ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env.update(extra)
     return env
 

@@ -67,8 +67,9 @@ def test_help_when_asked_then_shows_defaults_and_environment_variables() -> None
     for note in [
         "[default: 20; env SMART_AGENT_BATCH_SIZE]",
         "[env SMART_AGENT_STREAM_BATCHING=0]",
-        "[env SMART_AGENT_MODEL]",
-        "[env OPENAI_BASE_URL]",
+        "env SMART_AGENT_MODEL]",
+        "env OPENAI_BASE_URL]",
+        "[default: history.db in the data folder; env SMART_AGENT_DATABASE_URL, else DATABASE_URL]",
     ]:
         assert note in text
 

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from smart_agent.config import (
-    ENV_VARS,
-    INTERNAL_ENV_VARS,
-    ConfigError,
-    Settings,
-    apply_session_settings,
-    default_data_dir,
-    ensure_data_dir,
-    load_settings,
-    resolve_data_dir,
-)
+from smart_agent.config import ENV_VARS, ConfigError, Settings, load_settings
+from smart_agent.data_dir import default_data_dir, ensure_data_dir, resolve_data_dir
+from smart_agent.web.chat_settings import apply_session_settings
+from smart_agent.web.handoff import hand_over, handed_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,20 +27,41 @@ def test_env_example_when_loaded_as_dotenv_then_gives_the_defaults() -> None:
 
 
 def test_no_other_module_when_scanned_then_reads_os_environ() -> None:
-    readers = [
+    readers = sorted(
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / "smart_agent").rglob("*.py")
         if re.search(r"os\.environ|os\.getenv|getenv\(", path.read_text())
+    )
+    # The settings; what a child process inherits; the XDG folders; Chainlit's OAuth variables.
+    assert readers == [
+        "smart_agent/child_env.py",
+        "smart_agent/config.py",
+        "smart_agent/data_dir.py",
+        "smart_agent/oauth.py",
     ]
-    assert readers == ["smart_agent/config.py"]
 
 
-def test_embedded_when_the_launcher_hands_it_over_then_the_app_knows_despite_url_and_key() -> None:
+def test_embedded_when_the_launcher_hands_it_over_then_the_app_knows_despite_url_and_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     handed = Settings(base_url="http://127.0.0.1:5/v1", api_key="k", model="smollm2", embedded=True)
-    app = load_settings(environ=handed.to_env(), dotenv_path=None)
-    assert app.embedded and app.uses_embedded_model
-    remote = load_settings(environ=replace(handed, embedded=False).to_env(), dotenv_path=None)
-    assert not remote.uses_embedded_model
+    assert "SMART_AGENT_EMBEDDED" not in handed.to_env()  # no longer an environment round trip
+    monkeypatch.setattr("smart_agent.web.handoff._handed", [])
+    hand_over(handed)
+    app = handed_settings()
+    assert app is handed and app.embedded and app.uses_embedded_model
+    assert not handed.model_copy(update={"embedded": False}).uses_embedded_model
+
+
+def test_handed_settings_when_the_app_is_started_without_the_launcher_then_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("smart_agent.web.handoff._handed", [])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SMART_AGENT_BATCH_SIZE", "7")
+    monkeypatch.setenv("SMART_AGENT_EMBEDDED", "1")  # not a variable: only the launcher knows it
+    settings = handed_settings()
+    assert settings.batch_size == 7 and not settings.embedded
 
 
 def test_embedded_when_set_by_a_user_in_dotenv_or_as_a_flag_then_ignored_and_undocumented(
@@ -58,7 +71,6 @@ def test_embedded_when_set_by_a_user_in_dotenv_or_as_a_flag_then_ignored_and_und
     dotenv.write_text("SMART_AGENT_EMBEDDED=1\nOPENAI_API_KEY=k\n")
     assert not load_settings(environ={}, dotenv_path=dotenv).embedded
     assert not load_settings({"embedded": True}, environ={}, dotenv_path=None).embedded
-    assert INTERNAL_ENV_VARS == ("SMART_AGENT_EMBEDDED",)
     assert "SMART_AGENT_EMBEDDED" not in ENV_VARS
     assert "SMART_AGENT_EMBEDDED" not in (ROOT / ".env.example").read_text()
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 
-from smart_agent.config import OAUTH_PROVIDER_VARS, ConfigError, Settings, oauth_providers
+from smart_agent.config import ConfigError, Settings
 from smart_agent.history.login import AccountNames, SignInLimit, honoured, oauth_identifier
+from smart_agent.oauth import OAUTH_PROVIDER_VARS, oauth_providers
 from smart_agent.web.origins import check_exposure
 
 
@@ -83,7 +83,7 @@ def test_check_exposure_when_history_on_then_the_refusal_says_how_to_add_an_acco
         check_exposure("0.0.0.0", Settings(history=False))
     assert "users add" not in str(refused.value) and "history off" in str(refused.value)
     assert check_exposure("0.0.0.0", Settings(history=True), login=True) is None
-    opted_out = dataclasses.replace(Settings(), expose_without_login=True)
+    opted_out = Settings(expose_without_login=True)
     assert "WITHOUT authentication" in (check_exposure("0.0.0.0", opted_out) or "")
 
 

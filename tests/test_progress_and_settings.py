@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from smart_agent.agent.events import AgentEvent, ReplyDone, TextDelta
-from smart_agent.config import ConfigError, Settings, apply_session_settings, smoothness
+from smart_agent.config import ConfigError, Settings
 from smart_agent.streaming import BatchPolicy, SegmentedReply, TokenBatcher
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
+from smart_agent.web.chat_settings import apply_session_settings, smoothness
 from smart_agent.web.reply import deliver
 from tests.fakes import FakeClock, RecordingMessage
 

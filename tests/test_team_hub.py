@@ -15,7 +15,6 @@ from smart_agent.agent.events import ReplyDone, TextDelta, ToolCallFinished, Too
 from smart_agent.agent.tools import builtin_tools
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
-from smart_agent.team.definition import Member, TeamDefinition
 from smart_agent.team.events import (
     MemberFailed,
     MemberFinished,
@@ -27,6 +26,7 @@ from smart_agent.team.events import (
     TeamStatus,
 )
 from smart_agent.team.hub import TeamHub
+from smart_agent.team.members import Member, TeamDefinition
 from tests.scripted_server import MODEL_ID, ScriptedServer, Span, member_tokens, serve
 
 NAMES = ("alpha", "beta", "gamma")

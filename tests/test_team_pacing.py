@@ -17,9 +17,9 @@ from smart_agent.agent.events import AgentEvent, ReplyDone, TextDelta
 from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
 from smart_agent.streaming import BatchPolicy, Pacer, TokenBatcher
-from smart_agent.team.definition import Member, TeamDefinition
 from smart_agent.team.events import MemberFailed, MemberFinished, MemberText, TeamEvent, TeamStatus
 from smart_agent.team.hub import TeamHub
+from smart_agent.team.members import Member, TeamDefinition
 from tests.fakes import FakeClock
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from smart_agent.config import ConfigError, Settings, load_settings
 from smart_agent.team.default import DEFAULT_TEAM
-from smart_agent.team.definition import Member, TeamConfigError, concurrency, load_team, team_for
+from smart_agent.team.definition import TeamConfigError, concurrency, load_team, team_for
+from smart_agent.team.members import Member
 from tests.test_cli import invoke, launched  # noqa: F401 -- the fixture is used by name
 
 GOOD = """
@@ -111,7 +112,7 @@ def test_chainlit_when_profile_and_team_flags_then_reach_settings(
 
 
 def test_session_settings_when_team_values_given_then_applied_and_bad_ones_refused() -> None:
-    from smart_agent.config import apply_session_settings
+    from smart_agent.web.chat_settings import apply_session_settings
 
     base = Settings()
     changed = apply_session_settings(base, {"team_stream_live": False, "team_concurrency": 2.0})
@@ -121,7 +122,7 @@ def test_session_settings_when_team_values_given_then_applied_and_bad_ones_refus
 
 
 def test_session_settings_when_team_concurrency_emptied_then_back_to_all_members() -> None:
-    from smart_agent.config import apply_session_settings
+    from smart_agent.web.chat_settings import apply_session_settings
 
     two = apply_session_settings(Settings(), {"team_concurrency": 2.0})
     assert apply_session_settings(two, {"team_concurrency": None}).team_concurrency is None

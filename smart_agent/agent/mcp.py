@@ -19,8 +19,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
 from smart_agent.agent.tools import Tool
-from smart_agent.config import parse_http_url, redact_url_secrets
 from smart_agent.errors import SmartAgentError
+from smart_agent.urls import parse_http_url, redact_url_secrets
 
 log = logging.getLogger("smart_agent.mcp")
 CONNECT_TIMEOUT = 30.0

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from smart_agent.config import child_environment
+from smart_agent.child_env import child_environment
 
 DEFAULT_MAX_WORKERS = 2
 WORKER_MEMORY_BYTES = 1 << 30  # a worker's address-space limit: MemoryError beyond it

@@ -18,7 +18,8 @@ from smart_agent.api.routes import (
     unknown_api_route,
 )
 from smart_agent.api.turns import Turns
-from smart_agent.config import Settings, resolve_data_dir
+from smart_agent.config import Settings
+from smart_agent.data_dir import resolve_data_dir
 from smart_agent.runs.log import RunLog, RunLogUnavailableError
 from smart_agent.runs.manager import RunManager
 from smart_agent.runs.memory import MemoryRunLog

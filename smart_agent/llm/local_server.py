@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from smart_agent.config import child_environment
+from smart_agent.child_env import child_environment
 from smart_agent.errors import LocalModelError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS
 from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smart_agent.team.definition import Member, TeamDefinition
+from smart_agent.team.members import Member, TeamDefinition
 
 _SHARED = (
     " You are one of several specialists who each look at the user's latest message at the same "

@@ -1,14 +1,15 @@
-"""A team's definition: its members and its synthesiser, built in or read from a TOML file."""
+"""The team file (TOML) read and checked, the team a chat uses, and how many members work at once."""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smart_agent.config import ConfigError, Settings
+from smart_agent.team.default import DEFAULT_TEAM
+from smart_agent.team.members import Member, TeamDefinition
 
 MAX_MEMBERS = 16
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,39}")
@@ -16,24 +17,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]{0,39}")
 
 class TeamConfigError(ConfigError):
     """The team file cannot be used; the message names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class Member:
-    """One agent of the team: its name, system prompt and, optionally, its own model."""
-
-    name: str
-    prompt: str
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class TeamDefinition:
-    """The members, who work on every message, and the synthesiser, who writes the answer."""
-
-    members: tuple[Member, ...]
-    synthesiser_prompt: str
-    synthesiser_model: str | None = None
 
 
 def _text(table: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
@@ -109,8 +92,6 @@ def team_for(settings: Settings) -> TeamDefinition:
     """The team these settings name: the file's, else the built-in one."""
     if settings.team_config:
         return load_team(settings.team_config)
-    from smart_agent.team.default import DEFAULT_TEAM
-
     return DEFAULT_TEAM
 
 

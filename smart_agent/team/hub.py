@@ -25,7 +25,6 @@ from smart_agent.agent.tools import ToolRegistry
 from smart_agent.config import Settings
 from smart_agent.llm.context import context_size, prompt_budget
 from smart_agent.streaming.clock import Clock, MonotonicClock
-from smart_agent.team.definition import Member, TeamDefinition
 from smart_agent.team.events import (
     MemberFailed,
     MemberFinished,
@@ -38,6 +37,7 @@ from smart_agent.team.events import (
     TeamEvent,
     TeamStatus,
 )
+from smart_agent.team.members import Member, TeamDefinition
 from smart_agent.team.synthesis import synthesis_messages
 
 log = logging.getLogger("smart_agent.team")

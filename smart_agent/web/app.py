@@ -20,7 +20,7 @@ from smart_agent.agent.tools import Tool, ToolRegistry, builtin_tools
 from smart_agent.agent.workers import shared_workers
 from smart_agent.attachments.content import room_for_files, user_content
 from smart_agent.attachments.files import Attachment, Limits
-from smart_agent.config import ConfigError, Settings, apply_session_settings, load_settings
+from smart_agent.config import ConfigError, Settings
 from smart_agent.errors import ModelError
 from smart_agent.history.conversation import MODEL_TEXT_KEY, model_messages
 from smart_agent.history.reopen import join_segments
@@ -41,6 +41,8 @@ from smart_agent.web import (
     pacing,
     resync,
 )
+from smart_agent.web.chat_settings import apply_session_settings
+from smart_agent.web.handoff import handed_settings
 from smart_agent.web.history import LiveConversation, forget_refused, shown_only
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
@@ -54,7 +56,7 @@ from smart_agent.web.ui import (
 )
 
 log = logging.getLogger("smart_agent.app")
-SETTINGS: Settings = load_settings()
+SETTINGS: Settings = handed_settings()  # the launcher's, parsed once (web/handoff.py)
 if SETTINGS.debug:
     logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("smart_agent").setLevel(logging.DEBUG)

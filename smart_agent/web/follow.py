@@ -14,7 +14,6 @@ button cancels it, and the cancel reaches the turn through the log.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -152,7 +151,7 @@ async def _follow(session: WebsocketSession, follow: Follow) -> None:
         with shown_only():
             try:
                 # The replay's own meter would count the log's batches as tokens: no stats line.
-                shown = dataclasses.replace(settings, show_stats=False)
+                shown = settings.model_copy(update={"show_stats": False})
                 await present_turn(events, shown, model=model)
             except RunLogError as exc:  # the log lost the run; the stored thread still gets all of it
                 log.warning("stopped following run %s: %s", follow.run_id, exc)

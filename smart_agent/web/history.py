@@ -26,13 +26,14 @@ from chainlit.step import StepDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smart_agent.attachments.files import AttachmentError, Limits, read_attachment
-from smart_agent.config import Settings, oauth_providers
+from smart_agent.config import Settings
 from smart_agent.history.accounts import Accounts
 from smart_agent.history.data_layer import HistoryDataLayer
 from smart_agent.history.engine import create_engine
 from smart_agent.history.migrate import open_migrated
 from smart_agent.history.secret import jwt_secret
 from smart_agent.history.urls import history_path
+from smart_agent.oauth import oauth_providers
 from smart_agent.web import login
 from smart_agent.web.ui import STATS_AUTHOR
 

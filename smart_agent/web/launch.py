@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +10,13 @@ from pathlib import Path
 import typer
 
 from smart_agent.agent.workers import close_shared_workers
-from smart_agent.config import ConfigError, Settings, export, resolve_data_dir
+from smart_agent.config import ConfigError, Settings, export
+from smart_agent.data_dir import resolve_data_dir
 from smart_agent.errors import HistoryError, ListenError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
 from smart_agent.web import chainlit_logs, security
 from smart_agent.web.chainlit_root import run_root
+from smart_agent.web.handoff import hand_over
 from smart_agent.web.origins import app_origins, check_exposure, is_loopback
 from smart_agent.web.port import check_port
 
@@ -29,7 +30,7 @@ def _backend(settings: Settings) -> Iterator[Settings]:
             f"smart-agent: model {settings.model or '(server default)'} "
             f"at {redact_url(settings.base_url) if settings.base_url else 'https://api.openai.com/v1'}"
         )
-        yield dataclasses.replace(settings, embedded=False)  # whatever the environment claimed
+        yield settings.model_copy(update={"embedded": False})
         return
     from smart_agent.llm.context import EMBEDDED_CONTEXT_TOKENS
     from smart_agent.llm.local_server import bundled_model_path, local_model_server
@@ -45,13 +46,14 @@ def _backend(settings: Settings) -> Iterator[Settings]:
         # Only this process knows the key: the server refuses every other local client. The app
         # fits each request to the context a slot of the server really has, and knows from
         # `embedded` that the URL and key are the embedded model's, not a remote backend's.
-        yield dataclasses.replace(
-            settings,
-            base_url=server.url,
-            api_key=server.api_key,
-            model=EMBEDDED_MODEL_ALIAS,
-            context_tokens=n_ctx,
-            embedded=True,
+        yield settings.model_copy(
+            update={
+                "base_url": server.url,
+                "api_key": server.api_key,
+                "model": EMBEDDED_MODEL_ALIAS,
+                "context_tokens": n_ctx,
+                "embedded": True,
+            }
         )
 
 
@@ -66,7 +68,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             effective = resources.enter_context(_backend(settings))
             data_dir = resolve_data_dir(settings)
             app_root = resources.enter_context(run_root(data_dir))
-            effective = dataclasses.replace(effective, data_dir=data_dir)
+            effective = effective.model_copy(update={"data_dir": data_dir})
             export(
                 effective,
                 {"CHAINLIT_HOST": host, "CHAINLIT_PORT": str(port), "CHAINLIT_APP_ROOT": str(app_root)},
@@ -81,7 +83,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                     # Never the local user on the network: no login means no history, as before it.
                     warning = check_exposure(host, effective)  # ConfigError unless --expose-without-login
                     typer.echo(f"{warning}; chat history is off (it needs a login)", err=True)
-                    effective = dataclasses.replace(effective, history=False)
+                    effective = effective.model_copy(update={"history": False})
                     export(effective)
             import chainlit as cl
             from chainlit.cli import run_chainlit
@@ -122,6 +124,8 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
                     f"smart-agent: answering only at {', '.join(origins)} "
                     "(add others with SMART_AGENT_ALLOWED_ORIGINS)"
                 )
+            # The app, loaded by Chainlit in this process, takes these: parsed once, nothing lost.
+            hand_over(effective)
             run_chainlit(str(APP_PATH))
     except ConfigError as exc:
         typer.echo(f"Error: {exc}", err=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from smart_agent.config import DEFAULT_PORTS, ConfigError, Settings, parse_origin
+from smart_agent.config import ConfigError, Settings
+from smart_agent.urls import DEFAULT_PORTS, parse_origin
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _WILDCARDS = {"0.0.0.0", "::", ""}

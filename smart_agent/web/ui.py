@@ -14,7 +14,7 @@ from chainlit.input_widget import NumberInput, Select, Switch, Tab, TextInput
 
 from smart_agent import metrics
 from smart_agent.agent.events import AgentEvent
-from smart_agent.config import REASONING_EFFORTS, SESSION_SETTINGS, SMOOTHNESS, Settings, smoothness
+from smart_agent.config import REASONING_EFFORTS, Settings
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
@@ -23,6 +23,7 @@ from smart_agent.streaming.pacer import Pacer
 from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
 from smart_agent.streaming.render_control import RenderControl
 from smart_agent.web import pacing, shutdown
+from smart_agent.web.chat_settings import SESSION_SETTINGS, SMOOTHNESS, smoothness
 from smart_agent.web.reply import ReplyOutcome, ServerUsage, ToolStep, TurnViews, deliver
 from smart_agent.web.resync import Turn, start_turn
 from smart_agent.web.thinking import ThinkingSteps
