@@ -119,3 +119,22 @@ def allowed(info: FieldInfo) -> str:
     else:
         text = f"number {'>=' if inclusive else '>'} {low:g}"
     return f"{text}, or empty" if optional and kind is not str else text
+
+
+def default_text(info: FieldInfo) -> str | None:
+    """The default as the help and the reference show it; None when it goes without saying."""
+    spec = source(info)
+    if spec.default_text is not None:
+        return spec.default_text
+    value = info.default
+    if value is None or value == () or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return f"{value:g}"
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def variables(info: FieldInfo) -> str:
+    """The variable(s) a setting is read from, as the help names them."""
+    spec = source(info)
+    return f"{spec.env}, else {spec.fallback_env}" if spec.fallback_env else str(spec.env)

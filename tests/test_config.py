@@ -64,6 +64,19 @@ def test_handed_settings_when_the_app_is_started_without_the_launcher_then_read_
     assert settings.batch_size == 7 and not settings.embedded
 
 
+def test_precedence_when_every_source_sets_some_then_flag_beats_environment_beats_dotenv_beats_default(
+    tmp_path: Path,
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "SMART_AGENT_BATCH_SIZE=3\nSMART_AGENT_FLUSH_INTERVAL=0.3\nSMART_AGENT_SEGMENT_CHARS=30\n"
+    )
+    environ = {"SMART_AGENT_BATCH_SIZE": "2", "SMART_AGENT_FLUSH_INTERVAL": "0.2"}
+    settings = load_settings({"batch_size": "1"}, environ=environ, dotenv_path=dotenv)
+    assert (settings.batch_size, settings.flush_interval, settings.segment_chars) == (1, 0.2, 30)
+    assert settings.max_events_per_second == Settings().max_events_per_second == 20.0  # the default
+
+
 def test_embedded_when_set_by_a_user_in_dotenv_or_as_a_flag_then_ignored_and_undocumented(
     tmp_path: Path,
 ) -> None:

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from pydantic.fields import FieldInfo
 
 from smart_agent.config import MAX_ASK_RETRIES, ConfigError, Settings
-from smart_agent.setting import source, value_type
+from smart_agent.setting import default_text, source, value_type, variables
 from smart_agent.values import int_parser
 
 Command = Callable[..., None]
@@ -21,25 +20,6 @@ def fail(exc: Exception) -> typer.Exit:
     """Print `exc` as one line and give the exit for a bad value (2)."""
     typer.echo(f"Error: {exc}", err=True)
     return typer.Exit(code=2)
-
-
-def default_text(info: FieldInfo) -> str | None:
-    """The default as the help and the reference show it; None when it goes without saying."""
-    spec = source(info)
-    if spec.default_text is not None:
-        return spec.default_text
-    value = info.default
-    if value is None or value == () or isinstance(value, bool):
-        return None
-    if isinstance(value, float):
-        return f"{value:g}"
-    return ",".join(value) if isinstance(value, tuple) else str(value)
-
-
-def variables(info: FieldInfo) -> str:
-    """The variable(s) a setting is read from, as the help names them."""
-    spec = source(info)
-    return f"{spec.env}, else {spec.fallback_env}" if spec.fallback_env else str(spec.env)
 
 
 def help_text(name: str) -> str:
