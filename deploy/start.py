@@ -28,7 +28,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from smart_agent.config import ConfigError, load_settings, parse_origin, parse_port
+from smart_agent.cli.options import parse_port
+from smart_agent.config import ConfigError, load_settings
+from smart_agent.urls import parse_origin
 from smart_agent.web.origins import is_loopback
 
 TEMPLATE = Path(__file__).with_name("haproxy.cfg")
