@@ -6,7 +6,8 @@ import asyncio
 
 import nest_asyncio
 
-from smart_agent.web.event_loop import install
+from smart_agent.web.chainlit_patches import patch_loop_class
+from smart_agent.web.event_loop import drop_cancelled_timers
 
 
 def _cancelled_timers_left(patch: bool) -> int:
@@ -17,7 +18,7 @@ def _cancelled_timers_left(patch: bool) -> int:
     try:
         nest_asyncio.apply(loop)
         if patch:
-            install(loop)
+            assert patch_loop_class(Loop, drop_cancelled_timers)
 
         async def wait_like_engineio() -> None:
             # a live timer due first (a session's ping) keeps the cancelled ones off the heap's top
@@ -47,7 +48,7 @@ def test_install_when_loop_not_patched_then_leaves_it_alone() -> None:
     loop = asyncio.new_event_loop()
     try:
         before = type(loop)._run_once  # type: ignore[attr-defined]
-        install(loop)
+        assert not patch_loop_class(type(loop), drop_cancelled_timers)
         assert type(loop)._run_once is before  # type: ignore[attr-defined]
     finally:
         loop.close()

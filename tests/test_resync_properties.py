@@ -2,10 +2,10 @@
 with exactly the turn it would show had nothing dropped.
 
 The real pieces run: Chainlit 2.12's session, messages, steps, emitter and socket handlers
-(wrapped by `resync.install`), the app's `present_turn` with SegmentedReply and the batching
-wrapper. Only the transport is a model: each socket delivers the events emitted to it, in
-order, to a model of the page while it is up, and loses them once it is down (the server may
-not know yet). The page model applies events as Chainlit 2.12's frontend does
+(wrapped by `chainlit_patches.install`, as web/app.py does), the app's `present_turn` with
+SegmentedReply and the batching wrapper. Only the transport is a model: each socket delivers
+the events emitted to it, in order, to a model of the page while it is up, and loses them once
+it is down (the server may not know yet). The page model applies events as Chainlit 2.12's frontend does
 (`chainlit/frontend/dist`: addMessage, updateMessageById, updateMessageContentById, deleteMessageById).
 """
 
@@ -28,9 +28,17 @@ from hypothesis import strategies as st
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.config import Settings
-from smart_agent.web import resync
+from smart_agent.web import chainlit_patches, event_loop, follow, lifetime, resync
 from smart_agent.web.ui import present_turn
 from tests.fakes import FakeClock
+
+APP_HOOKS = chainlit_patches.Hooks(  # web/app.py's
+    restored=resync.session_restored,
+    reconnected=resync.resend_turn,
+    handshake_over=follow.start_pending,
+    session_deleted=lifetime.session_ended,
+    loop_step=event_loop.drop_cancelled_timers,
+)
 
 USER_ID = "user-message"
 
@@ -215,7 +223,7 @@ async def _agent_events(scenario: Scenario) -> AsyncIterator[AgentEvent]:
 
 async def _run(scenario: Scenario, with_network: bool) -> Page:
     """Play the turn (and, if asked, the network's drops and reconnects); the page at the end."""
-    resync.install()
+    chainlit_patches.install(APP_HOOKS)
     handlers = sio.handlers["/"]
     rng = random.Random(scenario.seed)
     page = Page()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
+from starlette.routing import BaseRoute
 
 from smart_agent import metrics
 from smart_agent.api.access import Access
@@ -44,8 +46,14 @@ def shared_run_log() -> RunLog | None:
     return _shared[-1] if _shared else None
 
 
-def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
-    """Add the API's routes (and /metrics) to Chainlit's app, ahead of its catch-all page route."""
+def install(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    loopback: bool,
+    routes_first: Callable[[FastAPI, list[BaseRoute]], None],
+) -> Api:
+    """Add the API's routes (and /metrics) to Chainlit's app, ahead of its page route (`routes_first`)."""
     manager = RunManager(
         run_log(settings), policy_for(settings), on_end=_count_end, on_start=metrics.run_started
     )
@@ -53,9 +61,7 @@ def install(app: FastAPI, settings: Settings, *, loopback: bool) -> Api:
     keys = KeyStore(resolve_data_dir(settings) / KEYS_FILE)
     api = Api(settings, manager, Turns(settings), Access(keys, loopback))
     router = build_router(api)
-    # Chainlit 2.12 ends its routes with GET /{full_path:path}, which serves the page for any path:
-    # routes added after it would never be reached, so the API's go first.
-    app.router.routes[:0] = [*router.routes, metrics_route(api), unknown_api_route()]
+    routes_first(app, [*router.routes, metrics_route(api), unknown_api_route()])
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
 

@@ -23,6 +23,7 @@ def queued(method: F) -> F:
     """Chainlit's `queue_until_user_message` (data/utils.py, 2.12), which an override does not inherit.
 
     Outside any Chainlit context (scripts, tests, benchmarks) the call runs at once instead of raising.
+    Not public: web/chainlit_patches.py checks it at start-up (imported here, as history is below web).
     """
     chainlit_queued = queue_until_user_message()(method)  # type: ignore[no-untyped-call]
 

@@ -32,6 +32,7 @@ from smart_agent.runs.chat import ChatRuns, chat_owner, chat_run_id
 from smart_agent.streaming.batcher import policy_for
 from smart_agent.web import (
     attachments,
+    chainlit_patches,
     event_loop,
     follow,
     heap,
@@ -62,11 +63,19 @@ if SETTINGS.debug:
     logging.getLogger("smart_agent").setLevel(logging.DEBUG)
 
 
-resync.install()
+# Chainlit 2.12 has no hook for these: the one place its internals are changed (checked there).
+chainlit_patches.install(
+    chainlit_patches.Hooks(
+        restored=resync.session_restored,
+        reconnected=resync.resend_turn,
+        handshake_over=follow.start_pending,  # a no-op unless on_chat_resume found a reply to follow
+        session_deleted=lifetime.session_ended,
+        loop_step=event_loop.drop_cancelled_timers,
+    )
+)
 ATTACHMENT_LIMITS = Limits.from_settings(SETTINGS)
 attachments.configure(ATTACHMENT_LIMITS)
 attachments.harden_session_files(_chainlit_app)
-lifetime.install()
 CHAT_RUNS: ChatRuns | None = None  # with history on: every turn is also a run, for a reloaded page
 if SETTINGS.history and SETTINGS.data_dir is not None:
     from chainlit.config import config as _chainlit_config
@@ -77,7 +86,6 @@ if SETTINGS.history and SETTINGS.data_dir is not None:
     attachments.install(_chainlit_app)
     if (_run_log := shared_run_log()) is not None:
         CHAT_RUNS = ChatRuns(_run_log, policy_for(SETTINGS))
-        follow.install()
 
 
 @cl.on_app_startup
@@ -86,7 +94,6 @@ def on_app_startup() -> None:
     heap small under many sessions (issue 14)."""
     heap.freeze_startup_heap()
     heap.collect_young_less_often()
-    event_loop.install(asyncio.get_running_loop())
     _background.add(asyncio.get_running_loop().create_task(_check_configured_model()))
 
 

@@ -7,18 +7,17 @@ Chainlit 2.12 internals touched here:
   `upload_file` (server.py), which checks the browser's claimed type and the size only.
 - An uploaded file lives in the session's `.files/` folder under a generated name until the session
   ends (session.py `persist_file`); the message's elements carry that `path`.
-- Chainlit ends its routes with GET /{full_path:path}: our route goes before it.
+- Chainlit ends its routes with GET /{full_path:path}: our route goes before it
+  (`chainlit_patches.routes_first`).
 - GET /project/file/{file_id} (server.py `get_file`) serves a session's upload with the type the browser
   claimed for it (an HTML file as text/html, in the app's origin): `harden_session_files` wraps that
-  route so it answers only inert types, with nosniff and a sandboxing CSP.
+  route (`chainlit_patches.wrap_route`) so it answers only inert types, with nosniff and a sandboxing CSP.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import chainlit as cl
 from chainlit.data import get_data_layer
@@ -27,13 +26,13 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smart_agent.attachments.content import data_url
 from smart_agent.attachments.files import Attachment, AttachmentError, Limits, read_attachment
 from smart_agent.history.actor import current_actor
 from smart_agent.history.data_layer import ATTACHMENT_URL, HistoryDataLayer
+from smart_agent.web import chainlit_patches
 
 # Served back inert: nothing a user uploaded runs in the page (an HTML or SVG file is text/plain,
 # the browser may not sniff another type, and the CSP sandbox forbids script even if it did).
@@ -44,7 +43,6 @@ _INERT_HEADERS = {
 }
 _SERVED_TYPES = {"image/png": "image/png", "text/plain": "text/plain; charset=utf-8"}
 _INERT_IMAGES = (b"image/png", b"image/jpeg", b"image/gif", b"image/webp")
-SESSION_FILE_PATH = "/project/file/{file_id}"
 
 
 def configure(limits: Limits) -> None:
@@ -132,26 +130,12 @@ class _Inert:
         await self.app(scope, receive, inert_send)
 
 
-def _routes(routes: list[Any]) -> Iterator[Any]:
-    for route in routes:
-        yield route
-        inner = getattr(route, "original_router", None)  # FastAPI's included router keeps its own
-        if inner is not None:
-            yield from _routes(inner.routes)
-
-
 def harden_session_files(app: FastAPI) -> None:
-    """Serve Chainlit's session-file route through `_Inert`, ahead of it; fail loudly if it has moved."""
-    for route in _routes(app.router.routes):
-        if isinstance(route, APIRoute) and route.path == SESSION_FILE_PATH and "GET" in (route.methods or ()):
-            # The same endpoint (its login and session checks) behind a route that runs first.
-            app.router.routes[:0] = [Route(SESSION_FILE_PATH, _Inert(route.app), methods=["GET"])]
-            return
-    raise RuntimeError(f"Chainlit has no GET {SESSION_FILE_PATH} route to harden (Chainlit 2.12 had one)")
+    """Serve Chainlit's session-file route through `_Inert` (its login and session checks kept)."""
+    chainlit_patches.wrap_route(app, chainlit_patches.SESSION_FILE_PATH, _Inert)
 
 
 def install(app: FastAPI) -> None:
     """Serve stored attachments at ATTACHMENT_URL, ahead of Chainlit's catch-all page route."""
     path = ATTACHMENT_URL.replace("{id}", "{element_id}")
-    route: Any = APIRoute(path, _serve, methods=["GET"])
-    app.router.routes[:0] = [route]
+    chainlit_patches.routes_first(app, [APIRoute(path, _serve, methods=["GET"])])

@@ -6,14 +6,13 @@ its session.py runs a nested `run_until_complete`). nest_asyncio 1.6 replaces th
 are over half of it: they stay until their deadline. engineio waits for each outgoing packet with a
 ~60 s `wait_for` that is cancelled when the packet comes, so at 100 chat sessions the heap held 100,000+
 cancelled timers (each with a copy of the context), and every full garbage collection walked them:
-pauses of 100 to 300 ms (issue 14). `install()` puts asyncio's purge back in front of the patched method.
+pauses of 100 to 300 ms (issue 14). web/chainlit_patches.py puts this module's purge back in front of
+the patched method.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
-from collections.abc import Callable
 from typing import Any
 
 # asyncio.base_events' own thresholds: purge when over 100 timers and over half of them cancelled
@@ -36,18 +35,3 @@ def drop_cancelled_timers(loop: Any) -> None:
     heapq.heapify(live)
     loop._scheduled = live
     loop._timer_cancelled_count = 0
-
-
-def install(loop: asyncio.AbstractEventLoop) -> None:
-    """Make `loop`'s class purge cancelled timers again, if nest_asyncio patched it (once per class)."""
-    cls = type(loop)
-    run_once: Callable[[Any], None] = cls._run_once  # type: ignore[attr-defined]
-    if not getattr(cls, "_nest_patched", False) or getattr(run_once, "_smart_agent", False):
-        return
-
-    def _run_once(self: Any) -> None:
-        drop_cancelled_timers(self)
-        run_once(self)
-
-    _run_once._smart_agent = True  # type: ignore[attr-defined]
-    cls._run_once = _run_once  # type: ignore[attr-defined]

@@ -5,10 +5,11 @@ producing (and storing) the turn. If the thread's last turn is a run still in th
 rows are left out of what the page is sent, and the run is replayed from its first event to its
 terminal one by the page presenter, shown but not stored (the old session stores the real rows).
 
-Touches Chainlit 2.12's `connection_successful` socket handler (socket.py): it emits `resume_thread`
-after `on_chat_resume` returns, and the page replaces its messages with that thread, so the replay
-may start only once the handshake is over. It runs as the session's current task, so the stop
-button cancels it, and the cancel reaches the turn through the log.
+Chainlit 2.12's `connection_successful` socket handler (socket.py) emits `resume_thread` after
+`on_chat_resume` returns, and the page replaces its messages with that thread, so the replay may
+start only once the handshake is over: web/chainlit_patches.py calls `start_pending` then. It runs
+as the session's current task, so the stop button cancels it, and the cancel reaches the turn
+through the log.
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from typing import Any
 import chainlit as cl
 from chainlit.context import init_ws_context
 from chainlit.data import get_data_layer
-from chainlit.server import sio
 from chainlit.session import WebsocketSession
 from chainlit.step import StepDict
 from chainlit.types import ThreadDict
-from chainlit.user_session import user_sessions
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.config import Settings
@@ -37,7 +36,7 @@ from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY, model_messages
 from smart_agent.runs.chat import chat_run_id, live_run, replay
 from smart_agent.runs.events import PRODUCER_LOST
 from smart_agent.runs.log import RunLog, RunLogError
-from smart_agent.web import resync
+from smart_agent.web import chainlit_patches, resync
 from smart_agent.web.history import LiveConversation, shown_only
 from smart_agent.web.ui import present_turn
 
@@ -207,24 +206,7 @@ async def _stop(follow: Follow) -> None:
 
 def start_pending(session: WebsocketSession) -> None:
     """Start following the turn `on_chat_resume` found for this session, as its current task."""
-    follow = user_sessions.get(session.id, {}).get(FOLLOW_KEY)
+    follow = chainlit_patches.session_values(session.id).get(FOLLOW_KEY)
     if isinstance(follow, Follow) and follow.task is None:
         follow.task = asyncio.get_running_loop().create_task(_follow(session, follow), name="follow")
         session.current_task = follow.task
-
-
-def install() -> None:
-    """Start a pending follow right after Chainlit's resume handshake (once per process)."""
-    handlers = sio.handlers.setdefault("/", {})
-    handshake = handlers.get("connection_successful")
-    if handshake is None or getattr(handshake, "_smart_agent_follow", False):
-        return
-
-    async def connection_successful(sid: str) -> None:
-        await handshake(sid)  # resume_thread is on its way to the page once this returns
-        session = WebsocketSession.get(sid)
-        if session is not None:
-            start_pending(session)
-
-    connection_successful._smart_agent_follow = True  # type: ignore[attr-defined]
-    handlers["connection_successful"] = connection_successful

@@ -14,7 +14,8 @@ from smart_agent.config import ConfigError, Settings, export
 from smart_agent.data_dir import resolve_data_dir
 from smart_agent.errors import HistoryError, ListenError, LocalModelError, SecretFileError
 from smart_agent.llm.client import EMBEDDED_MODEL_ALIAS, redact_url
-from smart_agent.web import chainlit_logs, security
+from smart_agent.web import chainlit_logs, chainlit_patches, security
+from smart_agent.web.chainlit_patches import ChainlitPatchError
 from smart_agent.web.chainlit_root import run_root
 from smart_agent.web.handoff import hand_over
 from smart_agent.web.origins import app_origins, check_exposure, is_loopback
@@ -63,6 +64,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     if "chainlit.config" in sys.modules:
         raise RuntimeError("chainlit was imported before smart-agent could set its app root")
     try:
+        chainlit_patches.check_version()  # before anything starts; app.py installs the patches
         check_port(host, port)  # before the embedded model starts and the URL is announced
         with contextlib.ExitStack() as resources:
             effective = resources.enter_context(_backend(settings))
@@ -104,7 +106,9 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
             )
             security.install(app, sio, origins, limits)
             chainlit_logs.install()
-            api = mount_api(app, effective, loopback=is_loopback(host))
+            api = mount_api(
+                app, effective, loopback=is_loopback(host), routes_first=chainlit_patches.routes_first
+            )
 
             async def shutdown() -> None:
                 try:
@@ -130,7 +134,7 @@ def launch(settings: Settings, *, host: str, port: int, headless: bool) -> None:
     except ConfigError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    except (ListenError, LocalModelError, HistoryError, SecretFileError) as exc:
+    except (ListenError, LocalModelError, HistoryError, SecretFileError, ChainlitPatchError) as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:

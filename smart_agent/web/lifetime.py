@@ -5,16 +5,14 @@ including a network blip after which the client reconnects and Chainlit restores
 (`restore_existing_session` gives it the new socket id). The session itself ends in
 `WebsocketSession.delete()`: at once when the user starts a new chat (`clear_session`), or
 `project.session_timeout` seconds after a disconnect that no reconnect followed. Chainlit has no
-hook there, so `install()` wraps that one method (as it already closes Chainlit's own MCP sessions).
+hook there, so web/chainlit_patches.py wraps that one method (where Chainlit closes its own MCP
+sessions) to call `session_ended`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import cast
-
-from chainlit.session import WebsocketSession
 
 log = logging.getLogger("smart_agent.lifetime")
 Release = Callable[[], Awaitable[None]]
@@ -33,19 +31,3 @@ async def session_ended(session_id: str) -> None:
             await release()
         except Exception:  # one failing release must not keep the others from running
             log.exception("releasing a resource of session %s failed", session_id)
-
-
-def install() -> None:
-    """Make Chainlit's session deletion run the registered releases (once per process)."""
-    original = cast(Callable[[WebsocketSession], Awaitable[None]], WebsocketSession.delete)
-    if getattr(original, "_smart_agent", False):
-        return
-
-    async def delete(self: WebsocketSession) -> None:
-        try:
-            await original(self)
-        finally:
-            await session_ended(self.id)
-
-    delete._smart_agent = True  # type: ignore[attr-defined]
-    WebsocketSession.delete = delete  # type: ignore[method-assign]

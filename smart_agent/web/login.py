@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import chainlit as cl
-from chainlit.auth.cookie import _auth_cookie_name, get_token_from_cookies
+from chainlit.auth.cookie import get_token_from_cookies
 from chainlit.auth.jwt import decode_jwt
 from chainlit.config import config
 from chainlit.data import get_data_layer
@@ -49,6 +49,7 @@ from smart_agent.history.login import (
     honoured,
     oauth_identifier,
 )
+from smart_agent.web import chainlit_patches
 from smart_agent.web.sign_in_limit import SignInLimitMiddleware
 
 _SHARE_ROUTES = re.compile(r"^/project/(share/[^/]+|thread/share)/?$")
@@ -207,10 +208,11 @@ def _without_token(scope: Scope, source: str) -> Scope:
 
 
 def _other_cookies(parts: Iterable[str]) -> Iterable[str]:
+    token_cookie = chainlit_patches.auth_cookie_name()
     for part in parts:
         name = part.strip().split("=", 1)[0]
         # The token may be split into access_token_0, _1, ... (auth/cookie.py `set_auth_cookie`).
-        if name and not name.startswith(_auth_cookie_name):
+        if name and not name.startswith(token_cookie):
             yield part.strip()
 
 

@@ -1,22 +1,23 @@
 """Re-send the current turn to a page that reconnects, so the page ends with exactly the reply.
 
-Touches Chainlit 2.12 internals (its `connect` and `connection_successful` socket handlers and
-the task's emitter) because Chainlit re-sends nothing itself. When a page comes back, Chainlit
-restores its session (same session id, new socket) and points the session's emit at the new
-socket. Whatever the turn emitted meanwhile went to the old socket and is lost for good — and
-the server may learn of a drop only much later, so events written to a half-dead socket are
-lost too, before any reconnect. The page keeps its messages and treats `new_message` for an id
-it has as a replacement, so a snapshot of the turn makes it whole again.
+Chainlit 2.12 re-sends nothing itself, and has no hook for it: web/chainlit_patches.py calls
+`session_restored` and `resend_turn` from its socket handlers and routes the turn's emits through
+the turn's gate (`start_turn`). When a page comes back, Chainlit restores its session (same
+session id, new socket) and points the session's emit at the new socket. Whatever the turn
+emitted meanwhile went to the old socket and is lost for good — and the server may learn of a
+drop only much later, so events written to a half-dead socket are lost too, before any
+reconnect. The page keeps its messages and treats `new_message` for an id it has as a
+replacement, so a snapshot of the turn makes it whole again.
 
 The snapshot must neither miss nor repeat what the turn emits while it goes out. The turn's
-task emits through a `TurnEmitter`, whose events pass the turn's gate: from the moment a
-reconnect restores the session until the snapshot is taken they are dropped (the snapshot
-holds their effect, and they must not reach the page before it: an element the page missed
-would then land after a later one); while the snapshot goes out they wait; then they follow
-it in order. A state change and its event happen in one step of the event loop (Chainlit
-changes a message, then awaits its emit at once, and python-socketio encodes and queues the
-event before it first pauses), so everything before the snapshot's instant is in it and
-everything after reaches the page after it.
+task emits through a gated emitter (`chainlit_patches.gate_task_emits`), whose events pass the
+turn's gate: from the moment a reconnect restores the session until the snapshot is taken they
+are dropped (the snapshot holds their effect, and they must not reach the page before it: an
+element the page missed would then land after a later one); while the snapshot goes out they
+wait; then they follow it in order. A state change and its event happen in one step of the
+event loop (Chainlit changes a message, then awaits its emit at once, and python-socketio
+encodes and queues the event before it first pauses), so everything before the snapshot's
+instant is in it and everything after reaches the page after it.
 """
 
 from __future__ import annotations
@@ -24,26 +25,23 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import chainlit as cl
-from chainlit.context import get_context, init_ws_context
+from chainlit.context import get_context
 from chainlit.element import Element
-from chainlit.emitter import ChainlitEmitter
-from chainlit.server import sio
 from chainlit.session import WebsocketSession
 from chainlit.step import Step, StepDict, check_add_step_in_cot, stub_step
-from chainlit.user_session import user_sessions
 
 from smart_agent.streaming import SmoothStreamWrapper
+from smart_agent.web import chainlit_patches
+from smart_agent.web.chainlit_patches import Emit
 
 log = logging.getLogger("smart_agent.resync")
 TURN_KEY = "smart_agent_turn"
 
-Emit = Callable[[str, Any], Awaitable[Any]]
-"""Sends one Socket.IO event (Chainlit 2.12 event names) to the page."""
 _SHOWING = frozenset({"new_message", "stream_start", "element"})
 """The events with which a message, step or element first appears on the page."""
 
@@ -144,34 +142,17 @@ def _step_dict(step: Step) -> Any:
     return step.to_dict() if check_add_step_in_cot(step) else stub_step(step)
 
 
-class TurnEmitter(ChainlitEmitter):
-    """Chainlit's emitter for the turn's own task: its events pass the turn's gate."""
-
-    def __init__(self, session: WebsocketSession, turn: Turn) -> None:
-        super().__init__(session)
-        self._turn = turn
-
-    @property
-    def emit(self) -> Callable[[str, Any], Coroutine[Any, Any, Any]]:
-        """The session's current emit, behind the turn's gate."""
-        send = cast(Emit, self.session.emit)
-        turn = self._turn
-        return lambda event, data: turn.emit(send, event, data)
-
-
 def start_turn() -> Turn:
     """Begin recording a new turn for this session; route the task's events through its gate."""
-    context = get_context()
-    turn = Turn(run=context.current_step)
+    turn = Turn(run=get_context().current_step)
     cl.user_session.set(TURN_KEY, turn)
-    if isinstance(context.session, WebsocketSession):
-        # tasks started by the turn (the batcher's timers) share this context, so its emitter
-        context.emitter = TurnEmitter(context.session, turn)
+    # tasks started by the turn (the batcher's timers) share this context, so its emitter
+    chainlit_patches.gate_task_emits(turn.emit)
     return turn
 
 
 def _turn_of(session: WebsocketSession) -> Turn | None:
-    turn = user_sessions.get(session.id, {}).get(TURN_KEY)
+    turn = chainlit_patches.session_values(session.id).get(TURN_KEY)
     return turn if isinstance(turn, Turn) else None
 
 
@@ -203,32 +184,3 @@ async def resend_turn(session: WebsocketSession) -> None:
     turn = _turn_of(session)
     if turn is not None:
         await turn.resend(lambda event, data: cast(Awaitable[Any], session.emit(event, data)))
-
-
-def install() -> None:
-    """Close the gate when Chainlit restores a session; re-send after its reconnect handshake."""
-    handlers = sio.handlers.setdefault("/", {})
-    connect = handlers.get("connect")
-    handshake = handlers.get("connection_successful")
-    if connect is None or handshake is None or getattr(handshake, "_smart_agent", False):
-        return
-
-    async def connect_and_hold(sid: str, environ: Any, auth: Any) -> Any:
-        accepted = await connect(sid, environ, auth)
-        session = WebsocketSession.get(sid)
-        if accepted and session is not None and session.restored:
-            session_restored(session)  # in the same step as the restore: nothing slips through
-        return accepted
-
-    async def connection_successful(sid: str) -> None:
-        try:
-            await handshake(sid)
-        finally:  # the gate closed on connect must reopen, whatever Chainlit's handshake did
-            session = WebsocketSession.get(sid)
-            if session is not None and session.restored:
-                init_ws_context(session)
-                await resend_turn(session)
-
-    connection_successful._smart_agent = True  # type: ignore[attr-defined]
-    handlers["connect"] = connect_and_hold
-    handlers["connection_successful"] = connection_successful

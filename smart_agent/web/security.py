@@ -9,6 +9,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smart_agent.web import chainlit_patches
 from smart_agent.web.origins import host_values
 
 log = logging.getLogger("smart_agent.security")
@@ -175,10 +176,7 @@ def _with_csp(message: Message) -> Message:
 
 
 def install(app: Any, sio: Any, origins: tuple[str, ...], route_limits: dict[str, int] | None = None) -> None:
-    """Put the guard in front of Chainlit's app (outermost) and make Socket.IO check Origin too.
-
-    Chainlit 2.12 creates its Socket.IO server with `cors_allowed_origins=[]`, which turns
-    engine.io's own Origin check off; setting the list turns it back on (a second line of defence).
-    """
+    """Put the guard in front of Chainlit's app (outermost) and make Socket.IO check Origin too
+    (engine.io's own check, off in Chainlit: a second line of defence)."""
     app.add_middleware(SecurityMiddleware, origins=origins, route_limits=route_limits)
-    sio.eio.cors_allowed_origins = list(origins)
+    chainlit_patches.socket_origins(sio, origins)

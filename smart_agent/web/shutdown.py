@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from chainlit.session import ws_sessions_id
+from smart_agent.web import chainlit_patches
 
 log = logging.getLogger("smart_agent.shutdown")
 STOP_SECONDS = 5.0
@@ -33,7 +33,7 @@ async def stop_running_turns() -> int:
     _stopping = True
     running = {
         task
-        for session in list(ws_sessions_id.values())
+        for session in chainlit_patches.live_sessions()
         if (task := session.current_task) is not None and not task.done()
     }
     for task in running:
