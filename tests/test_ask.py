@@ -208,6 +208,7 @@ def test_ask_when_the_run_ends_in_an_error_event_then_exit_1_naming_the_code(bas
     assert line.startswith("Error: the run failed [model_error]: ")
 
 
+@pytest.mark.timing
 def test_ask_when_no_app_listens_then_fails_within_seconds_naming_the_command_that_starts_it() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()

@@ -87,6 +87,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("expression", HOSTILE)
 def test_hostile_expression_when_calculated_then_refused_within_a_second(expression: str) -> None:
     started = time.perf_counter()
@@ -99,6 +100,7 @@ def test_hostile_expression_when_calculated_then_refused_within_a_second(express
     ("expression", "value"),
     [("(" * 200 + "1" + ")" * 200, 1), ("round(1e308, -400)", 0.0), ("2**14000", None)],
 )
+@pytest.mark.timing
 def test_edge_expression_when_calculated_then_value_or_error_within_a_second(
     expression: str, value: float | None
 ) -> None:
@@ -144,6 +146,7 @@ def workers() -> Iterator[ToolWorkers]:
         pool.close()
 
 
+@pytest.mark.timing
 @settings(max_examples=300, deadline=None)
 @given(st.recursive(_LEAVES, _trees, max_leaves=6))
 def test_expression_tree_when_calculated_then_answer_or_error_within_a_second(

@@ -8,9 +8,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from smart_agent.web.chainlit_root import SHIPPED_ROOT, run_root
 from tests.harness import ROOT, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer
+
+pytestmark = pytest.mark.slow  # starts Chainlit processes: not in `make test-fast`
 
 
 def _files(folder: Path) -> dict[str, int]:

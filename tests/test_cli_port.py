@@ -16,6 +16,8 @@ from smart_agent.llm.local_server import free_port
 from smart_agent.web.port import check_port, port_holder
 from tests.harness import ROOT, clean_env
 
+pytestmark = pytest.mark.slow  # starts processes: not in `make test-fast`
+
 
 def _chainlit(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[bytes]:
     # No key and no URL: were the port checked late, the embedded model would start first and say so.

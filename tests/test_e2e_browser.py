@@ -23,6 +23,7 @@ def _expected_words(tokens: int) -> list[str]:
     return words("".join(script_tokens(tokens)))
 
 
+@pytest.mark.timing
 def test_prompt_when_batched_then_complete_reply_in_few_frames(
     browser: Browser, scripted_app: Callable[..., str]
 ) -> None:
@@ -180,6 +181,7 @@ def test_mcp_config_when_one_server_broken_then_message_and_other_server_tools_w
         chat.close()
 
 
+@pytest.mark.timing
 def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_gives_all(
     browser: Browser, scripted_app: Callable[..., str]
 ) -> None:

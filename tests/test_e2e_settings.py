@@ -119,6 +119,7 @@ STOP_PROBE = """
 """
 
 
+@pytest.mark.timing
 def test_stop_button_when_clicked_then_tokens_end_within_100_ms_and_marker_shown(
     browser: Browser, scripted_app: Callable[..., str]
 ) -> None:

@@ -22,6 +22,8 @@ from smart_agent.llm.local_server import EmbeddedServer, local_model_server
 from tests.harness import clean_env, llama_servers, running_app
 from tests.sio_client import ChatClient
 
+pytestmark = pytest.mark.slow  # starts processes: not in `make test-fast`
+
 Result = TypeVar("Result")
 
 

@@ -21,7 +21,7 @@ from tests.chat_page import ChatPage, words
 from tests.harness import ROOT, clean_env
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # event rates: measured alone
 
 EXAMPLE = ROOT / "examples" / "openai_chat" / "app.py"
 SMOOTH_LINE = 'msg = smooth(cl.Message(content=""))'

@@ -32,6 +32,8 @@ from smart_agent.llm.local_server import (
 )
 from tests.harness import ROOT, llama_servers
 
+pytestmark = pytest.mark.slow  # starts processes: not in `make test-fast`
+
 
 def test_bundled_model_when_looked_up_then_smollm2_gguf_inside_the_wheel() -> None:
     path = bundled_model_path()

@@ -134,6 +134,7 @@ async def _registered_live(log: RedisRunLog, key: str) -> None:
         await asyncio.sleep(0.001)
 
 
+@pytest.mark.timing
 async def test_a_new_reader_gets_live_events_without_waiting_for_the_read_under_way(
     pair: tuple[RedisRunLog, RedisRunLog, str],
 ) -> None:

@@ -9,6 +9,7 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser
 
 from tests.chat_page import ChatPage, words
@@ -17,6 +18,8 @@ from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 TOKENS, RATE = 1500, 150.0
 
+
+pytestmark = pytest.mark.timing  # frame rates and pacing decisions: measured alone
 
 def _markers(text: str) -> list[str]:
     return re.findall(r"m\d{5}", text)

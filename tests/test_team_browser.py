@@ -24,6 +24,7 @@ def team_file(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.timing
 def test_team_when_three_members_stream_at_200_tok_s_then_all_fill_at_once_smoothly_and_answer_follows(
     browser: Browser, scripted_app: Callable[..., str], tmp_path: Path
 ) -> None:

@@ -65,6 +65,7 @@ async def test_team_when_on_embedded_model_then_members_take_turns_and_an_answer
         assert all(s[other] == "waiting" for s in writing for other in MEMBERS[number + 1 :]), statuses
 
 
+@pytest.mark.timing
 def test_team_when_on_embedded_model_in_a_browser_then_within_a_second_it_shows_who_works_and_who_waits(
     browser: Browser, start_app: AppFactory
 ) -> None:

@@ -156,6 +156,7 @@ async def test_member_when_it_calls_a_tool_then_tool_events_are_its_own(server: 
     assert member_text(events, "alpha") == "Result: 42"
 
 
+@pytest.mark.timing
 async def test_stop_when_members_are_streaming_then_every_request_closes_and_nothing_follows(
     server: ScriptedServer,
 ) -> None:
@@ -174,7 +175,7 @@ async def test_stop_when_members_are_streaming_then_every_request_closes_and_not
     assert conversation == [{"role": "user", "content": "#script tokens=400 rate=50"}]
     # The server saw every member's stream closed soon after the stop, none completed, no synthesis.
     assert await asyncio.to_thread(server.wait_ended, spans, 5.0)
-    assert [s.member for s in spans] == list(NAMES)
+    assert sorted(s.member for s in spans) == sorted(NAMES)  # they start at once, in any order
     assert not any(s.complete for s in spans)
     assert all(s.end is not None and s.end - stopped_at < 2.0 for s in spans)
     assert time.monotonic() - before < 8  # 400 tokens at 50/s would take 8 s

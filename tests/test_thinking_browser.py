@@ -43,6 +43,7 @@ def _no_thinking_sent(scripted: ScriptedServer) -> None:
     assert "t00000" not in sent and "think>" not in sent
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("style", ["content", "reasoning", "split", "close"])
 def test_thinking_when_streamed_then_live_in_its_step_folded_with_duration_and_apart_from_the_answer(
     browser: Browser, scripted_app: Callable[..., str], scripted: ScriptedServer, style: str
@@ -154,6 +155,7 @@ def test_reload_mid_thinking_and_reopen_when_history_on_then_thinking_whole_and_
         chat.close()
 
 
+@pytest.mark.timing
 def test_reasoning_benchmark_when_run_quick_then_every_variant_exact(
     browser: Browser, scripted: ScriptedServer
 ) -> None:

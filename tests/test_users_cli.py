@@ -190,6 +190,7 @@ def run(*args: str, data: Path, stdin: bytes | None = None) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow  # a real process
 def test_process_when_password_piped_then_account_added_and_listed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     added = run("add", "carol", data=data, stdin=PASSWORD.encode() + b"\n")
@@ -206,6 +207,7 @@ def test_process_when_password_piped_then_account_added_and_listed(tmp_path: Pat
         (b"", b"Error: the password must not be empty\n"),
     ],
 )
+@pytest.mark.slow  # a real process
 def test_process_when_piped_password_not_text_or_missing_then_exit_2_with_one_line(
     tmp_path: Path, stdin: bytes, message: bytes
 ) -> None:
@@ -213,6 +215,7 @@ def test_process_when_piped_password_not_text_or_missing_then_exit_2_with_one_li
     assert (added.returncode, added.stdout, added.stderr) == (2, b"", message)
 
 
+@pytest.mark.slow  # a real process
 def test_process_when_stdin_is_a_terminal_then_prompts_twice_without_echo(tmp_path: Path) -> None:
     data = tmp_path / "data"
     leader, follower = pty.openpty()
