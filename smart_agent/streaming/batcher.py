@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from smart_agent.config import Settings
 from smart_agent.streaming.clock import Clock, MonotonicClock
 from smart_agent.streaming.pacer import Pacer
+
+if TYPE_CHECKING:  # the library's `from smart_agent import SmoothStreamWrapper` loads no settings
+    from smart_agent.config import Settings
 
 Emit = Callable[[str, bool], Awaitable[None]]
 """Sends one event: the text, and whether it replaces everything sent before (is_sequence)."""
