@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 TOKENS = 400
 REPLY = "".join(script_tokens(TOKENS))
-# What the README's snippet does, plus counters the test reads.
+# What the snippet in docs/api.md does, plus counters the test reads.
 READ_RUN = """
 async (content) => {
   const answer = await fetch('/api/v1/runs', {

@@ -216,7 +216,7 @@ def test_installed_wheel_when_no_backend_set_then_the_embedded_model_answers_wit
             chat.close()
     print(f"the embedded model answered {answered:.1f} s after smart-agent chainlit started")
     assert replies and replies[0], replies
-    assert answered < 60  # README: "answers within a minute of its start"
+    assert answered < 60  # docs/index.md: "answer on the embedded model within a minute of its start"
     assert list(folder.iterdir()) == []
 
 

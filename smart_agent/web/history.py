@@ -1,6 +1,7 @@
 """Chat history in the app: the data layer, the acting user over HTTP, the local user on loopback.
 
-Chainlit 2.12 internals touched here (see docs/history-wiring.md):
+How Chainlit 2.12 calls into this module (docs/architecture.md; its patched internals are all in
+web/chainlit_patches.py):
 - `@cl.data_layer` is called lazily by `chainlit.data.get_data_layer()` from the server's event loop;
   Chainlit's lifespan closes the layer at shutdown (server.py `lifespan`).
 - `CHAINLIT_AUTH_SECRET` is read at every `create_jwt`/`decode_jwt` (auth/jwt.py) and checked once by

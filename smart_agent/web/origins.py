@@ -30,13 +30,13 @@ def check_exposure(host: str, settings: Settings, *, login: bool = False) -> str
     if not settings.expose_without_login:
         how = (
             "no login is set up: add an account with `smart-agent users add NAME` (same --data-dir or "
-            "--database-url) or set up OAuth (README 'Login'), "
+            "--database-url) or set up OAuth (docs/history.md), "
             if settings.history
             else "there is no login with chat history off: "
         )
         raise ConfigError(
             f"--host {host} would serve the chat, its tools and MCP servers to the network, and {how}"
-            "use --host 127.0.0.1 (behind a reverse proxy that authenticates, see README 'Security'), "
+            "use --host 127.0.0.1 (behind a reverse proxy that authenticates, see docs/security.md), "
             "or accept the risk with --expose-without-login (SMART_AGENT_EXPOSE_WITHOUT_LOGIN=1)"
         )
     return (

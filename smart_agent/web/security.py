@@ -55,7 +55,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'self'",
     ]
 )
-_HOW_TO_ALLOW = b"add its origin to SMART_AGENT_ALLOWED_ORIGINS (see README 'Security')"
+_HOW_TO_ALLOW = b"add its origin to SMART_AGENT_ALLOWED_ORIGINS (see docs/security.md)"
 
 
 API_PATH = "/api/"
