@@ -27,7 +27,8 @@ from smart_agent.agent.events import (
 )
 from smart_agent.config import Settings
 from smart_agent.metrics import metered
-from smart_agent.web import resync
+from smart_agent.web import chainlit_patches
+from smart_agent.web.hooks import app_hooks
 from smart_agent.web.ui import present_turn
 
 NAMES = [
@@ -308,7 +309,7 @@ def test_sse_when_reported_then_connections_gauge_and_outcome_counters_move() ->
 
 async def test_present_turn_when_reply_streams_then_the_ui_events_it_sent_are_counted(model: str) -> None:
     """The real Chainlit session and messages; only the socket is a recorder."""
-    resync.install()
+    chainlit_patches.install(app_hooks())
     sent: list[str] = []
 
     async def emit(event: str, data: Any) -> None:

@@ -28,17 +28,10 @@ from hypothesis import strategies as st
 
 from smart_agent.agent.events import AgentEvent, ReplyFailed, TextDelta, ToolCallFinished, ToolCallStarted
 from smart_agent.config import Settings
-from smart_agent.web import chainlit_patches, event_loop, follow, lifetime, resync
+from smart_agent.web import chainlit_patches
+from smart_agent.web.hooks import app_hooks
 from smart_agent.web.ui import present_turn
 from tests.fakes import FakeClock
-
-APP_HOOKS = chainlit_patches.Hooks(  # web/app.py's
-    restored=resync.session_restored,
-    reconnected=resync.resend_turn,
-    handshake_over=follow.start_pending,
-    session_deleted=lifetime.session_ended,
-    loop_step=event_loop.drop_cancelled_timers,
-)
 
 USER_ID = "user-message"
 
@@ -223,7 +216,7 @@ async def _agent_events(scenario: Scenario) -> AsyncIterator[AgentEvent]:
 
 async def _run(scenario: Scenario, with_network: bool) -> Page:
     """Play the turn (and, if asked, the network's drops and reconnects); the page at the end."""
-    chainlit_patches.install(APP_HOOKS)
+    chainlit_patches.install(app_hooks())
     handlers = sio.handlers["/"]
     rng = random.Random(scenario.seed)
     page = Page()

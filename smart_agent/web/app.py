@@ -33,18 +33,17 @@ from smart_agent.streaming.batcher import policy_for
 from smart_agent.web import (
     attachments,
     chainlit_patches,
-    event_loop,
     follow,
     heap,
     history,
     lag_probe,
     lifetime,
     pacing,
-    resync,
 )
 from smart_agent.web.chat_settings import apply_session_settings
 from smart_agent.web.handoff import handed_settings
 from smart_agent.web.history import LiveConversation, forget_refused, shown_only
+from smart_agent.web.hooks import app_hooks
 from smart_agent.web.origins import is_loopback
 from smart_agent.web.team import chat_profiles, is_team_chat, team_turn
 from smart_agent.web.ui import (
@@ -64,15 +63,7 @@ if SETTINGS.debug:
 
 
 # Chainlit 2.12 has no hook for these: the one place its internals are changed (checked there).
-chainlit_patches.install(
-    chainlit_patches.Hooks(
-        restored=resync.session_restored,
-        reconnected=resync.resend_turn,
-        handshake_over=follow.start_pending,  # a no-op unless on_chat_resume found a reply to follow
-        session_deleted=lifetime.session_ended,
-        loop_step=event_loop.drop_cancelled_timers,
-    )
-)
+chainlit_patches.install(app_hooks())
 ATTACHMENT_LIMITS = Limits.from_settings(SETTINGS)
 attachments.configure(ATTACHMENT_LIMITS)
 attachments.harden_session_files(_chainlit_app)
