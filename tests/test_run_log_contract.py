@@ -482,3 +482,18 @@ def test_any_mix_of_text_thinking_and_moves_reads_the_same_from_every_resume_poi
             await logs.aclose()
 
     asyncio.run(scenario())
+
+
+async def test_a_name_leads_to_the_run_it_was_last_pointed_at_from_every_instance(logs: Logs) -> None:
+    log = logs.new()
+    other = logs.peer(log)
+    first, second = await _started(log), await _started(log)
+    assert await other.pointed("chat-1") is None
+
+    await log.point("chat-1", first)
+    assert await other.pointed("chat-1") == first
+    await other.point("chat-1", second)
+    await log.point("chat-2", first)
+
+    assert await log.pointed("chat-1") == second
+    assert await other.pointed("chat-2") == first

@@ -117,6 +117,15 @@ class RunLog(Protocol):
         """How many of `owner`'s runs are running."""
         ...
 
+    async def point(self, name: str, run_id: str) -> None:
+        """Let `name` (a client's own handle, such as an AI SDK chat id) lead to `run_id`, in place of
+        the run it led to before; any instance sharing the log then finds the run by its name."""
+        ...
+
+    async def pointed(self, name: str) -> str | None:
+        """The run `name` leads to (it may have ended or expired since), or None."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and background tasks."""
         ...

@@ -63,6 +63,7 @@ class MemoryRunLog:
         self._runs: dict[str, _Run] = {}
         self._expired: OrderedDict[str, float] = OrderedDict()
         self._cancel_handlers: list[CancelHandler] = []
+        self._names: OrderedDict[str, str] = OrderedDict()
 
     async def create(self, run_id: str, owner: str, max_running: int) -> RunRecord:
         """Register a new running run; RunLimitError when `owner` has `max_running` running."""
@@ -148,6 +149,17 @@ class MemoryRunLog:
         return sum(
             1 for run in self._runs.values() if run.record.owner == owner and run.record.status == "running"
         )
+
+    async def point(self, name: str, run_id: str) -> None:
+        """Let `name` lead to `run_id`; the oldest names go beyond as many as runs are remembered."""
+        self._names[name] = run_id
+        self._names.move_to_end(name)
+        while len(self._names) > MAX_RUNS_KEPT + EXPIRED_RUNS_REMEMBERED:
+            self._names.popitem(last=False)
+
+    async def pointed(self, name: str) -> str | None:
+        """The run `name` leads to, or None."""
+        return self._names.get(name)
 
     async def aclose(self) -> None:
         """Nothing to release; wake readers so they see the end."""

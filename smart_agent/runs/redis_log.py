@@ -58,6 +58,7 @@ from smart_agent.runs.log import (
 from smart_agent.runs.redis_cancels import CancelRequests
 from smart_agent.runs.redis_dispatch import READER_BUFFER, Dispatcher
 from smart_agent.runs.redis_keys import RunKeys, as_str, decode, encode, parse_id, visible_text
+from smart_agent.runs.redis_names import RedisNames
 from smart_agent.runs.redis_pages import PAGE_SIZE, page_at, raise_missing
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ POOL_WAIT = 20.0
 TOMBSTONE_MS = round(TOMBSTONE_SECONDS * 1000)
 
 
-class RedisRunLog:
+class RedisRunLog(RedisNames):
     """Runs in Redis: ids are the stream's ids; one reader task and one lease task per process."""
 
     def __init__(
