@@ -57,7 +57,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Wait until `url` answers 200; fail with the log's tail when the process exits or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -102,7 +103,7 @@ def running_app(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_http(url, process, log, timeout)
+        wait_http(url, process, log, timeout)
         yield url, process
     finally:
         process.terminate()

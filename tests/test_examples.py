@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +15,7 @@ from playwright.sync_api import Browser
 from smart_agent import BatchPolicy
 from smart_agent.llm.local_server import free_port
 from tests.chat_page import ChatPage, words
-from tests.harness import ROOT, clean_env
+from tests.harness import ROOT, clean_env, wait_http
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # event rates: measured alone
@@ -49,17 +46,7 @@ def chainlit_run(app: Path, env: dict[str, str], timeout: float = 60.0) -> Itera
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chainlit run did not answer on {url}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)  # Chainlit has no readiness signal but answering HTTP
+        wait_http(url, process, log, timeout)
         yield url
     finally:
         process.terminate()
