@@ -18,10 +18,21 @@ from smart_agent.api.schema import RequestError
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
 from smart_agent.llm.context import input_limit
-from smart_agent.llm.models import available_models, resolve_model
+from smart_agent.llm.models import ModelList, available_models, resolve_model
 from smart_agent.metrics import metered
+from smart_agent.team.definition import concurrency, team_for
+from smart_agent.team.events import MemberEvent, TeamStatus
+from smart_agent.team.hub import TeamHub
 
 log = logging.getLogger("smart_agent.api")
+
+
+async def _team_answer(hub: TeamHub, history: list[dict[str, Any]]) -> AsyncGenerator[AgentEvent, None]:
+    """The synthesis's events of a team turn: the members' notes feed it and stay out of the run."""
+    async with aclosing(hub.stream(history)) as events:
+        async for event in events:
+            if not isinstance(event, MemberEvent | TeamStatus):
+                yield event
 
 
 class Turns:
@@ -43,6 +54,10 @@ class Turns:
         """The longest message content a run accepts (what fits the model's context)."""
         return input_limit(self.settings, self._tools.specs())
 
+    async def backend_models(self) -> ModelList:
+        """The backend's models, as listed (cached) by the server."""
+        return await available_models(self._client, self.settings)
+
     async def check_model(self, model: str | None) -> None:
         """RequestError naming `model` when the server lists its models and this is not one of them."""
         if model is None:
@@ -53,9 +68,10 @@ class Turns:
             raise RequestError("model", f"{model!r} is not a model the server offers (allowed: {shown})")
 
     async def stream(
-        self, messages: list[dict[str, Any]], model: str | None
+        self, messages: list[dict[str, Any]], model: str | None, *, team: bool = False
     ) -> AsyncGenerator[AgentEvent, None]:
-        """One agent turn answering `messages` (the conversation, ending with the user's message)."""
+        """One agent turn answering `messages` (the conversation, ending with the user's message);
+        with `team`, the Team profile's turn, of which the run gets the synthesis (the answer)."""
         await self._connect_mcp()
         history: list[dict[str, Any]] = list(messages)
         if self.settings.system_prompt and not any(item["role"] == "system" for item in history):
@@ -64,8 +80,20 @@ class Turns:
             if self._model is None:
                 self._model = await resolve_model(self._client, self.settings)
             model = self._model
-        agent = Agent(self._client, model, self.settings, self._tools)
-        async with aclosing(metered(agent.stream(history), model)) as events:
+        if team:
+            members = team_for(self.settings)
+            hub = TeamHub(
+                members,
+                self._client,
+                model,
+                self.settings,
+                self._tools,
+                concurrency=concurrency(self.settings, members),
+            )
+            turn = _team_answer(hub, history)
+        else:
+            turn = Agent(self._client, model, self.settings, self._tools).stream(history)
+        async with aclosing(metered(turn, model)) as events:
             async for event in events:
                 yield event
 
