@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from smart_agent import metrics
 from smart_agent.api.access import Access
+from smart_agent.api.ai_sdk import build_ai_sdk_router
 from smart_agent.api.keys import KEYS_FILE, KeyStore
 from smart_agent.api.openai_compat import build_openai_router
 from smart_agent.api.routes import (
@@ -63,6 +64,7 @@ def install(
     api = Api(settings, manager, Turns(settings), Access(keys, loopback))
     router = build_router(api)
     routes_first(app, [*router.routes, metrics_route(api), unknown_api_route()])
+    routes_first(app, build_ai_sdk_router(api).routes)  # the AI SDK's /api/chat (api/ai_sdk.py)
     routes_first(app, build_openai_router(api).routes)  # OpenAI's /v1 (api/openai_compat.py)
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
