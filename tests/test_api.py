@@ -95,7 +95,16 @@ def test_progress_when_streaming_then_at_most_twice_a_second(base: str) -> None:
     progress = [event for event in read_all(base, run["id"]) if event.kind == "progress"]
     assert 2 <= len(progress) <= 1.5 / 0.5 + 2
     assert [event.data["tokens"] for event in progress] == sorted(event.data["tokens"] for event in progress)
-    assert set(progress[-1].data) == {"tokens", "tokens_per_second", "elapsed_s"}
+    assert set(progress[-1].data) == {
+        "tokens",
+        "tokens_per_second",
+        "elapsed_s",
+        "percent_complete",
+        "estimated_seconds_remaining",
+        "confidence",
+    }
+    assert all(0 <= event.data["percent_complete"] < 100 for event in progress)
+    assert 0 < progress[-1].data["confidence"] <= 1
     assert 50 <= progress[-1].data["tokens_per_second"] <= 200
 
 

@@ -102,7 +102,10 @@ def build_router(api: Api) -> APIRouter:
             run = parse_run_request(await request.body(), api.turns.max_content_chars, api.limits)
             await api.turns.check_model(run.model)
             record = await api.manager.start(
-                principal, api.turns.stream(run.messages, run.model), api.settings.api_max_runs
+                principal,
+                api.turns.stream(run.messages, run.model),
+                api.settings.api_max_runs,
+                model=run.model,
             )
         except _Refused as refused:
             return refused.response

@@ -13,6 +13,7 @@ from smart_agent.runs.events import CANCELLED, PRODUCER_LOST, error_data
 from smart_agent.runs.log import RunLog, RunRecord
 from smart_agent.runs.producer import produce
 from smart_agent.streaming.batcher import BatchPolicy
+from smart_agent.streaming.estimate import ReplyLengths
 
 RunObserver = Callable[[str, dict[str, Any]], None]
 """Hears each run of this process end: its final status and usage (for the metrics)."""
@@ -32,8 +33,10 @@ class RunManager:
         policy: BatchPolicy,
         on_end: RunObserver | None = None,
         on_start: Callable[[], None] | None = None,
+        lengths: ReplyLengths | None = None,
     ) -> None:
         self.log = runs
+        self.lengths = lengths or ReplyLengths()  # this process's recent reply lengths, per model
         self._policy = policy
         self._on_end = on_end
         self._on_start = on_start
@@ -47,14 +50,21 @@ class RunManager:
         return len(self._tasks)
 
     async def start(
-        self, owner: str, events: AsyncGenerator[AgentEvent, None], max_running: int
+        self,
+        owner: str,
+        events: AsyncGenerator[AgentEvent, None],
+        max_running: int,
+        *,
+        model: str | None = None,
+        run_id: str | None = None,
     ) -> RunRecord:
-        """Register a run (RunLimitError beyond `max_running`) and produce it in the background."""
-        record = await self.log.create(new_run_id(), owner, max_running)
+        """Register a run (RunLimitError beyond `max_running`) and produce it in the background;
+        `model` (None: the default) keys its progress estimate, `run_id` is one reserved beforehand."""
+        record = await self.log.create(run_id or new_run_id(), owner, max_running)
         if self._on_start is not None:
             self._on_start()
         task = asyncio.get_running_loop().create_task(
-            self._produce(record.id, events), name=f"run {record.id}"
+            self._produce(record.id, events, model or ""), name=f"run {record.id}"
         )
         self._tasks[record.id] = task
         return record
@@ -96,10 +106,18 @@ class RunManager:
             return error_data(PRODUCER_LOST, "The app instance producing this run shut down.")
         return error_data(CANCELLED, "The run was cancelled.")
 
-    async def _produce(self, run_id: str, events: AsyncGenerator[AgentEvent, None]) -> None:
+    async def _produce(self, run_id: str, events: AsyncGenerator[AgentEvent, None], model: str) -> None:
         usage: dict[str, Any] = {}
         try:
-            usage = await produce(self.log, run_id, events, self._policy, stopped=self._stopped)
+            usage = await produce(
+                self.log,
+                run_id,
+                events,
+                self._policy,
+                stopped=self._stopped,
+                lengths=self.lengths,
+                model=model,
+            )
         finally:
             self._tasks.pop(run_id, None)
             if self._on_end is not None:

@@ -39,6 +39,7 @@ from smart_agent.runs.events import (
 from smart_agent.runs.log import RunLog, RunLogError
 from smart_agent.streaming.batcher import BatchPolicy, TokenBatcher
 from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.estimate import ReplyLengths
 from smart_agent.streaming.progress import ReplyMeter
 
 log = logging.getLogger("smart_agent.runs")
@@ -55,12 +56,16 @@ async def produce(
     policy: BatchPolicy,
     clock: Clock | None = None,
     stopped: Callable[[], dict[str, Any]] | None = None,
+    lengths: ReplyLengths | None = None,
+    model: str = "",
 ) -> dict[str, Any]:
     """Write one agent turn to the log as batched text and thinking, tool calls and results,
     notices and progress, then exactly one terminal event (also when cancelled or failing).
     Returns the usage.
 
-    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`).
+    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`); `lengths`
+    (the recent reply lengths of `model`) adds an estimate of the rest to each progress event and
+    learns this reply's length when it ends with an answer.
     """
     clock = clock or MonotonicClock()
     meter = ReplyMeter(clock)
@@ -130,6 +135,9 @@ async def produce(
                         }
                         if reasoning_tokens:
                             figures["reasoning_tokens"] = reasoning_tokens
+                        if lengths is not None:
+                            forecast = lengths.estimate(model, progress.tokens, progress.tokens_per_second)
+                            figures.update(forecast.figures())
                         await runs.append(run_id, PROGRESS, figures)
                 elif isinstance(event, ReasoningMoved):
                     await flush()
@@ -166,6 +174,8 @@ async def produce(
                     )
                 elif isinstance(event, ReplyDone):
                     final = usage()
+                    if lengths is not None:
+                        lengths.record(model, meter.tokens)
                     await end(
                         DONE,
                         {
