@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.routing import BaseRoute
 
 from smart_agent import metrics
+from smart_agent.api import seed004
 from smart_agent.api.access import Access
 from smart_agent.api.ai_sdk import build_ai_sdk_router
 from smart_agent.api.keys import KEYS_FILE, KeyStore
@@ -66,6 +67,7 @@ def install(
     routes_first(app, [*router.routes, metrics_route(api), unknown_api_route()])
     routes_first(app, build_ai_sdk_router(api).routes)  # the AI SDK's /api/chat (api/ai_sdk.py)
     routes_first(app, build_openai_router(api).routes)  # OpenAI's /v1 (api/openai_compat.py)
+    routes_first(app, seed004.build_router(api).routes)  # seed 004's /api/question/stream
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
 

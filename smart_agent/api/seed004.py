@@ -1,0 +1,240 @@
+"""Seed 004's interface, a presenter over the run log: `GET /api/question/stream` as its frontend reads it.
+
+A GET starts a run; the browser reconnecting with the same session and question (within the run's
+retention, from any instance) reads the same run again instead of starting another one: a hash of
+(key, session, question) names the run next to the run log (smart_agent/runs/aliases.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from smart_agent import metrics
+from smart_agent.api.access import AccessError
+from smart_agent.api.routes import Api, error_response
+from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
+from smart_agent.api.sse import stream_events
+from smart_agent.config import Settings
+from smart_agent.runs import events as kinds
+from smart_agent.runs.aliases import MemoryRunAliases, RedisRunAliases, RunAliases
+from smart_agent.runs.log import (
+    TOMBSTONE_SECONDS,
+    InvalidEventIdError,
+    RunExpiredError,
+    RunLimitError,
+    UnknownRunError,
+)
+from smart_agent.runs.manager import new_run_id
+
+PATH = "/api/question/stream"
+THINKING = "Analysing your question…"
+MAX_SESSION_ID_CHARS = 200
+REDACTED = "?<redacted>"
+
+
+def aliases_for(settings: Settings) -> RunAliases:
+    """Names next to the run log: in the same Redis, or in this process with the in-memory log."""
+    if settings.redis_url:
+        from smart_agent.runs.redis_log import DEFAULT_PREFIX
+
+        return RedisRunAliases(settings.redis_url, DEFAULT_PREFIX)
+    return MemoryRunAliases()
+
+
+class _RedactQuestions(logging.Filter):
+    """Drops the query string of this endpoint from uvicorn's access lines: it holds the question."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn 0.3x logs '%s - "%s %s HTTP/%s" %d' with (client, method, path?query, version, status).
+        if isinstance(args, tuple) and len(args) == 5 and str(args[2]).startswith(PATH + "?"):
+            record.args = (*args[:2], PATH + REDACTED, *args[3:])
+        return True
+
+
+def redact_access_log() -> None:
+    """Keep questions out of uvicorn's access log (idempotent; its dictConfig keeps logger filters)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactQuestions) for f in logger.filters):
+        logger.addFilter(_RedactQuestions())
+
+
+def parse_question(query: Mapping[str, str], max_content_chars: int) -> tuple[str, str]:
+    """The question and session id of a request; RequestError names the missing or bad one."""
+    question = query.get("question")
+    if question is None or not question.strip():
+        raise RequestError("question", "is required: ?question=…&session_id=…")
+    body = json.dumps({"messages": [{"role": "user", "content": question}]}).encode()
+    try:  # the runs API's checks (length, characters), named after this interface's field
+        parse_run_request(body, max_content_chars)
+    except RequestError as exc:
+        raise RequestError("question", exc.message, exc.status) from None
+    session_id = query.get("session_id")
+    if session_id is None or not session_id.strip() or len(session_id) > MAX_SESSION_ID_CHARS:
+        raise RequestError("session_id", f"is required: 1 to {MAX_SESSION_ID_CHARS} characters")
+    return question, session_id
+
+
+def build_router(api: Api, aliases: RunAliases | None = None) -> APIRouter:
+    """The seed-004 route, bound to `api` (its keys, limits, run log and metrics)."""
+    names = aliases or aliases_for(api.settings)
+    # A name outlives the run's retention; whether it still stands is the run log's answer.
+    ttl = api.settings.run_retention + TOMBSTONE_SECONDS
+    router = APIRouter()
+    redact_access_log()
+
+    async def run_for(principal: str, session_id: str, question: str) -> str:
+        """The run this (key, session, question) names, started here when there is none."""
+        secret = "\0".join((principal, session_id, question)).encode()
+        name = hashlib.sha256(secret).hexdigest()
+        fresh = new_run_id()
+        held = await names.claim(name, fresh, ttl)
+        if held != fresh:
+            try:
+                if (await api.manager.log.get(held)).owner == principal:
+                    return held
+            except (UnknownRunError, RunExpiredError):
+                pass  # its retention passed: the question is asked anew
+            held = await names.claim(name, fresh, ttl, replacing=held)
+            if held != fresh:  # another request replaced it first
+                return held
+        messages = [{"role": "user", "content": question}]
+        try:
+            turn = api.turns.stream(messages, None)
+            await api.manager.start(principal, turn, api.settings.api_max_runs, run_id=fresh)
+        except BaseException:
+            await names.release(name, fresh)
+            raise
+        return fresh
+
+    @router.get(PATH)
+    async def question_stream(request: Request) -> Response:
+        after = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or None
+        try:
+            principal = api.access.authorize(request.headers.get("authorization"))
+            question, session_id = parse_question(request.query_params, api.turns.max_content_chars)
+            if api.streams[principal] >= api.settings.api_max_streams:
+                raise RunLimitError(api.streams[principal], api.settings.api_max_streams)
+            run_id = await run_for(principal, session_id, question)
+            if after is not None:
+                await api.manager.log.check_id(run_id, after)
+                if await _nothing_after(api, run_id, after):
+                    metrics.sse_resume("ended")
+                    return Response(status_code=204)  # an EventSource stops reconnecting
+        except AccessError as exc:
+            response = error_response(exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers)
+            return response
+        except RequestError as exc:
+            return error_response(exc.status, "invalid_request", exc.message, field=exc.field)
+        except InvalidEventIdError as exc:
+            metrics.sse_resume("invalid")
+            return error_response(400, "invalid_request", str(exc), field="Last-Event-ID")
+        except RunLimitError as exc:
+            return error_response(429, "limit_exceeded", str(exc))
+        except RunExpiredError:
+            return error_response(410, "replay_window_exceeded", "the run's events are gone; ask again")
+        options = parse_stream_options({}, api.settings.flush_interval, api.settings.max_events_per_second)
+
+        async def events() -> AsyncGenerator[ServerSentEvent, None]:
+            api.streams[principal] += 1  # here, not in the route: see routes.run_events
+            metrics.sse_connection_opened()
+            reason = "slow_reader"
+            try:
+                if after is None:
+                    yield ServerSentEvent(data=_json({"message": THINKING}), event="thinking", retry=1000)
+                else:
+                    metrics.sse_resume("replayed")
+                stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
+                async with aclosing(stream):
+                    async for sse in stream:
+                        if sse.event in kinds.TERMINAL:
+                            reason = "ended"
+                        shown = present(sse, resuming=after is not None)
+                        if shown is not None:
+                            yield shown
+            except asyncio.CancelledError:
+                reason = "client_gone"
+                raise
+            except GeneratorExit:
+                reason = "send_failed"
+                raise
+            finally:
+                metrics.sse_connection_closed(reason)
+                api.streams[principal] -= 1
+                if api.streams[principal] <= 0:
+                    del api.streams[principal]
+
+        return EventSourceResponse(
+            events(),
+            ping=0,
+            send_timeout=api.settings.sse_send_timeout,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+def present(sse: ServerSentEvent, *, resuming: bool) -> ServerSentEvent | None:
+    """One event of our runs API as seed 004's frontend reads it (None: it has no counterpart)."""
+    kind = sse.event
+    if kind == kinds.HEARTBEAT:
+        return ServerSentEvent(comment="keep-alive")  # named events would reach no listener anyway
+    data: dict[str, Any] = json.loads(str(sse.data))
+    retry = sse.retry
+    if kind == kinds.TOKEN or (kind == kinds.SNAPSHOT and not resuming):
+        # batch_size counts characters: the run log keeps the text, not the model's token boundaries.
+        text = data["text"]
+        return ServerSentEvent(data=_json({"content": text, "batch_size": len(text)}), id=sse.id, retry=retry)
+    if kind == kinds.PROGRESS:
+        return _named("progress", progress_fields(data), sse)
+    if kind == kinds.TOOL_CALL:
+        return _named("thinking", {"message": f"Using the tool {data['name']}…"}, sse)
+    if kind == kinds.NOTICE:
+        return _named("thinking", {"message": data["message"]}, sse)
+    if kind == kinds.DONE:
+        return _named("done", {"total_tokens": data["tokens"]}, sse)
+    if kind == kinds.ERROR:
+        return _named("error", {"message": data["message"], "recoverable": data["retryable"]}, sse)
+    # Thinking text, tool results and text moved to the thinking have no place in seed 004's page.
+    return None
+
+
+def progress_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run log `progress` event with the names seed 004's frontend reads."""
+    return {
+        "percentageComplete": data.get("percent_complete"),
+        "tokensPerSecond": data["tokens_per_second"],
+        "estimatedSecondsRemaining": data.get("estimated_seconds_remaining"),
+        "confidence": data.get("confidence"),
+        "tokens": data["tokens"],
+        "elapsedSeconds": data["elapsed_s"],
+    }
+
+
+def _named(event: str, data: dict[str, Any], sse: ServerSentEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=_json(data), event=event, id=sse.id, retry=sse.retry)
+
+
+def _json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _nothing_after(api: Api, run_id: str, after: str) -> bool:
+    """True when the run ended and `after` is its last event: a resume that would get nothing."""
+    if (await api.manager.log.get(run_id)).status == "running":
+        return False
+    async with aclosing(api.manager.log.read(run_id, after)) as rest:
+        async for _ in rest:
+            return False
+    return True
