@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from smart_agent.api.keys import KEYS_FILE, KeyStore
 from tests.ai_sdk_client import chat, user_message
 from tests.harness import clean_env, running_app
 from tests.redis_server import RedisServer
@@ -254,3 +255,24 @@ def test_resume_when_the_other_instance_is_asked_over_redis_then_the_whole_text(
         "state": "done",
     }
     assert result["afterEnd"] is None
+
+
+def test_keys_when_configured_then_a_key_is_needed_and_finds_only_its_own_chats(
+    scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app()
+    store = KeyStore(tmp_path / "data" / KEYS_FILE)
+    mine, theirs = ({"Authorization": f"Bearer {store.add(name)}"} for name in ("mine", "theirs"))
+    chat_id = _chat_id()
+    body = {"id": chat_id, "messages": [user_message("#script tokens=2000 rate=50")]}
+
+    assert httpx.post(f"{url}/api/chat", json=body).status_code == 401
+    assert httpx.get(f"{url}/api/chat/{chat_id}/stream").status_code == 401
+    with httpx.stream("POST", f"{url}/api/chat", json=body, headers=mine, timeout=30) as response:
+        assert _first_delta(response)
+
+    assert httpx.get(f"{url}/api/chat/{chat_id}/stream", headers=theirs).status_code == 204
+    assert httpx.delete(f"{url}/api/chat/{chat_id}/stream", headers=theirs).status_code == 204
+    assert httpx.delete(f"{url}/api/chat/{chat_id}/stream", headers=mine).status_code == 202
+    result = chat(url, _chat_id(), [user_message("#script tokens=4")], headers=mine)
+    assert result["sent"]["message"]["parts"][-1]["text"] == "".join(script_tokens(4))

@@ -151,8 +151,20 @@ def _sse(chunk: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
 
-async def chunks(api: Api, run_id: str) -> AsyncGenerator[ServerSentEvent, None]:
-    """The run's UI message stream from its start, ending with `data: [DONE]`."""
+async def chunks(api: Api, run_id: str, principal: str) -> AsyncGenerator[ServerSentEvent, None]:
+    """The run's UI message stream from its start, ending with `data: [DONE]`; an open stream holds
+    one of the key's stream slots, as in the runs API."""
+    api.streams[principal] += 1
+    try:
+        async for event in _chunks(api, run_id):
+            yield event
+    finally:
+        api.streams[principal] -= 1
+        if api.streams[principal] <= 0:
+            del api.streams[principal]
+
+
+async def _chunks(api: Api, run_id: str) -> AsyncGenerator[ServerSentEvent, None]:
     presenter = ChunkPresenter(run_id)
     for chunk in presenter.begin():
         yield _sse(chunk)
@@ -183,6 +195,16 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
         response.headers.update(exc.headers)
         return response
 
+    def too_many_streams(principal: str) -> Response | None:
+        if api.streams[principal] < api.settings.api_max_streams:
+            return None
+        return error_response(
+            429,
+            "limit_exceeded",
+            f"{api.streams[principal]} event streams are open for this key; "
+            f"at most {api.settings.api_max_streams} may be open at once",
+        )
+
     async def active_run(principal: str, chat_id: str) -> str | None:
         run_id = await api.manager.log.pointed(chat_name(principal, chat_id))
         if run_id is None:
@@ -199,6 +221,8 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
             principal = api.access.authorize(request.headers.get("authorization"))
             chat = parse_chat_request(await request.body(), api.turns.max_content_chars, api.limits)
             await api.turns.check_model(chat.model)
+            if (busy := too_many_streams(principal)) is not None:
+                return busy
             earlier = await active_run(principal, chat.chat_id)
             if earlier is not None:  # the user moved on (stop, then a new message): end the old reply
                 await api.manager.cancel(earlier)
@@ -218,7 +242,7 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
                 await api.manager.cancel(record.id)
 
         return EventSourceResponse(
-            chunks(api, record.id),
+            chunks(api, record.id, principal),
             ping=api.settings.sse_heartbeat,
             send_timeout=api.settings.sse_send_timeout,
             client_close_handler_callable=on_disconnect,
@@ -234,8 +258,10 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
         run_id = await active_run(principal, chat_id)
         if run_id is None:
             return Response(status_code=204)  # nothing to resume: useChat stops asking
+        if (busy := too_many_streams(principal)) is not None:
+            return busy
         return EventSourceResponse(
-            chunks(api, run_id),
+            chunks(api, run_id, principal),
             ping=api.settings.sse_heartbeat,
             send_timeout=api.settings.sse_send_timeout,
             headers=HEADERS,
