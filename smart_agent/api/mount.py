@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from smart_agent import metrics
 from smart_agent.api import seed004
 from smart_agent.api.access import Access
+from smart_agent.api.ag_ui import build_ag_ui_router
 from smart_agent.api.ai_sdk import build_ai_sdk_router
 from smart_agent.api.keys import KEYS_FILE, KeyStore
 from smart_agent.api.openai_compat import build_openai_router
@@ -68,6 +69,7 @@ def install(
     routes_first(app, build_ai_sdk_router(api).routes)  # the AI SDK's /api/chat (api/ai_sdk.py)
     routes_first(app, build_openai_router(api).routes)  # OpenAI's /v1 (api/openai_compat.py)
     routes_first(app, seed004.build_router(api).routes)  # seed 004's /api/question/stream
+    routes_first(app, build_ag_ui_router(api).routes)  # AG-UI's /api/ag-ui (api/ag_ui.py)
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
 
