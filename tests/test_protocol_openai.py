@@ -26,9 +26,11 @@ from tests.scripted_server import (
 MEMBERS = ("alpha", "beta")
 
 
-@pytest.fixture(scope="module")
-def app(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """One app with an API key and a two-member team; its URL and the key."""
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def app(
+    request: pytest.FixtureRequest, scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """One app per run log (memory, Redis), with an API key and a two-member team; its URL and the key."""
     log_dir = tmp_path_factory.mktemp("openai")
     (log_dir / "data").mkdir()
     key = KeyStore(log_dir / "data" / KEYS_FILE).add("client")
@@ -38,6 +40,8 @@ def app(scripted: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> I
     )
     team.write_text(members + '[synthesiser]\nprompt = "Answer.\\n#member synth"\n')
     env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(log_dir / "data"))
+    if request.param == "redis":
+        env["SMART_AGENT_REDIS_URL"] = request.getfixturevalue("redis_server").url
     flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--team-config", str(team))
     with running_app(*flags, env=env, log_dir=log_dir) as (url, _):
         yield url, key
@@ -269,3 +273,52 @@ def test_disconnect_when_the_client_leaves_mid_stream_then_the_run_is_cancelled(
     events = read_all(app[0], run_id, headers={"Authorization": f"Bearer {app[1]}"})
     assert events[-1].kind == "error" and events[-1].data["code"] == "cancelled"
     assert sum(1 for event in events if event.kind == "token") < 5000
+
+
+def test_model_failure_when_mid_stream_then_the_partial_text_then_an_error_the_client_raises(
+    client: openai.OpenAI,
+) -> None:
+    received: list[ChatCompletionChunk] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in client.chat.completions.create(
+            model="smart-agent",
+            messages=[{"role": "user", "content": "#script tokens=50 cut=10 rate=200"}],
+            stream=True,
+        ):
+            received.append(chunk)
+
+    assert _joined(received, "content") == "".join(script_tokens(10))
+    assert caught.value.body["code"] == "model_error"  # type: ignore[index]
+
+
+def test_model_failure_when_not_streamed_then_502_in_openais_shape_with_the_run_id(
+    client: openai.OpenAI,
+) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(
+            model="smart-agent", messages=[{"role": "user", "content": "#script tokens=50 cut=10"}]
+        )
+
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "model_error" and caught.value.body["type"] == "server_error"  # type: ignore[index]
+    assert caught.value.response.headers["X-Smart-Agent-Run-Id"].startswith("run_")
+
+
+@pytest.mark.timing  # cancelled means ended well before the answer's 25 s
+def test_disconnect_when_the_client_leaves_before_a_whole_answer_then_the_model_request_stops(
+    app: tuple[str, str], scripted: ScriptedServer
+) -> None:
+    before = len(scripted.spans)
+    body = {"model": "smart-agent", "messages": [{"role": "user", "content": "#script tokens=5000 rate=200"}]}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up: its connection closes
+        httpx.post(
+            f"{app[0]}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {app[1]}"},
+            timeout=2,
+        )
+
+    spans = scripted.spans[before:]
+    assert spans, "the run asked the model"
+    assert scripted.wait_ended(spans, 10), "the answer takes 25 s unless the run was cancelled"
+    assert not any(span.complete for span in spans)
