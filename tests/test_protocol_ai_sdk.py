@@ -33,7 +33,8 @@ def _chat_id() -> str:
 
 
 def _types(result: dict[str, Any]) -> list[str]:
-    return [chunk["type"] for chunk in result["chunks"]]
+    """The chunk types but progress (transient data, sent at the server's pace)."""
+    return [chunk["type"] for chunk in result["chunks"] if chunk["type"] != "data-progress"]
 
 
 def test_a_reply_when_sent_by_the_stock_transport_then_the_final_message_is_the_exact_text(
@@ -128,6 +129,8 @@ def test_reconnect_when_the_client_stopped_mid_reply_then_the_whole_text_and_204
         {"type": "text", "text": expected, "state": "done"},
     ]
     assert result["resumed"]["message"]["id"] == result["sent"]["message"]["id"], "the same reply"
+    progress = [chunk for chunk in result["resumed"]["chunks"] if chunk["type"] == "data-progress"]
+    assert progress and all(chunk["transient"] and chunk["data"]["tokens"] > 0 for chunk in progress)
     assert [entry["status"] for entry in result["wire"]] == [200, 200, 204]
     assert result["afterEnd"] is None
 

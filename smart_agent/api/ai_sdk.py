@@ -29,6 +29,7 @@ from smart_agent.runs.events import (
     DONE,
     ERROR,
     NOTICE,
+    PROGRESS,
     REASONING,
     SNAPSHOT,
     TOKEN,
@@ -97,6 +98,8 @@ class ChunkPresenter:
             return [{"type": "tool-output-available", "output": data["result"], **common}]
         if event.kind == NOTICE:
             return [{"type": "data-notice", "data": {"message": data["message"]}, "transient": True}]
+        if event.kind == PROGRESS:  # for useChat's onData (a progress bar), not the message
+            return [{"type": "data-progress", "data": data, "transient": True}]
         if event.kind == DONE:
             reason = FINISH_REASONS.get(str(data.get("finish_reason")), "other")
             return [*self._close(), {"type": "finish-step"}, {"type": "finish", "finishReason": reason}]
@@ -104,7 +107,7 @@ class ChunkPresenter:
             if data.get("code") == CANCELLED:
                 return [*self._close(), {"type": "abort", "reason": data.get("message", "cancelled")}]
             return [*self._close(), {"type": "error", "errorText": data.get("message", "The run failed.")}]
-        return []  # progress and the like: useChat has no place for them
+        return []  # what useChat has no place for (a move of text to the reasoning)
 
     def _step(self) -> list[dict[str, Any]]:
         if not self._after_tool:
@@ -227,7 +230,10 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
             if earlier is not None:  # the user moved on (stop, then a new message): end the old reply
                 await api.manager.cancel(earlier)
             record = await api.manager.start(
-                principal, api.turns.stream(chat.messages, chat.model), api.settings.api_max_runs
+                principal,
+                api.turns.stream(chat.messages, chat.model),
+                api.settings.api_max_runs,
+                model=chat.model,
             )
             await api.manager.log.point(chat_name(principal, chat.chat_id), record.id)
         except AccessError as exc:
