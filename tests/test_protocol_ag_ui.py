@@ -276,3 +276,33 @@ def test_resume_when_asked_wrongly_then_4xx_naming_the_field(base: str) -> None:
     assert _refused(no_thread) == (400, "threadId")
     assert _refused(bad_id) == (400, "Last-Event-ID")
     assert other_thread.status_code == 404
+
+
+def test_cancel_when_asked_through_the_runs_api_then_run_finished_cancelled(base: str) -> None:
+    body = _input("#script tokens=2000 rate=100")
+    received: list[dict[str, Any]] = []
+    with (
+        httpx.Client(timeout=TIMEOUT) as client,
+        connect_sse(client, "POST", f"{base}/api/ag-ui", json=body) as source,
+    ):
+        for sse in source.iter_sse():
+            received.append(json.loads(sse.data))
+            if len(received) == 1:
+                ours = received[0]["metadata"]["smart-agent"]["runId"]
+                assert source.response.headers["X-Smart-Agent-Run-Id"] == ours
+                assert client.post(f"{base}/api/v1/runs/{ours}/cancel").status_code == 202
+
+    assert received[-1]["type"] == "RUN_FINISHED"
+    assert received[-1]["outcome"] == {"type": "cancelled"}
+
+
+def test_disconnect_when_cancel_on_disconnect_then_cancelled_else_the_run_goes_on(base: str) -> None:
+    cancelling = _input("#script tokens=2000 rate=100", forwardedProps={"cancelOnDisconnect": True})
+    going_on = _input("#script tokens=60 rate=300")
+    _post(base, cancelling, limit=2)
+    _post(base, going_on, limit=2)
+
+    assert _resume(base, cancelling, after=None)[-1][1]["outcome"] == {"type": "cancelled"}
+    rest = _resume(base, going_on, after=None)
+    assert rest[-1][1]["outcome"] == {"type": "success"}
+    assert _joined(rest, "TEXT_MESSAGE_CONTENT") == "".join(script_tokens(60))
