@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,22 @@ def test_reconnect_when_on_another_instance_then_the_same_run(
         assert _text(first) + _text(rest) == "".join(script_tokens(80))
         assert _text(list(_read(second_url, question, "s7"))) == "".join(script_tokens(80))
         assert _asked(scripted, marker) == 1
+
+        # Browsers asking the same at the same moment on both instances: still one run.
+        question, marker = _question("tokens=30 rate=100")
+        with ThreadPoolExecutor(6) as pool:
+            texts = list(
+                pool.map(lambda i: _read_like_eventsource(question, (first_url, second_url)[i % 2]), range(6))
+            )
+        assert texts == ["".join(script_tokens(30))] * 6
+        assert _asked(scripted, marker) == 1
+
+
+def _read_like_eventsource(question: str, base: str) -> str:
+    """Read to the end, asking again after a stream that ended without an event (run being created)."""
+    for _ in range(20):
+        received = list(_read(base, question, "s8"))
+        if received:
+            assert received[-1].event == "done"
+            return _text(received)
+    raise AssertionError("the run never appeared")

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -40,6 +41,9 @@ PATH = "/api/question/stream"
 THINKING = "Analysing your question…"
 MAX_SESSION_ID_CHARS = 200
 REDACTED = "?<redacted>"
+CREATING_SECONDS = 10.0
+"""A claimed name whose run the log does not know is taken as being created for this long."""
+RETRY_CREATING_MS = 300
 
 
 def aliases_for(settings: Settings) -> RunAliases:
@@ -93,27 +97,35 @@ def build_router(api: Api, aliases: RunAliases | None = None) -> APIRouter:
     router = APIRouter()
     redact_access_log()
 
-    async def run_for(principal: str, session_id: str, question: str) -> str:
-        """The run this (key, session, question) names, started here when there is none."""
+    async def run_for(principal: str, session_id: str, question: str) -> str | None:
+        """The run this (key, session, question) names, started here when there is none; None
+        while another request is creating it."""
         secret = "\0".join((principal, session_id, question)).encode()
         name = hashlib.sha256(secret).hexdigest()
         fresh = new_run_id()
-        held = await names.claim(name, fresh, ttl)
-        if held != fresh:
+        # The claim's time goes with the name: a run it names that the log does not know yet is
+        # being created by another request (a moment), not long forgotten.
+        mine = f"{fresh} {time.time():.3f}"
+        held = await names.claim(name, mine, ttl)
+        if held != mine:
+            run_id, _, claimed = held.partition(" ")
             try:
-                if (await api.manager.log.get(held)).owner == principal:
-                    return held
-            except (UnknownRunError, RunExpiredError):
+                if (await api.manager.log.get(run_id)).owner == principal:
+                    return run_id
+            except UnknownRunError:
+                if time.time() - float(claimed or 0) < CREATING_SECONDS:
+                    return None
+            except RunExpiredError:
                 pass  # its retention passed: the question is asked anew
-            held = await names.claim(name, fresh, ttl, replacing=held)
-            if held != fresh:  # another request replaced it first
-                return held
+            held = await names.claim(name, mine, ttl, replacing=held)
+            if held != mine:  # another request replaced it first
+                return held.partition(" ")[0]
         messages = [{"role": "user", "content": question}]
         try:
             turn = api.turns.stream(messages, None)
             await api.manager.start(principal, turn, api.settings.api_max_runs, run_id=fresh)
         except BaseException:
-            await names.release(name, fresh)
+            await names.release(name, mine)
             raise
         return fresh
 
@@ -124,8 +136,15 @@ def build_router(api: Api, aliases: RunAliases | None = None) -> APIRouter:
             principal = api.access.authorize(request.headers.get("authorization"))
             question, session_id = parse_question(request.query_params, api.turns.max_content_chars)
             if api.streams[principal] >= api.settings.api_max_streams:
-                raise RunLimitError(api.streams[principal], api.settings.api_max_streams)
+                return error_response(
+                    429,
+                    "limit_exceeded",
+                    f"{api.streams[principal]} event streams are open for this key; "
+                    f"at most {api.settings.api_max_streams} may be open at once",
+                )
             run_id = await run_for(principal, session_id, question)
+            if run_id is None:  # an EventSource asks again after `retry`, when the run exists
+                return Response(f"retry: {RETRY_CREATING_MS}\n\n", media_type="text/event-stream")
             if after is not None:
                 await api.manager.log.check_id(run_id, after)
                 if await _nothing_after(api, run_id, after):

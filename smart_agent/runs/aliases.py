@@ -1,5 +1,6 @@
 """Names for runs (a client's own key, such as a hash of its session and question) kept next to
-the run log, in this process or in the same Redis, so any instance finds the run a name stands for."""
+the run log, in this process or in the same Redis, so any instance finds the run a name stands for.
+What a name holds is the caller's (a run id, maybe with more): compared whole, never parsed here."""
 
 from __future__ import annotations
 
@@ -35,13 +36,13 @@ return 0
 class RunAliases(Protocol):
     """Names of runs, each for a bounded time; claiming one is atomic."""
 
-    async def claim(self, name: str, run_id: str, ttl: float, replacing: str | None = None) -> str:
-        """Let `name` stand for `run_id` for `ttl` s unless it stands for another run (other than
-        `replacing`) already; returns the run it stands for now."""
+    async def claim(self, name: str, value: str, ttl: float, replacing: str | None = None) -> str:
+        """Let `name` hold `value` for `ttl` s unless it holds another value (other than
+        `replacing`) already; returns what it holds now."""
         ...
 
-    async def release(self, name: str, run_id: str) -> None:
-        """Forget `name` if it still stands for `run_id` (the run could not start)."""
+    async def release(self, name: str, value: str) -> None:
+        """Forget `name` if it still holds `value` (its run could not start)."""
         ...
 
     async def aclose(self) -> None:
@@ -57,22 +58,22 @@ class MemoryRunAliases:
         self._max = max_names
         self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    async def claim(self, name: str, run_id: str, ttl: float, replacing: str | None = None) -> str:
+    async def claim(self, name: str, value: str, ttl: float, replacing: str | None = None) -> str:
         """See RunAliases.claim."""
         now = self._clock()
         held = self._names.get(name)
         if held is not None and held[1] > now and held[0] != replacing:
             return held[0]
-        self._names[name] = (run_id, now + ttl)
+        self._names[name] = (value, now + ttl)
         self._names.move_to_end(name)
         while len(self._names) > self._max:
             self._names.popitem(last=False)
-        return run_id
+        return value
 
-    async def release(self, name: str, run_id: str) -> None:
+    async def release(self, name: str, value: str) -> None:
         """See RunAliases.release."""
         held = self._names.get(name)
-        if held is not None and held[0] == run_id:
+        if held is not None and held[0] == value:
             del self._names[name]
 
     async def aclose(self) -> None:
@@ -88,19 +89,19 @@ class RedisRunAliases:
         self._claim = self._redis.register_script(_CLAIM)
         self._release = self._redis.register_script(_RELEASE)
 
-    async def claim(self, name: str, run_id: str, ttl: float, replacing: str | None = None) -> str:
+    async def claim(self, name: str, value: str, ttl: float, replacing: str | None = None) -> str:
         """See RunAliases.claim."""
-        args: list[str | int] = [run_id, max(1, round(ttl * 1000)), replacing or ""]
+        args: list[str | int] = [value, max(1, round(ttl * 1000)), replacing or ""]
         try:
             held = await self._claim(keys=[self._prefix + name], args=args)
         except RedisError as exc:
             raise RunLogUnavailableError(f"Redis: {type(exc).__name__}") from None
         return held.decode() if isinstance(held, bytes) else str(held)
 
-    async def release(self, name: str, run_id: str) -> None:
+    async def release(self, name: str, value: str) -> None:
         """See RunAliases.release."""
         try:
-            await self._release(keys=[self._prefix + name], args=[run_id])
+            await self._release(keys=[self._prefix + name], args=[value])
         except RedisError as exc:
             raise RunLogUnavailableError(f"Redis: {type(exc).__name__}") from None
 
