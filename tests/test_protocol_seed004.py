@@ -16,6 +16,7 @@ import pytest
 from httpx_sse import connect_sse
 from uvicorn.protocols.utils import get_path_with_query_string
 
+from smart_agent.api.keys import KEYS_FILE, KeyStore
 from smart_agent.api.seed004 import PATH, REDACTED, redact_access_log
 from tests.harness import clean_env, running_app
 from tests.redis_server import RedisServer
@@ -35,9 +36,17 @@ class Received:
 
 
 def _read(
-    base: str, question: str, session: str, *, last_id: str | None = None, limit: int | None = None
+    base: str,
+    question: str,
+    session: str,
+    *,
+    last_id: str | None = None,
+    limit: int | None = None,
+    key: str | None = None,
 ) -> Iterator[Received]:
     headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
     params = {"question": question, "session_id": session}
     with (
         httpx.Client(timeout=TIMEOUT) as client,
@@ -128,6 +137,24 @@ def test_same_question_when_another_session_then_another_run(
     for session in ("s4a", "s4b"):
         assert list(_read(app[0], question, session))[-1].event == "done"
     assert _asked(scripted, marker) == 2
+
+
+def test_keys_when_configured_then_required_and_each_key_has_its_own_runs(
+    app: tuple[str, Path], scripted: ScriptedServer
+) -> None:
+    store = KeyStore(app[1] / "data" / KEYS_FILE)  # the app's data folder (tests/harness.py)
+    first, second = store.add("seed-a"), store.add("seed-b")
+    try:
+        question, marker = _question("tokens=12")
+        params = {"question": question, "session_id": "s9"}
+        refused = httpx.get(app[0] + PATH, params=params, timeout=TIMEOUT)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+        for key in (first, first, second):
+            assert _text(list(_read(app[0], question, "s9", key=key))) == "".join(script_tokens(12))
+        assert _asked(scripted, marker) == 2, "the same key reads its run again; another key has its own"
+    finally:
+        store.remove("seed-a")
+        store.remove("seed-b")
 
 
 def test_model_failure_when_streaming_then_an_error_event_that_may_be_retried(app: tuple[str, Path]) -> None:
