@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from ag_ui.core import Event as AgUiEvent
 from httpx_sse import connect_sse
 from pydantic import TypeAdapter
 
+from smart_agent.api.keys import KEYS_FILE, KeyStore
 from tests.harness import clean_env, running_app
 from tests.node_clients import run_node
 from tests.redis_server import RedisServer
@@ -27,7 +29,7 @@ HTTP_AGENT = """
 import { readFileSync } from 'node:fs';
 import { HttpAgent } from '@ag-ui/client';
 const p = JSON.parse(readFileSync(0, 'utf8'));
-const agent = new HttpAgent({ url: p.url, threadId: p.threadId,
+const agent = new HttpAgent({ url: p.url, threadId: p.threadId, headers: p.headers ?? {},
   initialMessages: [{ id: 'u1', role: 'user', content: p.content }] });
 const events = [];
 let outcome = null;
@@ -306,3 +308,39 @@ def test_disconnect_when_cancel_on_disconnect_then_cancelled_else_the_run_goes_o
     rest = _resume(base, going_on, after=None)
     assert rest[-1][1]["outcome"] == {"type": "success"}
     assert _joined(rest, "TEXT_MESSAGE_CONTENT") == "".join(script_tokens(60))
+
+
+def test_run_agent_when_the_model_fails_then_run_error_with_its_code(base: str) -> None:
+    received = _post(base, _input("#script status=500"))
+
+    assert [event["type"] for _, event in received] == ["RUN_STARTED", "RUN_ERROR"]
+    assert received[-1][1]["code"] == "model_error"
+
+
+def test_keys_when_configured_then_a_key_is_needed_and_resumes_only_its_own_runs(
+    scripted_app: Callable[..., str], tmp_path: Path
+) -> None:
+    url = scripted_app()
+    store = KeyStore(tmp_path / "data" / KEYS_FILE)
+    mine, theirs = ({"Authorization": f"Bearer {store.add(name)}"} for name in ("mine", "theirs"))
+    body = _input("#script tokens=4")
+    events_url = f"{url}/api/ag-ui/runs/{body['runId']}/events"
+    thread = {"threadId": body["threadId"]}
+
+    assert httpx.post(f"{url}/api/ag-ui", json=body, timeout=TIMEOUT).status_code == 401
+    found = run_node(
+        HTTP_AGENT,
+        {
+            "url": f"{url}/api/ag-ui",
+            "threadId": body["threadId"],
+            "runId": body["runId"],
+            "content": "#script tokens=4",
+            "headers": mine,
+        },
+    )
+    assert found["messages"][-1]["content"] == "".join(script_tokens(4))
+    assert httpx.get(events_url, params=thread, timeout=TIMEOUT).status_code == 401
+    assert httpx.get(events_url, params=thread, headers=theirs, timeout=TIMEOUT).status_code == 404
+    with httpx.Client(timeout=TIMEOUT, headers=mine) as client:
+        replay = _read(client, "GET", events_url, params=thread)
+    assert _joined(replay, "TEXT_MESSAGE_CONTENT") == "".join(script_tokens(4))
