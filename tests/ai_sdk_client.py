@@ -47,9 +47,9 @@ function transport(url) {
     fetch: recordingFetch });
 }
 
-// Read a chunk stream to its end (or abort after `stopAfter` text deltas): its chunks and the
-// UIMessage readUIMessageStream builds from it.
-async function consume(stream, stopAfter = 0, controller = null) {
+// Read a chunk stream to its end (or abort after `stopAfter` text deltas, or `stopAfterChunks`
+// chunks of any kind): its chunks and the UIMessage readUIMessageStream builds from it.
+async function consume(stream, stopAfter = 0, controller = null, stopAfterChunks = 0) {
   const [forMessage, forChunks] = stream.tee();
   let message = null;
   const building = (async () => {
@@ -60,7 +60,8 @@ async function consume(stream, stopAfter = 0, controller = null) {
     for await (const chunk of forChunks) {
       await valid(chunk);
       chunks.push(chunk);
-      if (stopAfter && chunks.filter((c) => c.type === "text-delta").length >= stopAfter) {
+      const deltas = chunks.filter((c) => c.type === "text-delta").length;
+      if ((stopAfter && deltas >= stopAfter) || (stopAfterChunks && chunks.length >= stopAfterChunks)) {
         controller.abort();
         break;
       }
@@ -76,8 +77,8 @@ const first = transport(input.url);
 const controller = new AbortController();
 const sent = await first.sendMessages({ trigger: "submit-message", chatId: input.chatId,
   messageId: undefined, messages: input.messages, abortSignal: controller.signal });
-const result = { sent: await consume(sent, input.stopAfter ?? 0, controller) };
-if (input.stopAfter) {
+const result = { sent: await consume(sent, input.stopAfter ?? 0, controller, input.stopAfterChunks ?? 0) };
+if (input.stopAfter || input.stopAfterChunks) {
   const again = await transport(input.resumeUrl ?? input.url).reconnectToStream({ chatId: input.chatId });
   result.resumed = again === null ? null : await consume(again);
 }
@@ -109,15 +110,18 @@ def chat(
     messages: list[dict[str, Any]],
     *,
     stop_after: int = 0,
+    stop_after_chunks: int = 0,
     resume_url: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Send `messages` with DefaultChatTransport and read the reply with readUIMessageStream; with
-    `stop_after`, abort after that many text deltas and resume with reconnectToStream (on
-    `resume_url` when given); then reconnect once more (null expected: nothing active)."""
+    `stop_after` (`stop_after_chunks`), abort after that many text deltas (chunks) and resume with
+    reconnectToStream (on `resume_url` when given); then reconnect once more (null: none active)."""
     payload: dict[str, Any] = {"url": url, "chatId": chat_id, "messages": messages}
     if stop_after:
         payload["stopAfter"] = stop_after
+    if stop_after_chunks:
+        payload["stopAfterChunks"] = stop_after_chunks
     if resume_url:
         payload["resumeUrl"] = resume_url
     if headers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -243,21 +244,35 @@ def _read_stream(base: str, chat_id: str) -> list[str] | None:
         return types
 
 
-def test_resume_when_the_other_instance_is_asked_over_redis_then_the_whole_text(
+SWEEP = range(1, 21)
+"""The disconnect moments: after 1 to 20 chunks, from the `start` through the thinking into the text."""
+
+
+def test_resume_when_stopped_at_each_moment_then_the_other_instance_over_redis_gives_the_exact_reply(
     start_app: Callable[..., str], scripted: ScriptedServer, redis_server: RedisServer
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_REDIS_URL=redis_server.url)
-    first, second = (start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env) for _ in range(2))
-    result = chat(
-        first, _chat_id(), [user_message("#script tokens=150 rate=150")], stop_after=5, resume_url=second
+    env = clean_env(
+        OPENAI_API_KEY="test-key", SMART_AGENT_REDIS_URL=redis_server.url, SMART_AGENT_API_MAX_RUNS="20"
     )
+    first, second = (start_app("--base-url", scripted.url, "--model", MODEL_ID, env=env) for _ in range(2))
+    script = "#script think=30 think_style=reasoning tokens=180 rate=100"
 
-    assert result["resumed"]["message"]["parts"][-1] == {
-        "type": "text",
-        "text": "".join(script_tokens(150)),
-        "state": "done",
-    }
-    assert result["afterEnd"] is None
+    def stop_and_resume(moment: int) -> dict[str, Any]:
+        messages = [user_message(script)]
+        return chat(first, _chat_id(), messages, stop_after_chunks=moment, resume_url=second)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Node processes; the apps do the rest
+        results = list(pool.map(stop_and_resume, SWEEP))
+
+    for moment, result in zip(SWEEP, results, strict=True):
+        assert len(result["sent"]["chunks"]) == moment
+        assert result["resumed"]["message"]["parts"] == [
+            {"type": "step-start"},
+            {"type": "reasoning", "id": "reasoning-1", "text": "".join(think_tokens(30)), "state": "done"},
+            {"type": "text", "text": "".join(script_tokens(180)), "state": "done"},
+        ], f"resumed after {moment} chunks"
+        assert [entry["status"] for entry in result["wire"]] == [200, 200, 204]
+        assert result["afterEnd"] is None
 
 
 def test_keys_when_configured_then_a_key_is_needed_and_finds_only_its_own_chats(
