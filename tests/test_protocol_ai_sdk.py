@@ -4,6 +4,7 @@ client (DefaultChatTransport, readUIMessageStream, reconnectToStream) from Node.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -224,6 +225,26 @@ def test_stop_when_asked_by_delete_then_the_stream_ends_with_abort_and_nothing_i
     assert chunks is None or chunks[-2:] == ["abort", "[DONE]"]
     assert httpx.get(f"{base}/api/chat/{chat_id}/stream").status_code == 204
     assert httpx.delete(f"{base}/api/chat/{chat_id}/stream").status_code == 204
+
+
+def test_cancel_on_disconnect_when_asked_in_the_body_then_closing_the_stream_cancels_the_run(
+    base: str,
+) -> None:
+    body = {
+        "id": _chat_id(),
+        "messages": [user_message("#script tokens=2000 rate=50")],
+        "cancelOnDisconnect": True,
+    }
+    with httpx.stream("POST", f"{base}/api/chat", json=body, timeout=30) as response:
+        lines = response.iter_lines()
+        start = json.loads(next(lines)[5:])
+        assert any(line.startswith("data:") and "text-delta" in line for line in lines)
+
+    run = f"{base}/api/v1/runs/{start['messageId']}"
+    deadline = time.monotonic() + 10
+    while (status := httpx.get(run).json()["status"]) == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server notices the closed socket on its own schedule: poll, bounded
+    assert status == "cancelled"
 
 
 def _first_delta(response: httpx.Response) -> bool:
