@@ -24,6 +24,7 @@ from tests.scripted_server import (
 )
 
 MEMBERS = ("alpha", "beta")
+MAX_RUNS = 3
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -39,7 +40,11 @@ def app(
         f'[[members]]\nname = "{n}"\nprompt = "You are {n}.\\n#member {n}"\n\n' for n in MEMBERS
     )
     team.write_text(members + '[synthesiser]\nprompt = "Answer.\\n#member synth"\n')
-    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_DATA_DIR=str(log_dir / "data"))
+    env = clean_env(
+        OPENAI_API_KEY="test-key",
+        SMART_AGENT_DATA_DIR=str(log_dir / "data"),
+        SMART_AGENT_API_MAX_RUNS=str(MAX_RUNS),
+    )
     if request.param == "redis":
         env["SMART_AGENT_REDIS_URL"] = request.getfixturevalue("redis_server").url
     flags = ("--base-url", scripted.url, "--model", MODEL_ID, "--team-config", str(team))
@@ -322,3 +327,33 @@ def test_disconnect_when_the_client_leaves_before_a_whole_answer_then_the_model_
     assert spans, "the run asked the model"
     assert scripted.wait_ended(spans, 10), "the answer takes 25 s unless the run was cancelled"
     assert not any(span.complete for span in spans)
+
+
+def test_limits_when_a_key_runs_too_many_at_once_then_429_in_openais_shape_with_retry_after(
+    app: tuple[str, str], client: openai.OpenAI
+) -> None:
+    streams = [
+        client.chat.completions.create(
+            model="smart-agent",
+            messages=[{"role": "user", "content": "#script tokens=2000 rate=50"}],
+            stream=True,
+        )
+        for _ in range(MAX_RUNS)
+    ]
+    try:
+        firsts = [next(iter(stream)) for stream in streams]
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(
+                model="smart-agent", messages=[{"role": "user", "content": "one more"}]
+            )
+    finally:
+        for stream in streams:
+            stream.close()
+
+    assert caught.value.body["code"] == "limit_exceeded"  # type: ignore[index]
+    assert caught.value.response.headers["Retry-After"].isdigit()
+    for first in firsts:  # each run ends, cancelled by its client leaving: the key's slots are free again
+        ended = read_all(
+            app[0], first.id.removeprefix("chatcmpl-"), headers={"Authorization": f"Bearer {app[1]}"}
+        )
+        assert ended[-1].data["code"] == "cancelled"

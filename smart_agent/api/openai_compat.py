@@ -38,6 +38,7 @@ OWNER = "smart-agent"
 RUN_ID_HEADER = "X-Smart-Agent-Run-Id"
 """The run behind a completion: `/api/v1/runs/{id}` reads or cancels it with the same key."""
 _ERROR_STATUS = {MODEL_ERROR: 502, CANCELLED: 409}
+_cancelling: set[asyncio.Task[None]] = set()  # cancels under way, held until done (asyncio keeps weak refs)
 
 
 def openai_error(
@@ -174,10 +175,6 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
     """The run as chat-completion chunks; the client going away cancels the run."""
     ended = False
 
-    async def on_disconnect(_message: Any) -> None:
-        if not ended:
-            await api.manager.cancel(run_id)
-
     async def chunks() -> AsyncGenerator[ServerSentEvent, None]:
         nonlocal ended
         api.streams[principal] += 1
@@ -214,12 +211,17 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
             api.streams[principal] -= 1
             if api.streams[principal] <= 0:
                 del api.streams[principal]
+            if not ended:
+                # Here, not in sse-starlette's disconnect handler: when a send fails first, the
+                # response's task group cancels the disconnect listener before it hears the client go.
+                # A task, as this may run while the generator is being closed, where it must not wait.
+                _cancelling.add(task := asyncio.get_running_loop().create_task(api.manager.cancel(run_id)))
+                task.add_done_callback(_cancelling.discard)
 
     return EventSourceResponse(
         chunks(),
         sep="\n",
         send_timeout=api.settings.sse_send_timeout,
-        client_close_handler_callable=on_disconnect,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", RUN_ID_HEADER: run_id},
     )
 
