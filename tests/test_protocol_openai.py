@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -10,6 +11,13 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from smart_agent.api.keys import KEYS_FILE, KeyStore
+from smart_agent.api.openai_schema import (
+    ModelChoice,
+    UnknownModelError,
+    choose_model,
+    model_ids,
+    parse_chat_request,
+)
 from tests.api_client import read_all
 from tests.harness import clean_env, running_app
 from tests.scripted_server import (
@@ -357,3 +365,45 @@ def test_limits_when_a_key_runs_too_many_at_once_then_429_in_openais_shape_with_
             app[0], first.id.removeprefix("chatcmpl-"), headers={"Authorization": f"Bearer {app[1]}"}
         )
         assert ended[-1].data["code"] == "cancelled"
+
+
+def test_schema_when_openai_fields_come_then_developer_is_system_parts_join_and_extras_are_ignored() -> None:
+    body = {
+        "model": "smart-agent",
+        "temperature": 0.2,
+        "user": "someone",
+        "messages": [
+            {
+                "role": "developer",
+                "content": [{"type": "text", "text": "Be "}, {"type": "text", "text": "brief."}],
+            },
+            {"role": "user", "content": "Hi", "name": "ann"},
+            {"role": "assistant", "content": "Hello.", "reasoning_content": "greet"},
+            {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+        ],
+    }
+    chat = parse_chat_request(json.dumps(body).encode(), 10_000, None)
+
+    assert chat.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": [{"type": "text", "text": "Again"}]},
+    ]
+    assert chat.model == ModelChoice("smart-agent", False, None)
+    assert not chat.stream and not chat.include_usage
+
+
+def test_model_ids_when_backend_models_have_slashes_then_the_profile_is_the_first_part() -> None:
+    assert choose_model("smart-agent-team/meta-llama/Llama-3") == ModelChoice(
+        "smart-agent-team/meta-llama/Llama-3", True, "meta-llama/Llama-3"
+    )
+    assert model_ids(("a/b",)) == [
+        "smart-agent",
+        "smart-agent-team",
+        "smart-agent/a/b",
+        "smart-agent-team/a/b",
+    ]
+    for unknown in ("smart-agent/", "smart-agent/ ", "team/x", "Smart-Agent"):
+        with pytest.raises(UnknownModelError):
+            choose_model(unknown)
