@@ -182,15 +182,16 @@ def test_stream_when_read_raw_then_every_event_conforms_and_carries_a_unique_id(
     ]
 
 
-SWEEP = "#script think=20 tokens=100 rate=300"
+SWEEP = "#script think=40 tokens=240 rate=300"
+MOMENTS = 24
 
 
 def _sweep(starting: str, resuming: str) -> int:
-    """Disconnect after each event of a run in turn (a run per moment), resume on `resuming`;
-    returns how many moments fell mid-run."""
+    """Disconnect at MOMENTS moments spread over a run's events (a run per moment), resume on
+    `resuming`; returns how many moments fell mid-run."""
     reference = _post(starting, _input(SWEEP))
     mid_run = 0
-    for cut in range(1, len(reference)):
+    for cut in sorted({1 + i * (len(reference) - 2) // (MOMENTS - 1) for i in range(MOMENTS)}):
         body = _input(SWEEP)
         first = _post(starting, body, limit=cut)
         rest = _resume(resuming, body, after=first[-1][0])
@@ -200,20 +201,20 @@ def _sweep(starting: str, resuming: str) -> int:
         assert ids == [event_id for event_id, _ in whole], f"cut after {cut} events"
         assert len(set(ids)) == len(ids)
         assert [*first, *rest] == whole
-        assert _joined(whole, "REASONING_MESSAGE_CONTENT") == "".join(think_tokens(20))
-        assert _joined(whole, "TEXT_MESSAGE_CONTENT") == "".join(script_tokens(100))
+        assert _joined(whole, "REASONING_MESSAGE_CONTENT") == "".join(think_tokens(40))
+        assert _joined(whole, "TEXT_MESSAGE_CONTENT") == "".join(script_tokens(240))
         assert whole[-1][1]["type"] == "RUN_FINISHED"
         mid_run += first[-1][1]["type"] != "RUN_FINISHED"
     return mid_run
 
 
 def test_resume_when_the_client_goes_at_each_moment_then_no_id_lost_or_repeated(base: str) -> None:
-    assert _sweep(base, base) >= 10
+    assert _sweep(base, base) >= 20
 
 
 def test_resume_when_on_another_instance_over_redis_then_exact_at_each_moment(pair: tuple[str, str]) -> None:
     a, b = pair
-    assert _sweep(a, b) >= 10
+    assert _sweep(a, b) >= 20
 
 
 def _refused(response: httpx.Response) -> tuple[int, str]:
