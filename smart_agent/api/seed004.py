@@ -2,7 +2,7 @@
 
 A GET starts a run; the browser reconnecting with the same session and question (within the run's
 retention, from any instance) reads the same run again instead of starting another one: a hash of
-(key, session, question) names the run next to the run log (smart_agent/runs/aliases.py).
+(key, session, question) names the run in the run log (RunLog.claim: smart_agent/runs/names.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from smart_agent.api.access import AccessError
 from smart_agent.api.routes import Api, error_response
 from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
 from smart_agent.api.sse import stream_events
-from smart_agent.config import Settings
 from smart_agent.runs import events as kinds
-from smart_agent.runs.aliases import MemoryRunAliases, RedisRunAliases, RunAliases
 from smart_agent.runs.log import (
     TOMBSTONE_SECONDS,
     InvalidEventIdError,
@@ -44,15 +42,6 @@ REDACTED = "?<redacted>"
 CREATING_SECONDS = 10.0
 """A claimed name whose run the log does not know is taken as being created for this long."""
 RETRY_CREATING_MS = 300
-
-
-def aliases_for(settings: Settings) -> RunAliases:
-    """Names next to the run log: in the same Redis, or in this process with the in-memory log."""
-    if settings.redis_url:
-        from smart_agent.runs.redis_log import DEFAULT_PREFIX
-
-        return RedisRunAliases(settings.redis_url, DEFAULT_PREFIX)
-    return MemoryRunAliases()
 
 
 class _RedactQuestions(logging.Filter):
@@ -89,9 +78,9 @@ def parse_question(query: Mapping[str, str], max_content_chars: int) -> tuple[st
     return question, session_id
 
 
-def build_router(api: Api, aliases: RunAliases | None = None) -> APIRouter:
+def build_router(api: Api) -> APIRouter:
     """The seed-004 route, bound to `api` (its keys, limits, run log and metrics)."""
-    names = aliases or aliases_for(api.settings)
+    names = api.manager.log
     # A name outlives the run's retention; whether it still stands is the run log's answer.
     ttl = api.settings.run_retention + TOMBSTONE_SECONDS
     router = APIRouter()
@@ -101,7 +90,7 @@ def build_router(api: Api, aliases: RunAliases | None = None) -> APIRouter:
         """The run this (key, session, question) names, started here when there is none; None
         while another request is creating it."""
         secret = "\0".join((principal, session_id, question)).encode()
-        name = hashlib.sha256(secret).hexdigest()
+        name = "seed004:" + hashlib.sha256(secret).hexdigest()
         fresh = new_run_id()
         # The claim's time goes with the name: a run it names that the log does not know yet is
         # being created by another request (a moment), not long forgotten.

@@ -126,6 +126,15 @@ class RunLog(Protocol):
         """The run `name` leads to (it may have ended or expired since), or None."""
         ...
 
+    async def claim(self, name: str, value: str, ttl: float, replacing: str | None = None) -> str:
+        """Let `name` hold `value` for `ttl` s unless it holds another value (other than
+        `replacing`) already; returns what it holds now. Atomic across instances."""
+        ...
+
+    async def release(self, name: str, value: str) -> None:
+        """Forget `name` if it still holds `value` (its run could not start)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and background tasks."""
         ...

@@ -22,6 +22,7 @@ from smart_agent.runs.log import (
     RunRecord,
     UnknownRunError,
 )
+from smart_agent.runs.names import MemoryNames
 
 MAX_RUNS_KEPT = 10_000
 """Ended runs kept in memory at most; beyond, the oldest is forgotten before its retention ends."""
@@ -47,7 +48,7 @@ class _Run:
         changed.set()
 
 
-class MemoryRunLog:
+class MemoryRunLog(MemoryNames):
     """Runs and their events in a dict; ids are decimal sequence numbers per run."""
 
     def __init__(
@@ -63,7 +64,7 @@ class MemoryRunLog:
         self._runs: dict[str, _Run] = {}
         self._expired: OrderedDict[str, float] = OrderedDict()
         self._cancel_handlers: list[CancelHandler] = []
-        self._names: OrderedDict[str, str] = OrderedDict()
+        self._names: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     async def create(self, run_id: str, owner: str, max_running: int) -> RunRecord:
         """Register a new running run; RunLimitError when `owner` has `max_running` running."""
@@ -149,17 +150,6 @@ class MemoryRunLog:
         return sum(
             1 for run in self._runs.values() if run.record.owner == owner and run.record.status == "running"
         )
-
-    async def point(self, name: str, run_id: str) -> None:
-        """Let `name` lead to `run_id`; the oldest names go beyond as many as runs are remembered."""
-        self._names[name] = run_id
-        self._names.move_to_end(name)
-        while len(self._names) > MAX_RUNS_KEPT + EXPIRED_RUNS_REMEMBERED:
-            self._names.popitem(last=False)
-
-    async def pointed(self, name: str) -> str | None:
-        """The run `name` leads to, or None."""
-        return self._names.get(name)
 
     async def aclose(self) -> None:
         """Nothing to release; wake readers so they see the end."""
