@@ -33,11 +33,18 @@ from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
 from smart_agent import metrics
+from smart_agent.api.access import AccessError
 from smart_agent.api.ag_ui_events import Position, Presenter, stream
-from smart_agent.api.routes import Api, _Refused, error_response
+from smart_agent.api.routes import Api, error_response
 from smart_agent.api.schema import RequestError, RunRequest, parse_run_request
 from smart_agent.attachments.files import Limits
-from smart_agent.runs.log import InvalidEventIdError, RunLimitError, RunLogError
+from smart_agent.runs.log import (
+    InvalidEventIdError,
+    RunExpiredError,
+    RunLimitError,
+    RunLogError,
+    UnknownRunError,
+)
 
 log = logging.getLogger("smart_agent.api")
 PATH = "/api/ag-ui"
@@ -146,7 +153,7 @@ def build_ag_ui_router(api: Api) -> APIRouter:
     @router.post("")
     async def run_agent(request: Request) -> Response:
         try:
-            principal = api.principal(request)
+            principal = api.access.authorize(request.headers.get("authorization"))
             agent_input = parse_input(await request.body())
             run = run_request(agent_input, api.turns.max_content_chars, api.limits)
             await _check_model(api, run.model)
@@ -158,8 +165,8 @@ def build_ag_ui_router(api: Api) -> APIRouter:
                 model=run.model,
                 run_id=ours,
             )
-        except _Refused as refused:
-            return refused.response
+        except AccessError as exc:
+            return _refused(exc)
         except RequestError as exc:
             return error_response(exc.status, "invalid_request", exc.message, field=exc.field)
         except RunLimitError as exc:
@@ -178,23 +185,27 @@ def build_ag_ui_router(api: Api) -> APIRouter:
         thread_id = request.query_params.get("threadId", "")
         raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         try:
-            principal = api.principal(request)
+            principal = api.access.authorize(request.headers.get("authorization"))
             if not thread_id:
                 raise RequestError(
                     "threadId", "is required: the thread of the run, as sent in its RunAgentInput"
                 )
             ours = our_run_id(principal, thread_id, run_id)
             try:
-                await api.visible_run(ours, principal)
-            except _Refused as refused:
-                if refused.response.status_code != 404:
-                    raise
+                owner = (await api.manager.log.get(ours)).owner
+            except RunExpiredError:
+                return error_response(
+                    410, "replay_window_exceeded", f"run {run_id} ended too long ago; its events are gone"
+                )
+            except UnknownRunError:
+                owner = None
+            if owner != principal:  # derived from the key, so another key's run is never found
                 return error_response(404, "not_found", f"no run {run_id} in thread {thread_id}")
             after = Position.parse(raw) if raw else None
             if after is not None and after.log_id is not None:
                 await api.manager.log.check_id(ours, after.log_id)
-        except _Refused as refused:
-            return refused.response
+        except AccessError as exc:
+            return _refused(exc)
         except RequestError as exc:
             return error_response(exc.status, "invalid_request", exc.message, field=exc.field)
         except InvalidEventIdError as exc:
@@ -202,6 +213,12 @@ def build_ag_ui_router(api: Api) -> APIRouter:
         return _respond(api, principal, ours, Presenter(thread_id, run_id), after, False)
 
     return router
+
+
+def _refused(exc: AccessError) -> Response:
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _check_model(api: Api, model: str | None) -> None:
