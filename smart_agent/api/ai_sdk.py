@@ -154,17 +154,25 @@ def _sse(chunk: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
 
-async def chunks(api: Api, run_id: str, principal: str) -> AsyncGenerator[ServerSentEvent, None]:
+async def chunks(
+    api: Api, run_id: str, principal: str, cancel_on_disconnect: bool = False
+) -> AsyncGenerator[ServerSentEvent, None]:
     """The run's UI message stream from its start, ending with `data: [DONE]`; an open stream holds
     one of the key's stream slots, as in the runs API."""
     api.streams[principal] += 1
+    done = False
     try:
         async for event in _chunks(api, run_id):
             yield event
+        done = True
     finally:
         api.streams[principal] -= 1
         if api.streams[principal] <= 0:
             del api.streams[principal]
+        # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
+        # group cancels the disconnect listener before it hears the client go.
+        if cancel_on_disconnect and not done:
+            api.manager.cancel_soon(run_id)
 
 
 async def _chunks(api: Api, run_id: str) -> AsyncGenerator[ServerSentEvent, None]:
@@ -243,15 +251,10 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
         except RunLimitError as exc:
             return error_response(429, "limit_exceeded", str(exc))
 
-        async def on_disconnect(_message: Any) -> None:
-            if chat.cancel_on_disconnect:
-                await api.manager.cancel(record.id)
-
         return EventSourceResponse(
-            chunks(api, record.id, principal),
+            chunks(api, record.id, principal, chat.cancel_on_disconnect),
             ping=api.settings.sse_heartbeat,
             send_timeout=api.settings.sse_send_timeout,
-            client_close_handler_callable=on_disconnect,
             headers=HEADERS,
         )
 

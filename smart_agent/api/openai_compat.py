@@ -38,7 +38,6 @@ OWNER = "smart-agent"
 RUN_ID_HEADER = "X-Smart-Agent-Run-Id"
 """The run behind a completion: `/api/v1/runs/{id}` reads or cancels it with the same key."""
 _ERROR_STATUS = {MODEL_ERROR: 502, CANCELLED: 409}
-_cancelling: set[asyncio.Task[None]] = set()  # cancels under way, held until done (asyncio keeps weak refs)
 
 
 def openai_error(
@@ -214,9 +213,7 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
             if not ended:
                 # Here, not in sse-starlette's disconnect handler: when a send fails first, the
                 # response's task group cancels the disconnect listener before it hears the client go.
-                # A task, as this may run while the generator is being closed, where it must not wait.
-                _cancelling.add(task := asyncio.get_running_loop().create_task(api.manager.cancel(run_id)))
-                task.add_done_callback(_cancelling.discard)
+                api.manager.cancel_soon(run_id)  # the generator may be being closed: no waiting here
 
     return EventSourceResponse(
         chunks(),

@@ -175,10 +175,6 @@ def build_router(api: Api) -> APIRouter:
                 f"at most {api.settings.api_max_streams} may be open at once",
             )
 
-        async def on_disconnect(_message: Any) -> None:
-            if options.cancel_on_disconnect:
-                await api.manager.cancel(run_id)
-
         async def events() -> Any:
             # Counted here, not in the route: a generator that never starts never runs its
             # `finally`, and the slot would be lost for good.
@@ -207,12 +203,15 @@ def build_router(api: Api) -> APIRouter:
                 api.streams[principal] -= 1
                 if api.streams[principal] <= 0:
                     del api.streams[principal]
+                # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
+                # group cancels the disconnect listener before it hears the client go.
+                if options.cancel_on_disconnect and reason in ("client_gone", "send_failed"):
+                    api.manager.cancel_soon(run_id)
 
         return EventSourceResponse(
             events(),
             ping=0,  # heartbeats are named events, sent only when nothing else is (stream_events)
             send_timeout=api.settings.sse_send_timeout,
-            client_close_handler_callable=on_disconnect,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 

@@ -42,6 +42,7 @@ class RunManager:
         self._on_start = on_start
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._cancelling: set[asyncio.Task[None]] = set()  # cancel_soon's, held (asyncio keeps weak refs)
         runs.on_cancel_request(self._on_cancel_request)
 
     @property
@@ -74,6 +75,13 @@ class RunManager:
         if not self._cancel_local(run_id):
             await self.log.request_cancel(run_id)
 
+    def cancel_soon(self, run_id: str) -> None:
+        """`cancel` from where waiting is not allowed (a stream generator being closed because its
+        client left); the manager holds the task, and `aclose` waits for it."""
+        task = asyncio.get_running_loop().create_task(self.cancel(run_id))
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
+
     async def wait(self, run_id: str) -> None:
         """Wait for this process's task of the run to end (tests, shutdown)."""
         task = self._tasks.get(run_id)
@@ -85,6 +93,7 @@ class RunManager:
         """Stop every run of this process (each ends with `error` `producer_lost`: nobody cancelled
         it, the instance producing it went away), then close the log."""
         self._closing = True
+        await asyncio.gather(*self._cancelling, return_exceptions=True)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
