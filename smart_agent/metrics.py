@@ -1,7 +1,8 @@
 """Prometheus metrics of every surface (the chat UI and the API), on prometheus-client's default registry.
 
 Names and buckets follow vLLM's (`vllm:time_to_first_token_seconds`, ...) so existing LLM-serving
-dashboards read them. Labels carry the model and an outcome only — never a user, key or run id.
+dashboards read them. Labels carry the model, the API's protocol and an outcome only — never a user,
+key or run id.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from contextvars import ContextVar
 from typing import Final
 
 from prometheus_client import (
@@ -96,17 +98,33 @@ REASONING_TOKENS = Counter(
 UI_EVENTS = Counter(
     "smart_agent_ui_events_total", "UI events the batching sent for reply text (chat UI).", ["model"]
 )
-RUNS_ACTIVE = Gauge("smart_agent_runs_active", "API runs in progress.")
-RUNS = Counter("smart_agent_runs_total", "API runs ended, by final status.", ["status"])
-SSE_CONNECTIONS = Gauge("smart_agent_sse_connections", "Open SSE connections of the API.")
+# The API's protocols (the `protocol` label): our runs API and the presenters over the same run log.
+PROTOCOLS: Final = ("runs", "ai-sdk", "ag-ui", "openai", "seed004")
+PROTOCOL: ContextVar[str] = ContextVar("smart_agent_protocol", default="runs")
+"""The protocol of the request being served; set once per route (api/mount.py), it reaches the run's
+task and the stream's, which copy the context they start in."""
+
+API_REQUESTS = Counter(
+    "smart_agent_api_requests_total",
+    "API requests answered, by protocol and HTTP status.",
+    ["protocol", "code"],
+)
+RUNS_ACTIVE = Gauge("smart_agent_runs_active", "API runs in progress.", ["protocol"])
+RUNS = Counter("smart_agent_runs_total", "API runs ended, by final status.", ["protocol", "status"])
+SSE_CONNECTIONS = Gauge("smart_agent_sse_connections", "Open SSE connections of the API.", ["protocol"])
 SSE_RESUMES = Counter(
-    "smart_agent_sse_resumes_total", "SSE reconnections with Last-Event-ID, by result.", ["result"]
+    "smart_agent_sse_resumes_total",
+    "SSE reconnections with Last-Event-ID, by result.",
+    ["protocol", "result"],
 )
 SSE_DISCONNECTS = Counter(
-    "smart_agent_sse_disconnects_total", "SSE connections closed, by reason.", ["reason"]
+    "smart_agent_sse_disconnects_total", "SSE connections closed, by reason.", ["protocol", "reason"]
 )
-for _status in (DONE, ERROR, CANCELLED):  # present from the start, so rate() sees the first one
-    RUNS.labels(_status)
+for _protocol in PROTOCOLS:  # present from the start, so rate() sees the first one
+    RUNS_ACTIVE.labels(_protocol)
+    SSE_CONNECTIONS.labels(_protocol)
+    for _status in (DONE, ERROR, CANCELLED):
+        RUNS.labels(_protocol, _status)
 
 
 def metered(
@@ -178,31 +196,38 @@ def ui_events(model: str, count: int) -> None:
         UI_EVENTS.labels(model).inc(count)
 
 
+def api_request(code: int | str) -> None:
+    """An API request was answered with HTTP status `code`, on the current protocol."""
+    API_REQUESTS.labels(PROTOCOL.get(), str(code)).inc()
+
+
 def run_started() -> None:
     """An API run began."""
-    RUNS_ACTIVE.inc()
+    RUNS_ACTIVE.labels(PROTOCOL.get()).inc()
 
 
 def run_ended(status: str) -> None:
     """An API run ended with `status` (done, error or cancelled)."""
-    RUNS_ACTIVE.dec()
-    RUNS.labels(status).inc()
+    protocol = PROTOCOL.get()  # the run's task copied the context of the request that started it
+    RUNS_ACTIVE.labels(protocol).dec()
+    RUNS.labels(protocol, status).inc()
 
 
 def sse_connection_opened() -> None:
     """An SSE stream of the API opened."""
-    SSE_CONNECTIONS.inc()
+    SSE_CONNECTIONS.labels(PROTOCOL.get()).inc()
 
 
 def sse_connection_closed(reason: str) -> None:
     """An SSE stream closed, for `reason` (e.g. ended, client_gone, send_timeout)."""
-    SSE_CONNECTIONS.dec()
-    SSE_DISCONNECTS.labels(reason).inc()
+    protocol = PROTOCOL.get()
+    SSE_CONNECTIONS.labels(protocol).dec()
+    SSE_DISCONNECTS.labels(protocol, reason).inc()
 
 
 def sse_resume(result: str) -> None:
     """A client resumed a stream with Last-Event-ID, with `result` (e.g. replayed, expired)."""
-    SSE_RESUMES.labels(result).inc()
+    SSE_RESUMES.labels(PROTOCOL.get(), result).inc()
 
 
 def render() -> tuple[bytes, str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from smart_agent import cli
+from smart_agent.metrics import PROTOCOLS
+from tests.ai_sdk_client import user_message
 from tests.api_client import get_run, read_all, start_run, text_of
 from tests.harness import ROOT, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
@@ -119,14 +124,16 @@ async def test_metrics_when_ui_and_api_replied_then_both_counted_with_model_and_
     assert grew("smart_agent_e2e_request_latency_seconds_count", **model, status="done") == 2
     assert grew("smart_agent_inter_token_latency_seconds_count", **model) == 29 + 39
     assert 1 <= grew("smart_agent_ui_events_total", **model) <= 30
-    assert grew("smart_agent_runs_total", status="done") == 1
-    assert grew("smart_agent_sse_disconnects_total", reason="ended") == 1
-    assert after[("smart_agent_runs_active", ())] == 0
-    assert after[("smart_agent_sse_connections", ())] == 0
+    runs = {"protocol": "runs"}
+    assert grew("smart_agent_runs_total", **runs, status="done") == 1
+    assert grew("smart_agent_sse_disconnects_total", **runs, reason="ended") == 1
+    assert after[("smart_agent_runs_active", (("protocol", "runs"),))] == 0
+    assert after[("smart_agent_sse_connections", (("protocol", "runs"),))] == 0
     for name, labels in after:
         if not name.startswith("smart_agent_"):
             continue  # prometheus-client's own process and GC metrics
-        assert {key for key, _ in labels} <= {"model", "status", "result", "reason", "le"}, name
+        allowed = {"model", "protocol", "status", "code", "result", "reason", "le"}
+        assert {key for key, _ in labels} <= allowed, name
     assert alice not in response.text and run["id"] not in response.text
 
 
@@ -173,3 +180,77 @@ def test_cors_when_a_listed_frontend_calls_then_allowed_and_another_site_refused
         f"{url}/api/v1/runs/{run['id']}", headers={"Origin": "https://evil.example", **_bearer(alice)}
     )
     assert stolen.status_code == 403 and run["id"] not in stolen.text
+
+
+def _one_request(url: str, protocol: str, key: str) -> None:
+    """One reply of `protocol`'s, read to its end (the runs API: its POST, then its events)."""
+    question = "#script tokens=5"
+    headers = _bearer(key)
+    said = {"role": "user", "content": question}
+    if protocol == "runs":
+        run = start_run(url, question, headers=headers)
+        read_all(url, run["id"], headers=headers)
+        return
+    requests: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "ai-sdk": (
+            "POST",
+            "/api/chat",
+            {"json": {"id": f"chat-{uuid.uuid4()}", "messages": [user_message(question)]}},
+        ),
+        "ag-ui": (
+            "POST",
+            "/api/ag-ui",
+            {
+                "json": {
+                    "threadId": f"thread-{uuid.uuid4()}",
+                    "runId": f"run-{uuid.uuid4()}",
+                    "messages": [{"id": "u1", **said}],
+                    "tools": [],
+                    "context": [],
+                    "state": {},
+                    "forwardedProps": {},
+                }
+            },
+        ),
+        "openai": (
+            "POST",
+            "/v1/chat/completions",
+            {"json": {"model": "smart-agent", "stream": True, "messages": [said]}},
+        ),
+        "seed004": (
+            "GET",
+            "/api/question/stream",
+            {"params": {"question": question, "session_id": f"s-{uuid.uuid4()}"}},
+        ),
+    }
+    method, path, body = requests[protocol]
+    with httpx.stream(method, url + path, headers=headers, timeout=30, **body) as response:
+        assert response.status_code == 200, (protocol, response.read())
+        streamed = "".join(response.iter_text())
+    assert script_tokens(5)[-1].strip() in streamed  # the scripted reply came through
+
+
+def test_metrics_when_each_protocol_replied_then_its_request_and_run_are_counted_under_its_label(
+    keyed: tuple[str, Path, str],
+) -> None:
+    url, _, alice = keyed
+    before = _samples(httpx.get(f"{url}/metrics", headers=_bearer(alice)).text)
+    for protocol in PROTOCOLS:
+        _one_request(url, protocol, alice)
+
+    def grew(after: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    deadline = time.monotonic() + 10
+    while True:  # a run is counted when its task ends, just after its last event went out
+        after = _samples(httpx.get(f"{url}/metrics", headers=_bearer(alice)).text)
+        ended = [grew(after, "smart_agent_runs_total", protocol=p, status="done") for p in PROTOCOLS]
+        if ended == [1] * len(PROTOCOLS) or time.monotonic() > deadline:
+            break
+    assert dict(zip(PROTOCOLS, ended, strict=True)) == dict.fromkeys(PROTOCOLS, 1)
+    for protocol in PROTOCOLS:
+        answered = grew(after, "smart_agent_api_requests_total", protocol=protocol, code="200")
+        assert answered == 1, protocol  # the runs API: its events; its POST is a 201
+        assert after[("smart_agent_runs_active", (("protocol", protocol),))] == 0
+    assert grew(after, "smart_agent_api_requests_total", protocol="runs", code="201") == 1

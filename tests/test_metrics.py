@@ -45,8 +45,9 @@ NAMES = [
     "smart_agent_sse_connections",
     "smart_agent_sse_resumes_total",
     "smart_agent_sse_disconnects_total",
+    "smart_agent_api_requests_total",
 ]
-ALLOWED_LABELS = {"model", "status", "result", "reason", "le"}
+ALLOWED_LABELS = {"model", "protocol", "status", "code", "result", "reason", "le"}
 
 
 @pytest.fixture
@@ -265,6 +266,7 @@ def test_render_when_every_metric_used_then_all_names_present_with_outcome_label
     metrics.sse_connection_opened()
     metrics.sse_resume("replayed")
     metrics.sse_connection_closed("client_gone")
+    metrics.api_request(201)
     body = metrics.render()[0].decode()
     for name in NAMES:
         assert f"# TYPE {name} " in body, name
@@ -276,6 +278,7 @@ def test_render_when_every_metric_used_then_all_names_present_with_outcome_label
         "smart_agent_sse_connections",
         "smart_agent_sse_resumes_total",
         "smart_agent_sse_disconnects_total",
+        "smart_agent_api_requests_total",
     }
     for sample in ours:
         assert set(sample.labels) <= ALLOWED_LABELS, sample
@@ -288,23 +291,48 @@ def _bump(action: Callable[[], None], name: str, **labels: str) -> float:
 
 
 def test_runs_when_started_and_ended_then_active_gauge_and_status_counter_move() -> None:
-    for status in ("done", "error", "cancelled"):  # present before the first run ends
-        assert REGISTRY.get_sample_value("smart_agent_runs_total", {"status": status}) is not None
-    assert _bump(metrics.run_started, "smart_agent_runs_active") == 1
-    assert _bump(lambda: metrics.run_ended("cancelled"), "smart_agent_runs_active") == -1
-    assert _bump(lambda: metrics.run_ended("error"), "smart_agent_runs_total", status="error") == 1
+    for protocol in metrics.PROTOCOLS:  # present before the first run ends
+        for status in ("done", "error", "cancelled"):
+            labels = {"protocol": protocol, "status": status}
+            assert REGISTRY.get_sample_value("smart_agent_runs_total", labels) is not None
+    runs = {"protocol": "runs"}
+    assert _bump(metrics.run_started, "smart_agent_runs_active", **runs) == 1
+    assert _bump(lambda: metrics.run_ended("cancelled"), "smart_agent_runs_active", **runs) == -1
+    assert _bump(lambda: metrics.run_ended("error"), "smart_agent_runs_total", **runs, status="error") == 1
     metrics.run_started()  # the gauge back where it was
 
 
 def test_sse_when_reported_then_connections_gauge_and_outcome_counters_move() -> None:
-    assert _bump(metrics.sse_connection_opened, "smart_agent_sse_connections") == 1
-    assert _bump(lambda: metrics.sse_connection_closed("ended"), "smart_agent_sse_connections") == -1
+    runs = {"protocol": "runs"}
+    assert _bump(metrics.sse_connection_opened, "smart_agent_sse_connections", **runs) == 1
+    assert _bump(lambda: metrics.sse_connection_closed("ended"), "smart_agent_sse_connections", **runs) == -1
     metrics.sse_connection_opened()
     closed = lambda: metrics.sse_connection_closed("send_timeout")  # noqa: E731
-    assert _bump(closed, "smart_agent_sse_disconnects_total", reason="send_timeout") == 1
-    assert (
-        _bump(lambda: metrics.sse_resume("expired"), "smart_agent_sse_resumes_total", result="expired") == 1
-    )
+    assert _bump(closed, "smart_agent_sse_disconnects_total", **runs, reason="send_timeout") == 1
+    resumed = lambda: metrics.sse_resume("expired")  # noqa: E731
+    assert _bump(resumed, "smart_agent_sse_resumes_total", **runs, result="expired") == 1
+
+
+async def test_protocol_when_set_in_a_request_context_then_its_tasks_count_under_it() -> None:
+    """What a run's task and a stream's task count carries the protocol of the request that started
+    them: the tasks copy the context, and another request's label does not leak into it."""
+
+    async def request(protocol: str) -> None:
+        metrics.PROTOCOL.set(protocol)
+        metrics.api_request(200)
+        metrics.run_started()
+        await asyncio.create_task(_end_run())
+
+    async def _end_run() -> None:
+        metrics.run_ended("done")
+
+    before = {p: value("smart_agent_runs_total", protocol=p, status="done") for p in metrics.PROTOCOLS}
+    requests = {p: value("smart_agent_api_requests_total", protocol=p, code="200") for p in metrics.PROTOCOLS}
+    await asyncio.gather(*(asyncio.create_task(request(p)) for p in metrics.PROTOCOLS))
+    for p in metrics.PROTOCOLS:
+        assert value("smart_agent_runs_total", protocol=p, status="done") - before[p] == 1, p
+        assert value("smart_agent_api_requests_total", protocol=p, code="200") - requests[p] == 1, p
+    assert metrics.PROTOCOL.get() == "runs"  # this task's own context is untouched
 
 
 async def test_present_turn_when_reply_streams_then_the_ui_events_it_sent_are_counted(model: str) -> None:

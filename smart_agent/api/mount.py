@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, Request, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smart_agent import metrics
 from smart_agent.api import seed004
@@ -65,13 +66,44 @@ def install(
     keys = KeyStore(resolve_data_dir(settings) / KEYS_FILE)
     api = Api(settings, manager, Turns(settings), Access(keys, loopback))
     router = build_router(api)
-    routes_first(app, [*router.routes, metrics_route(api), unknown_api_route()])
-    routes_first(app, build_ai_sdk_router(api).routes)  # the AI SDK's /api/chat (api/ai_sdk.py)
-    routes_first(app, build_openai_router(api).routes)  # OpenAI's /v1 (api/openai_compat.py)
-    routes_first(app, seed004.build_router(api).routes)  # seed 004's /api/question/stream
-    routes_first(app, build_ag_ui_router(api).routes)  # AG-UI's /api/ag-ui (api/ag_ui.py)
+    routes_first(app, [*labelled("runs", router.routes), metrics_route(api), unknown_api_route()])
+    # The AI SDK's /api/chat (api/ai_sdk.py), OpenAI's /v1 (api/openai_compat.py), seed 004's
+    # /api/question/stream and AG-UI's /api/ag-ui (api/ag_ui.py), each counted under its protocol.
+    routes_first(app, labelled("ai-sdk", build_ai_sdk_router(api).routes))
+    routes_first(app, labelled("openai", build_openai_router(api).routes))
+    routes_first(app, labelled("seed004", seed004.build_router(api).routes))
+    routes_first(app, labelled("ag-ui", build_ag_ui_router(api).routes))
     app.add_exception_handler(RunLogUnavailableError, _unavailable)
     return api
+
+
+def labelled(protocol: str, routes: Iterable[BaseRoute]) -> list[BaseRoute]:
+    """`routes`, each serving its requests under `protocol` (the metrics' label) and counting them."""
+    for route in routes:
+        if isinstance(route, Route):
+            route.app = _serving(protocol, route.app)
+    return list(routes)
+
+
+def _serving(protocol: str, app: ASGIApp) -> ASGIApp:
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        # Set in this request's context: the run's task and the SSE stream's copy it when they start,
+        # so what they count (metrics.run_ended, sse_connection_closed) keeps the label.
+        metrics.PROTOCOL.set(protocol)
+        code: int | str = "error"  # no response started: the app's exception handlers answer
+
+        async def sending(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, sending)
+        finally:
+            metrics.api_request(code)
+
+    return serve
 
 
 async def _unavailable(_request: Request, exc: Exception) -> Response:
