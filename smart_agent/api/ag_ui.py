@@ -240,10 +240,6 @@ def _respond(
             f"at most {api.settings.api_max_streams} may be open at once",
         )
 
-    async def on_disconnect(_message: Any) -> None:
-        if cancel:
-            await api.manager.cancel(ours)
-
     async def events() -> Any:
         # Counted here, not in the route: a generator that never starts never runs its `finally`.
         api.streams[principal] += 1
@@ -255,6 +251,9 @@ def _respond(
         except asyncio.CancelledError:  # the client went: the run goes on (resumable) unless asked
             reason = "client_gone"
             raise
+        except GeneratorExit:  # ... and closes the stream when a send fails or times out
+            reason = "send_failed"
+            raise
         except RunLogError as exc:  # a disconnect: the client resumes from its last id
             log.info("AG-UI stream of %s closed: %s", ours, exc)
             reason = "slow_reader"
@@ -263,12 +262,15 @@ def _respond(
             api.streams[principal] -= 1
             if api.streams[principal] <= 0:
                 del api.streams[principal]
+            # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
+            # group cancels the disconnect listener before it hears the client go.
+            if cancel and reason in ("client_gone", "send_failed"):
+                api.manager.cancel_soon(ours)
 
     return EventSourceResponse(
         events(),
         ping=api.settings.sse_heartbeat,  # comment lines, which AG-UI's parser skips
         sep="\n",  # @ag-ui/client splits events on "\n\n" only
         send_timeout=api.settings.sse_send_timeout,
-        client_close_handler_callable=on_disconnect,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", RUN_ID_HEADER: ours},
     )
