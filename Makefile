@@ -57,3 +57,4 @@ bench: setup system-deps
 	$(PY) -m benchmarks.run_log_bench
 	$(PY) -m benchmarks.team_bench --out bench-results
 	$(PY) -m benchmarks.reasoning_bench --out bench-results
+	$(PY) -m benchmarks.protocol_bench --out bench-results
