@@ -53,6 +53,24 @@ def test_run_when_image_within_limits_over_2_mib_then_model_gets_image_part(
     assert sent.size == (1200, 1000)
 
 
+def test_openai_route_when_image_within_limits_over_2_mib_then_the_model_gets_it_too(
+    base: str, scripted: ScriptedServer
+) -> None:
+    # Every route whose body starts a run has the runs API's body cap (web/security.py RUN_PATHS).
+    image = _noise_png(1200, 1000)
+    url = f"data:image/png;base64,{base64.b64encode(image).decode()}"
+    content = [
+        {"type": "text", "text": "describe #script text=seen"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    body = {"model": "smart-agent", "messages": [{"role": "user", "content": content}]}
+    response = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "seen"
+    parts = scripted.requests[-1]["messages"][-1]["content"]
+    assert [part["type"] for part in parts] == ["text", "image_url"]
+
+
 def test_run_when_image_part_is_not_an_image_then_400_naming_the_field(base: str) -> None:
     url = f"data:image/png;base64,{base64.b64encode(b'<svg onload=alert(1)>').decode()}"
     content = [{"type": "image_url", "image_url": {"url": url}}]

@@ -21,15 +21,15 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 UPLOAD_PATH = "/project/file"
 """Chainlit 2.12's upload route (server.py `upload_file`): one file per multipart request."""
 RUNS_PATH = "/api/v1/runs"
+RUN_PATHS = (RUNS_PATH, "/api/chat", "/api/ag-ui", "/v1/chat/completions")
+"""Every route whose body starts a run, images included (the protocols' presenters under api/)."""
 MULTIPART_SLACK = 64 * 1024  # a multipart body's boundaries and part headers around the file
 
 
 def body_limits(max_file_bytes: int, max_files: int) -> dict[str, int]:
     """Per-route body caps: an upload holds one file; an API run may carry every image as base64."""
-    return {
-        UPLOAD_PATH: max_file_bytes + MULTIPART_SLACK,
-        RUNS_PATH: MAX_BODY_BYTES + max_files * (max_file_bytes * 4 // 3 + 64),
-    }
+    run = MAX_BODY_BYTES + max_files * (max_file_bytes * 4 // 3 + 64)
+    return {UPLOAD_PATH: max_file_bytes + MULTIPART_SLACK} | {path: run for path in RUN_PATHS}
 
 
 # img-src/media-src: model output must not make the browser fetch other hosts (markdown images
