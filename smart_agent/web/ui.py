@@ -1,4 +1,4 @@
-"""Chainlit UI pieces for a turn: the settings panel, tool steps, the progress line, the turn."""
+"""Chainlit UI pieces for a turn: the settings panel, tool steps, notes, the turn (footer: footer.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, cast
+from collections.abc import AsyncIterator
+from typing import Any
 
 import chainlit as cl
 from chainlit.input_widget import NumberInput, Select, Switch, Tab, TextInput
@@ -18,12 +18,15 @@ from smart_agent.config import REASONING_EFFORTS, Settings
 from smart_agent.history.conversation import TOOL_ARGUMENTS_KEY
 from smart_agent.streaming import SegmentedReply
 from smart_agent.streaming.batcher import policy_for
-from smart_agent.streaming.clock import Clock, MonotonicClock
+from smart_agent.streaming.clock import Clock
 from smart_agent.streaming.pacer import Pacer
-from smart_agent.streaming.progress import ReplyMeter, ReplyProgress
+from smart_agent.streaming.progress import ReplyMeter
 from smart_agent.streaming.render_control import RenderControl
 from smart_agent.web import pacing, shutdown
 from smart_agent.web.chat_settings import SESSION_SETTINGS, SMOOTHNESS, smoothness
+from smart_agent.web.footer import STATS_AUTHOR as STATS_AUTHOR
+from smart_agent.web.footer import Footer
+from smart_agent.web.progress_bar import ReplyBar
 from smart_agent.web.reply import ReplyOutcome, ServerUsage, ToolStep, TurnViews, deliver
 from smart_agent.web.resync import Turn, start_turn
 from smart_agent.web.thinking import ThinkingSteps
@@ -106,10 +109,6 @@ def attachment_limits(settings: Settings) -> str:
     )
 
 
-WAITING = "Waiting for the model…"
-PACED_LIVE_EVERY = 2.0  # seconds between live-line updates on a page paced down
-WAITING_AT_MOST = 0.5  # seconds the live line may still say it waits once the reply streams
-STATS_AUTHOR = "stats"
 NOTE_AUTHOR = "note"
 TRIM_NOTE = "_Earlier messages were left out so the conversation fits the model's context._"
 
@@ -133,121 +132,6 @@ class TrimNote:
             return
         cl.user_session.set("trim_noted", True)
         await show_note(self._turn, TRIM_NOTE.strip("_"))
-
-
-class Footer:
-    """Live progress while the reply streams, then a summary and a copy button under it.
-
-    The live line is a small message of its own, updated in place: Chainlit re-renders only
-    that message. (An element update re-renders every message of the chat — measured ~30 ms at
-    5,000 tokens and ~170 ms at 20,000 in Chromium — so elements are used once, at the end.)
-    """
-
-    def __init__(
-        self,
-        replies: list[SegmentedReply],
-        show_stats: bool,
-        turn: Turn,
-        pacer: Pacer | None = None,
-        render: RenderControl | None = None,
-        clock: Clock | None = None,
-        usage: ServerUsage | None = None,
-    ) -> None:
-        self._usage = usage
-        # The page's budget: the live line is updated when it has a slot no text waits for, on a
-        # page paced down at most every PACED_LIVE_EVERY s (each update re-renders the chat: ~50 ms
-        # on a 4x throttled page, as much as a stream event); when text waits for every slot, it
-        # takes one anyway after PACED_LIVE_EVERY s (WAITING_AT_MOST while it says it waits).
-        self._pacer = pacer
-        self._render = render
-        self._clock = clock or MonotonicClock()
-        self._live_at: float | None = None  # when the live line last changed, once streaming
-        self._streaming_at: float | None = None  # when the reply's first progress came
-        self._replies = replies
-        self._show_stats = show_stats
-        self._turn = turn
-        self._live: cl.Message | None = None
-        self._props: dict[str, Any] = {}
-
-    async def start(self) -> None:
-        """Put the live line in place before anything else of the turn, so it sits above it."""
-        if self._show_stats:
-            await self._guarded(self._show_live(WAITING))
-
-    async def _guarded(self, action: Awaitable[None]) -> None:
-        try:
-            await action
-        except Exception as exc:  # the stats are decoration: they must never cost the reply
-            log.warning("could not show the reply stats: %s", exc)
-
-    async def progress(self, progress: ReplyProgress) -> None:
-        """Show live progress, or the summary once the reply is over."""
-        if not self._show_stats:
-            return
-        if progress.done or progress.stopped:
-            self._props.update(text=progress.text() + self._server_counts(), done=True)
-        else:
-            await self._guarded(self._show_live(progress.text()))
-
-    def _server_counts(self) -> str:
-        """The server's own token counts, when it reported them."""
-        usage = self._usage
-        if usage is None or not usage.reported:
-            return ""
-        reasoning = f", {usage.reasoning_tokens:,} of them thinking" if usage.reasoning_tokens else ""
-        return (
-            f" · server: {usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens"
-            f"{reasoning}"
-        )
-
-    async def _show_live(self, text: str) -> None:
-        if self._live is None:
-            self._live = cl.Message(content=text, author=STATS_AUTHOR)
-            self._turn.add(self._live)
-            await self._live.send()
-            return
-        now = self._clock.now()
-        if self._streaming_at is None:
-            self._streaming_at = now
-        if self._may_update(now):
-            self._live_at = now
-            self._live.content = text
-            await self._live.update()
-
-    def _may_update(self, now: float) -> bool:
-        if self._pacer is None:
-            return self._live_due(now)
-        if self._live_due(now) and self._pacer.try_acquire():
-            return True
-        if self._overdue(now):
-            self._pacer.grant_now()  # text waits for every slot: take one, counted in the budget
-            return True
-        return False
-
-    def _overdue(self, now: float) -> bool:
-        if self._live_at is None:  # it still says it waits: show half a second of streaming
-            return self._streaming_at is not None and now - self._streaming_at >= WAITING_AT_MOST
-        return now - self._live_at >= PACED_LIVE_EVERY
-
-    def _live_due(self, now: float) -> bool:
-        if self._render is None or not self._render.paced_down:
-            return True
-        return self._overdue(now)
-
-    async def finish(self) -> None:
-        """Attach the summary (and, for a segmented reply, a copy-all button) to the reply."""
-        if self._live is not None:
-            self._turn.remove(self._live)
-            await self._guarded(self._live.remove())
-            self._live = None
-        if len(self._replies[0].segments if self._replies else []) > 1:
-            self._props["copyText"] = self._replies[0].content
-        if not self._props or not self._replies or not self._replies[0].segments:
-            return
-        target = cast(cl.Message, self._replies[0].segments[-1].wrapped).id
-        element = cl.CustomElement(name="ReplyFooter", props=self._props, display="inline")
-        self._turn.add(element)
-        await self._guarded(element.send(for_id=target))
 
 
 SHOWN_ARGUMENT_CHARS = 10_000
@@ -332,7 +216,8 @@ async def present_turn(
 
     counted = pacer if render is not None and render.reporting else None
     usage = ServerUsage()
-    footer = Footer(replies, settings.show_stats, turn, counted, render, clock, usage)
+    bar = ReplyBar(model)
+    footer = Footer(replies, settings.show_stats, turn, counted, render, clock, usage, bar)
     meter = ReplyMeter(clock)
 
     async def notice(text: str) -> None:
@@ -354,6 +239,8 @@ async def present_turn(
                 with contextlib.suppress(Exception):
                     await show_note(turn, shutdown.STOPPED_NOTE)
             raise
+        if outcome.error is None and meter.tokens:
+            bar.ended(meter.snapshot(0, done=True))
         if settings.debug and replies:
             log.debug("reply %s", meter.snapshot(replies[0].stats.events_out, done=True).details())
         if outcome.error is not None:
