@@ -14,7 +14,7 @@ from smart_agent.web.progress_bar import CELLS, EMPTY, FILLED, UNKNOWN
 from tests.chat_page import ChatPage, words
 from tests.scripted_server import script_tokens
 
-LONG = "#script tokens=200 rate=50"  # 4 s: long enough for a bar
+LONG = "#script tokens=300 rate=50"  # 6 s: long enough for a bar
 SHORT = "#script tokens=20 rate=1000"
 BAR_GLYPHS = f"{FILLED}{EMPTY}{UNKNOWN}"
 
@@ -47,14 +47,16 @@ def test_progress_bar_when_history_expects_long_reply_then_bar_grows_and_goes(
             if turn == 4:  # the history says long: the bar shows while the reply streams
                 chat.page.get_by_text(re.compile(rf"{FILLED}+{EMPTY}* +\d+ %")).wait_for(timeout=10_000)
             chat.wait_turns(turn)
-            tokens = 20 if prompt == SHORT else 200
+            tokens = 20 if prompt == SHORT else 300
             text = chat.wait_text(f"w{tokens - 1:05d}", replies=1 if turn == 1 else turn - 1)
             assert words(text) == words("".join(script_tokens(tokens)))
             frames = _reply_frames(chat, since)
             counts.append(len(frames))
             bars.append(_bar_frames(frames))
-        # A short reply and replies before the history knows the model's length and rate: no bar.
-        assert bars[:3] == [[], [], []]
+        # A short reply, and a long one before the history knows the model's rate: no bar. Then
+        # (if the reply counts as long at the rate measured) an honest one: 20 and 300 tokens say little.
+        assert bars[:2] == [[], []]
+        assert not any("%" in output for _, output in bars[2]), bars[2]
         bar = bars[3]
         assert bar[0][0] == "new_message" and bar[-1][0] == "delete_message", bar
         assert len(bar) <= CELLS + 2, bar  # at most one update per cell, not one per token
@@ -63,6 +65,16 @@ def test_progress_bar_when_history_expects_long_reply_then_bar_grows_and_goes(
         # Gone at the end: nothing of the bar is left on the page.
         assert not any(glyph in chat.page.inner_text("body") for glyph in BAR_GLYPHS)
         print(f"socket events: short {counts[0]}, long {counts[2]}, long with bar {counts[3]}; bar {bar}")
+        for ending in ("model error", "stop"):  # the bar goes however the reply ends
+            since = len(chat.frames)
+            chat.send(f"{LONG} error_at=150" if ending == "model error" else LONG)
+            chat.page.get_by_text(re.compile(rf"{FILLED}+{EMPTY}* +\d+ %")).wait_for(timeout=10_000)
+            if ending == "stop":
+                chat.page.locator("#stop-button").click()
+            chat.wait_idle()
+            ended = _bar_frames(_reply_frames(chat, since))
+            assert ended[0][0] == "new_message" and ended[-1][0] == "delete_message", (ending, ended)
+            assert not any(glyph in chat.page.inner_text("body") for glyph in BAR_GLYPHS), ending
     finally:
         chat.close()
 
