@@ -1,13 +1,14 @@
 """Each protocol's cost against our own runs API: the app's CPU per 1,000 tokens and the delivery latency.
 
-python -m benchmarks.protocol_bench [--clients 100] [--tokens 500] [--rate 50] [--memory | --redis]
-                                    [--quick] [--out bench-results]
+python -m benchmarks.protocol_bench [--clients 100] [--tokens 300] [--rate 50] [--rounds 3]
+                                    [--memory | --redis] [--quick] [--out bench-results]
 
 One app against the scripted model server; per protocol (runs, ai-sdk, ag-ui, openai, seed004),
 `--clients` readers in a process of their own each read one reply of `--tokens` tokens. Every token
 carries its index and the time the model sent it (the scripted server's `kind=clock`), so each client
 checks its final text holds every token once and in order, and how long each took to arrive. The
-app's own CPU time (psutil on its pid) is read around each protocol's load.
+app's own CPU time (psutil on its pid) is read around each protocol's load; the loads go round
+`--rounds` times, each round in another order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,6 @@ RESULTS = Path("bench-results")
 PROTOCOLS = ("runs", "ai-sdk", "ag-ui", "openai", "seed004")
 NATIVE = "runs"
 GOAL = 0.15  # within 15 % of the runs API (issue 27)
-CLIENTS_NICENESS = 10  # below the app's priority, as in server_bench
 _TOKEN = re.compile(r" c(\d+)@(\d+\.\d+)")
 
 
@@ -186,8 +187,9 @@ def clients_in_own_process(protocol: str, base: str, count: int, tokens: int, ra
         capture_output=True,
         text=True,
         timeout=tokens / rate + 600,
+        # Not niced (server_bench nices its clients): latency is read in the readers, and a reader
+        # waiting for a core would count as the app's delivery time.
         check=False,
-        preexec_fn=lambda: os.nice(CLIENTS_NICENESS),
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {protocol} clients exited with {done.returncode}:\n{done.stderr[-2000:]}")
@@ -215,32 +217,56 @@ def _app(model_url: str, count: int, use_redis: bool) -> Iterator[tuple[str, psu
         yield base, psutil.Process(process.pid)
 
 
-def measure(model_url: str, count: int, tokens: int, rate: float, use_redis: bool) -> list[dict[str, Any]]:
-    """One app, every protocol's load in turn: a row of figures per protocol."""
-    rows = []
+def _phase(
+    app: psutil.Process, protocol: str, base: str, count: int, tokens: int, rate: float
+) -> dict[str, Any]:
+    """One protocol's load once: the readers' figures and the app's CPU time meanwhile."""
+    before = app.cpu_times()
+    result = clients_in_own_process(protocol, base, count, tokens, rate)
+    after = app.cpu_times()
+    return result | {"app_cpu_s": (after.user + after.system) - (before.user + before.system)}
+
+
+def measure(
+    model_url: str, count: int, tokens: int, rate: float, use_redis: bool, rounds: int
+) -> list[dict[str, Any]]:
+    """One app, every protocol's load in turn, `rounds` times (each round in another order, so no
+    protocol always goes first): a row of figures per protocol, its latencies the rounds' median."""
+    phases: dict[str, list[dict[str, Any]]] = {protocol: [] for protocol in PROTOCOLS}
     with _app(model_url, count, use_redis) as (base, app):
         for protocol in PROTOCOLS:  # warm up each presenter's imports and caches
             asyncio.run(clients(protocol, base, 2, 10, 0))
-        for protocol in PROTOCOLS:
-            before = app.cpu_times()
-            load_before = os.getloadavg()[0]
-            result = clients_in_own_process(protocol, base, count, tokens, rate)
-            after = app.cpu_times()
-            cpu = (after.user + after.system) - (before.user + before.system)
-            rows.append(
-                {
-                    "log": "redis" if use_redis else "memory",
-                    "protocol": protocol,
-                    "tokens_per_reply": tokens,
-                    "rate": rate,
-                    **result,
-                    "app_cpu_s": round(cpu, 2),
-                    "app_cpu_ms_per_1k_tokens": round(cpu / max(1, result["tokens"]) * 1e6, 1),
-                    "load_before": round(load_before, 2),
-                    "load_after": round(os.getloadavg()[0], 2),
-                }
-            )
-            print(json.dumps(rows[-1]), flush=True)
+        load_before = os.getloadavg()[0]
+        for round_ in range(rounds):
+            for protocol in PROTOCOLS[round_ % len(PROTOCOLS) :] + PROTOCOLS[: round_ % len(PROTOCOLS)]:
+                phases[protocol].append(_phase(app, protocol, base, count, tokens, rate))
+                print(json.dumps({"protocol": protocol, **phases[protocol][-1]}), file=sys.stderr, flush=True)
+    rows = []
+    for protocol, runs in phases.items():
+        cpu, received = sum(run["app_cpu_s"] for run in runs), sum(run["tokens"] for run in runs)
+        rows.append(
+            {
+                "log": "redis" if use_redis else "memory",
+                "protocol": protocol,
+                "rounds": rounds,
+                "tokens_per_reply": tokens,
+                "rate": rate,
+                "clients": sum(run["clients"] for run in runs),
+                "exact": sum(run["exact"] for run in runs),
+                "tokens": received,
+                "latency_ms_p50": statistics.median(run["latency_ms_p50"] for run in runs),
+                "latency_ms_p99": statistics.median(run["latency_ms_p99"] for run in runs),
+                "errors": sorted({error for run in runs for error in run["errors"]})[:5],
+                "app_cpu_s": round(cpu, 2),
+                "app_cpu_ms_per_1k_tokens": round(cpu / max(1, received) * 1e6, 1),
+                "app_cpu_ms_per_1k_tokens_by_round": [
+                    round(run["app_cpu_s"] / max(1, run["tokens"]) * 1e6, 1) for run in runs
+                ],
+                "latency_ms_p99_by_round": [run["latency_ms_p99"] for run in runs],
+                "load_before": round(load_before, 2),
+                "load_after": round(os.getloadavg()[0], 2),
+            }
+        )
     return rows
 
 
@@ -272,7 +298,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--tokens", type=int, default=500)
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="each protocol's load this many times")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--redis", action="store_true", help="only the Redis run log")
     parser.add_argument("--memory", action="store_true", help="only the in-memory run log")
@@ -286,12 +313,12 @@ def main() -> None:
         print(json.dumps(figures))
         return
     if args.quick:
-        args.clients, args.tokens, args.rate, args.memory = 5, 20, 200.0, True
+        args.clients, args.tokens, args.rate, args.memory, args.rounds = 5, 20, 200.0, True, 1
     logs = [False] if args.memory else [True] if args.redis else [False, True]
     rows: list[dict[str, Any]] = []
     with serve() as model:
         for use_redis in logs:
-            rows += measure(model.url, args.clients, args.tokens, args.rate, use_redis)
+            rows += measure(model.url, args.clients, args.tokens, args.rate, use_redis, args.rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "protocol_bench_quick" if args.quick else "protocol_bench"
     (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
