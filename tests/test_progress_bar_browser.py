@@ -86,7 +86,7 @@ def test_progress_bar_when_stats_shown_then_bar_rides_on_the_stats_line_and_shor
     chat = ChatPage.open(browser, scripted_app("--show-stats"))
     try:
         stats: list[list[str]] = []
-        for turn, (prompt, tokens) in enumerate([(LONG, 200), (SHORT, 20)], start=1):
+        for turn, (prompt, tokens) in enumerate([(LONG, 300), (SHORT, 20)], start=1):
             since = len(chat.frames)
             chat.send(prompt)
             if turn == 1:  # no history yet: an honest bar, a dashed track without a percentage
