@@ -253,4 +253,8 @@ def test_metrics_when_each_protocol_replied_then_its_request_and_run_are_counted
         answered = grew(after, "smart_agent_api_requests_total", protocol=protocol, code="200")
         assert answered == 1, protocol  # the runs API: its events; its POST is a 201
         assert after[("smart_agent_runs_active", (("protocol", protocol),))] == 0
+        # Every protocol streams over SSE: one stream opened and closed at its end, counted as its.
+        assert after[("smart_agent_sse_connections", (("protocol", protocol),))] == 0
+        ended_streams = grew(after, "smart_agent_sse_disconnects_total", protocol=protocol, reason="ended")
+        assert ended_streams == 1, protocol
     assert grew(after, "smart_agent_api_requests_total", protocol="runs", code="201") == 1

@@ -247,6 +247,33 @@ def test_cancel_on_disconnect_when_asked_in_the_body_then_closing_the_stream_can
     assert status == "cancelled"
 
 
+def test_two_messages_when_sent_at_once_to_one_chat_then_one_runs_and_the_other_gets_409(
+    base: str, scripted: ScriptedServer
+) -> None:
+    chat_id = _chat_id()
+    body = {"id": chat_id, "messages": [user_message("#script tokens=20 rate=100")]}
+    spans = len(scripted.spans)
+
+    def post() -> tuple[int, list[str]]:
+        with httpx.stream("POST", f"{base}/api/chat", json=body, timeout=30) as response:
+            return response.status_code, [line for line in response.iter_lines() if line]
+
+    for _ in range(5):  # a double submit, five times over
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(lambda _: post(), range(2)), key=lambda answer: answer[0])
+        statuses = [status for status, _ in answers]
+        # Either they overlapped (one runs, one is told) or the later one replaced the earlier.
+        assert statuses in ([200, 200], [200, 409]), answers
+        if statuses == [200, 409]:
+            assert "another message of this chat is starting" in answers[1][1][0]
+        assert all(lines[-1] == "data: [DONE]" for status, lines in answers if status == 200)
+        runs = scripted.spans[spans:]
+        assert len(runs) <= statuses.count(200)  # a run cancelled at once may never ask the model
+        assert sum(1 for run in runs if run.complete) <= 1, "never two whole replies for one chat"
+        spans = len(scripted.spans)
+    assert httpx.get(f"{base}/api/chat/{chat_id}/stream").status_code == 204
+
+
 def _first_delta(response: httpx.Response) -> bool:
     """Read up to the stream's first text delta (True), leaving the rest unread."""
     return any(line.startswith("data:") and "text-delta" in line for line in response.iter_lines())

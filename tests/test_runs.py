@@ -34,6 +34,10 @@ async def _turn(*events: AgentEvent) -> AsyncGenerator[AgentEvent, None]:
         yield event
 
 
+async def _read_all(log: MemoryRunLog, run_id: str) -> list[RunEvent]:
+    return [event async for event in log.read(run_id)]
+
+
 async def test_run_when_it_ends_then_tokens_tools_and_one_done_in_order() -> None:
     log = MemoryRunLog(60)
     manager = RunManager(log, BatchPolicy(enabled=False))
@@ -133,6 +137,20 @@ async def test_cancel_when_running_then_error_cancelled_within_100ms_of_closing_
     assert "".join(event.data["text"] for event in events if event.kind == "token") == "one two three "
     await manager.cancel(record.id)  # again: nothing happens
     assert (await log.get(record.id)).status == "cancelled"
+
+
+async def test_cancel_when_the_run_has_not_taken_its_first_step_then_it_still_ends_cancelled() -> None:
+    log = MemoryRunLog(60)
+    ends: list[str] = []
+    manager = RunManager(log, POLICY, on_end=lambda status, _usage: ends.append(status))
+    model = _Endless()
+    record = await manager.start("", model.stream(), 4)
+    await manager.cancel(record.id)  # before its task ran at all: no `finally` of its own will run
+    events = await asyncio.wait_for(_read_all(log, record.id), 5)
+    assert [event.data["code"] for event in events] == ["cancelled"]
+    assert (await log.get(record.id)).status == "cancelled"
+    assert manager.active == 0 and ends == ["cancelled"]
+    assert not model.started.is_set()
 
 
 async def test_shutdown_when_runs_are_running_then_they_end_with_producer_lost() -> None:

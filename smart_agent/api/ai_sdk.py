@@ -9,6 +9,7 @@ needs it to go on); `DELETE /api/chat/{id}/stream` or `cancelOnDisconnect: true`
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from smart_agent import metrics
 from smart_agent.api.access import AccessError
 from smart_agent.api.ai_sdk_schema import parse_chat_request
 from smart_agent.api.routes import Api, error_response
@@ -38,6 +40,8 @@ from smart_agent.runs.events import (
     RunEvent,
 )
 from smart_agent.runs.log import ReaderTooSlowError, RunExpiredError, RunLimitError, UnknownRunError
+from smart_agent.runs.manager import new_run_id
+from smart_agent.runs.names import NAME_SECONDS
 
 log = logging.getLogger("smart_agent.api")
 HEADERS = {
@@ -160,12 +164,22 @@ async def chunks(
     """The run's UI message stream from its start, ending with `data: [DONE]`; an open stream holds
     one of the key's stream slots, as in the runs API."""
     api.streams[principal] += 1
+    metrics.sse_connection_opened()
     done = False
+    reason = "slow_reader"
     try:
         async for event in _chunks(api, run_id):
             yield event
         done = True
+        reason = "ended"
+    except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
+        reason = "client_gone"
+        raise
+    except GeneratorExit:  # ... and closes it when a send fails or times out
+        reason = "send_failed"
+        raise
     finally:
+        metrics.sse_connection_closed(reason)
         api.streams[principal] -= 1
         if api.streams[principal] <= 0:
             del api.streams[principal]
@@ -234,16 +248,27 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
             await api.turns.check_model(chat.model)
             if (busy := too_many_streams(principal)) is not None:
                 return busy
+            name = chat_name(principal, chat.chat_id)
+            before = await api.manager.log.pointed(name)
             earlier = await active_run(principal, chat.chat_id)
             if earlier is not None:  # the user moved on (stop, then a new message): end the old reply
                 await api.manager.cancel(earlier)
-            record = await api.manager.start(
-                principal,
-                api.turns.stream(chat.messages, chat.model),
-                api.settings.api_max_runs,
-                model=chat.model,
-            )
-            await api.manager.log.point(chat_name(principal, chat.chat_id), record.id)
+            # Claimed before the run starts: of two messages sent at once, one runs, the other
+            # learns so (409) instead of leaving a second run nobody reads.
+            fresh = new_run_id()
+            if await api.manager.log.claim(name, fresh, NAME_SECONDS, replacing=before) != fresh:
+                return error_response(409, "conflict", "another message of this chat is starting")
+            try:
+                record = await api.manager.start(
+                    principal,
+                    api.turns.stream(chat.messages, chat.model),
+                    api.settings.api_max_runs,
+                    model=chat.model,
+                    run_id=fresh,
+                )
+            except BaseException:
+                await api.manager.log.release(name, fresh)
+                raise
         except AccessError as exc:
             return refused(exc)
         except RequestError as exc:

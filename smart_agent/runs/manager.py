@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from smart_agent.agent.events import AgentEvent
-from smart_agent.runs.events import CANCELLED, PRODUCER_LOST, error_data
+from smart_agent.runs.events import CANCELLED, ERROR, PRODUCER_LOST, error_data
 from smart_agent.runs.log import RunLog, RunRecord
 from smart_agent.runs.producer import produce
 from smart_agent.streaming.batcher import BatchPolicy
@@ -42,7 +43,7 @@ class RunManager:
         self._on_start = on_start
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
-        self._cancelling: set[asyncio.Task[None]] = set()  # cancel_soon's, held (asyncio keeps weak refs)
+        self._cancelling: set[asyncio.Task[Any]] = set()  # cancels and ends under way, held (weak refs)
         runs.on_cancel_request(self._on_cancel_request)
 
     @property
@@ -68,6 +69,7 @@ class RunManager:
             self._produce(record.id, events, model or ""), name=f"run {record.id}"
         )
         self._tasks[record.id] = task
+        task.add_done_callback(functools.partial(self._ended, record.id))
         return record
 
     async def cancel(self, run_id: str) -> None:
@@ -109,6 +111,19 @@ class RunManager:
             return False
         task.cancel()
         return True
+
+    def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never runs `_produce`, nor its `finally`: the run
+        # would stay running with readers waiting for ever. End it here (`finish` writes once).
+        if task.cancelled() and self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+            ending = asyncio.get_running_loop().create_task(
+                self.log.finish(run_id, ERROR, self._stopped()), name=f"run {run_id} ended unstarted"
+            )
+            self._cancelling.add(ending)
+            ending.add_done_callback(self._cancelling.discard)
+            if self._on_end is not None:
+                self._on_end("cancelled", {})
 
     def _stopped(self) -> dict[str, Any]:
         if self._closing:
