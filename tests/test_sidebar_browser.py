@@ -25,6 +25,8 @@ def test_first_message_of_a_signed_in_user_when_sent_then_its_thread_is_in_the_s
     try:
         chat.send("#script tokens=3")
         chat.wait_text("w00002", timeout=30)
+        # Its frame may be handed to this test after the page already shows the reply: wait for it.
+        chat.wait_event("first_interaction", 1, timeout=30)
         thread = chat.payloads("first_interaction")[-1]["thread_id"]
         chat.page.wait_for_selector(f'a[href$="/thread/{thread}"]', timeout=10_000)
         assert chat.page.locator(f'a[href$="/thread/{thread}"]').inner_text() == "#script tokens=3"
