@@ -190,7 +190,6 @@ def test_installed_wheel_when_started_from_an_empty_folder_then_whole_app_and_fo
     assert _snapshot(package) == package_before
 
 
-@pytest.mark.timing
 def test_installed_wheel_when_no_backend_set_then_the_embedded_model_answers_within_a_minute(
     browser: Browser, installed: Path, tmp_path: Path
 ) -> None:
