@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import statistics
@@ -52,6 +53,19 @@ class Reader:
     ended: str | None = None  # "done" or "error"
     latencies_ms: list[float] = field(default_factory=list)
     error: str | None = None
+    estimates: list[tuple[float, float]] = field(default_factory=list)  # (when, seconds left it said)
+    ended_at: float = 0.0
+
+    def estimated(self, seconds_left: float | None) -> None:
+        """A progress event said this many seconds were left, now."""
+        if seconds_left is not None:
+            self.estimates.append((time.monotonic(), float(seconds_left)))
+
+    def estimate_errors(self) -> list[float]:
+        """How far off each estimate of the time left was, in seconds, once the reply ended."""
+        if self.ended != "done":
+            return []
+        return [abs(said - (self.ended_at - when)) for when, said in self.estimates]
 
     def add(self, delta: str) -> None:
         """Text arrived now: its tokens' delivery latencies, from the time the model sent each."""
@@ -98,6 +112,8 @@ def _read(protocol: str, sse: ServerSentEvent, reader: Reader) -> None:
     if protocol == "runs":
         if sse.event == "token":
             reader.add(json.loads(sse.data)["text"])
+        elif sse.event == "progress":
+            reader.estimated(json.loads(sse.data).get("estimated_seconds_remaining"))
         elif sse.event == "snapshot":  # behind the kept events: the whole text so far
             reader.text = json.loads(sse.data)["text"]
         elif sse.event in ("done", "error"):
@@ -106,6 +122,8 @@ def _read(protocol: str, sse: ServerSentEvent, reader: Reader) -> None:
     if protocol == "seed004":
         if sse.event in ("", "message"):
             reader.add(json.loads(sse.data)["content"])
+        elif sse.event == "progress":
+            reader.estimated(json.loads(sse.data).get("estimatedSecondsRemaining"))
         elif sse.event in ("done", "error"):
             reader.ended = sse.event
         return
@@ -150,6 +168,8 @@ async def _client(protocol: str, base: str, tokens: int, rate: float) -> Reader:
                 source.response.raise_for_status()
                 async for sse in source.aiter_sse():
                     _read(protocol, sse, reader)
+                    if reader.ended is not None and not reader.ended_at:
+                        reader.ended_at = time.monotonic()
                     if reader.ended is not None and protocol in ("runs", "seed004"):
                         break  # these streams end with the run's last event, no [DONE] after it
         except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -175,6 +195,11 @@ async def clients(protocol: str, base: str, count: int, tokens: int, rate: float
         "latency_ms_p50": round(_percentile(latencies, 0.5), 1),
         "latency_ms_p99": round(_percentile(latencies, 0.99), 1),
         "errors": sorted({reader.error for reader in readers if reader.error})[:5],
+        # The progress estimate of the time left (runs and seed 004 send one), against the real end.
+        "estimate_error_s_p50": round(
+            _percentile(misses := [e for r in readers for e in r.estimate_errors()], 0.5), 2
+        ),
+        "estimate_error_s_p90": round(_percentile(misses, 0.9), 2),
     }
 
 
@@ -256,6 +281,8 @@ def measure(
                 "tokens": received,
                 "latency_ms_p50": statistics.median(run["latency_ms_p50"] for run in runs),
                 "latency_ms_p99": statistics.median(run["latency_ms_p99"] for run in runs),
+                "estimate_error_s_p50": statistics.median(run["estimate_error_s_p50"] for run in runs),
+                "estimate_error_s_p90": statistics.median(run["estimate_error_s_p90"] for run in runs),
                 "errors": sorted({error for run in runs for error in run["errors"]})[:5],
                 "app_cpu_s": round(cpu, 2),
                 "app_cpu_ms_per_1k_tokens": round(cpu / max(1, received) * 1e6, 1),
@@ -274,12 +301,16 @@ def _ratio(value: float, native: float) -> str:
     return f"{value / native:.2f}" if native > 0 else "n/a"
 
 
+def _seconds(p50: float, p90: float) -> str:
+    return "-" if math.isnan(p50) else f"{p50:.2f} s / {p90:.2f} s"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows side by side, each with its ratio to the runs API of the same log, as markdown."""
     out = (
         "| log | protocol | exact | app CPU ms / 1k tokens | vs runs | latency p50 ms | p99 ms"
-        " | p99 vs runs |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        " | p99 vs runs | time-left estimate off by (p50 / p90) |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     for row in rows:
         native = next(r for r in rows if r["log"] == row["log"] and r["protocol"] == NATIVE)
@@ -287,7 +318,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         out += (
             f"| {row['log']} | {row['protocol']} | {row['exact']} / {row['clients']} |"
             f" {cpu:.1f} | {_ratio(cpu, native['app_cpu_ms_per_1k_tokens'])} |"
-            f" {row['latency_ms_p50']:.1f} | {p99:.1f} | {_ratio(p99, native['latency_ms_p99'])} |\n"
+            f" {row['latency_ms_p50']:.1f} | {p99:.1f} | {_ratio(p99, native['latency_ms_p99'])} |"
+            f" {_seconds(row['estimate_error_s_p50'], row['estimate_error_s_p90'])} |\n"
         )
     return out
 
