@@ -1,4 +1,5 @@
-"""AG-UI's presenter over the run log, on its own: a reader that falls behind goes on, losing nothing."""
+"""Reading a whole run for clients that cannot resume (runs/reading.py), and AG-UI's presenter on it:
+a reader that falls behind goes on, losing nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from smart_agent.api.ag_ui_events import Presenter, stream
 from smart_agent.runs.events import DONE, TOKEN, RunEvent
 from smart_agent.runs.log import ReaderTooSlowError
 from smart_agent.runs.memory import MemoryRunLog
+from smart_agent.runs.reading import read_through
 
 
 class FallsBehindOnce(MemoryRunLog):
@@ -47,3 +49,15 @@ async def test_stream_when_the_reader_falls_behind_then_it_goes_on_from_its_last
     assert text == "".join(words)
     assert shown[-1]["type"] == "RUN_FINISHED"
     assert len(log.reads) == 2 and log.reads[1] is not None  # read again from where it stopped
+
+
+async def test_read_through_when_the_reader_falls_behind_then_every_event_once_in_order() -> None:
+    log = FallsBehindOnce(after_events=2)
+    await log.create("run_1", "", 4)
+    for word in ("a", "b", "c", "d"):
+        await log.append("run_1", TOKEN, {"text": word})
+    await log.finish("run_1", DONE, {})
+    events = [event async for event in read_through(log, "run_1")]
+    assert [event.data.get("text") for event in events if event.kind == TOKEN] == ["a", "b", "c", "d"]
+    assert [event.kind for event in events][-1] == DONE
+    assert len({event.id for event in events}) == len(events)

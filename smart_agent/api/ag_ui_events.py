@@ -41,7 +41,8 @@ from smart_agent.runs.events import (
     TOOL_RESULT,
     RunEvent,
 )
-from smart_agent.runs.log import InvalidEventIdError, ReaderTooSlowError, RunLog
+from smart_agent.runs.log import InvalidEventIdError, RunLog
+from smart_agent.runs.reading import read_through
 
 START_ID: Final = "start"
 """The SSE id of RUN_STARTED, the one event no log event stands behind."""
@@ -168,19 +169,12 @@ async def stream(
         yield encode(presenter.started(our_run_id), START_ID)
     skip_to = after.log_id if after is not None else None  # None: nothing (more) to skip
     skip_index = after.index if after is not None else 0
-    read_after: str | None = None
-    while True:
-        try:
-            async with aclosing(runs.read(our_run_id, read_after)) as events:
-                async for event in events:
-                    read_after = event.id or read_after
-                    for index, shown in enumerate(presenter.present(event)):
-                        if skip_to is None or (event.id == skip_to and index > skip_index):
-                            yield encode(shown, f"{event.id}:{index}")
-                    if event.id == skip_to:
-                        skip_to = None
-                    if event.kind in TERMINAL:
-                        return
-            return
-        except ReaderTooSlowError:  # this reader fell behind: go on from its last event, losing none
-            continue
+    async with aclosing(read_through(runs, our_run_id)) as events:
+        async for event in events:
+            for index, shown in enumerate(presenter.present(event)):
+                if skip_to is None or (event.id == skip_to and index > skip_index):
+                    yield encode(shown, f"{event.id}:{index}")
+            if event.id == skip_to:
+                skip_to = None
+            if event.kind in TERMINAL:
+                return

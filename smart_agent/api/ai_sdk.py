@@ -39,9 +39,10 @@ from smart_agent.runs.events import (
     TOOL_RESULT,
     RunEvent,
 )
-from smart_agent.runs.log import ReaderTooSlowError, RunExpiredError, RunLimitError, UnknownRunError
+from smart_agent.runs.log import RunExpiredError, RunLimitError, UnknownRunError
 from smart_agent.runs.manager import new_run_id
 from smart_agent.runs.names import NAME_SECONDS
+from smart_agent.runs.reading import read_through
 
 log = logging.getLogger("smart_agent.api")
 HEADERS = {
@@ -193,21 +194,13 @@ async def _chunks(api: Api, run_id: str) -> AsyncGenerator[ServerSentEvent, None
     presenter = ChunkPresenter(run_id)
     for chunk in presenter.begin():
         yield _sse(chunk)
-    after: str | None = None
-    ended = False
-    while not ended:
-        try:
-            async with aclosing(api.manager.log.read(run_id, after)) as events:
-                async for event in events:
-                    after = event.id or after
-                    for chunk in presenter.present(event):
-                        yield _sse(chunk)
-            ended = True
-        except ReaderTooSlowError:  # this reader fell behind: go on from its last event, losing none
-            continue
-        except (UnknownRunError, RunExpiredError) as exc:
-            yield _sse({"type": "error", "errorText": str(exc)})
-            ended = True
+    try:
+        async with aclosing(read_through(api.manager.log, run_id)) as events:
+            async for event in events:
+                for chunk in presenter.present(event):
+                    yield _sse(chunk)
+    except (UnknownRunError, RunExpiredError) as exc:
+        yield _sse({"type": "error", "errorText": str(exc)})
     yield ServerSentEvent(data="[DONE]")
 
 

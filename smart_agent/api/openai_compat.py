@@ -32,6 +32,7 @@ from smart_agent.api.routes import RETRY_AFTER_SECONDS, Api
 from smart_agent.api.schema import RequestError
 from smart_agent.runs.events import CANCELLED, DONE, ERROR, MODEL_ERROR, REASONING, TOKEN, RunEvent, fold
 from smart_agent.runs.log import RunLimitError, RunLogError
+from smart_agent.runs.reading import read_through
 
 PREFIX = "/v1"
 OWNER = "smart-agent"
@@ -181,7 +182,7 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
         reason = "slow_reader"
         try:
             yield completion.chunk({"role": "assistant", "content": ""})
-            async with aclosing(api.manager.log.read(run_id)) as events:
+            async with aclosing(read_through(api.manager.log, run_id)) as events:
                 async for event in events:
                     if event.kind == TOKEN:
                         yield completion.chunk({"content": event.data["text"]})
@@ -197,7 +198,7 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
                         yield ServerSentEvent(data=json.dumps(_error_body(event.data)))
             reason = "ended"
             yield ServerSentEvent(data="[DONE]")
-        except RunLogError as exc:  # this reader fell behind: OpenAI's stream cannot resume, so it ends
+        except RunLogError as exc:  # the log failed or lost the run: OpenAI's stream cannot resume
             yield ServerSentEvent(data=json.dumps(_error_body({"code": "stream_lost", "message": str(exc)})))
         except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
             reason = "client_gone"
@@ -265,7 +266,7 @@ async def _whole(api: Api, request: Request, run_id: str, completion: _Completio
 async def _read_to_end(api: Api, run_id: str) -> tuple[str, str, RunEvent]:
     """The run's final text and reasoning, and its terminal event."""
     text = reasoning = ""
-    async with aclosing(api.manager.log.read(run_id)) as events:
+    async with aclosing(read_through(api.manager.log, run_id)) as events:
         async for event in events:
             if event.kind in (DONE, ERROR):
                 return text, reasoning, event
