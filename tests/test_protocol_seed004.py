@@ -53,8 +53,12 @@ def _read(
         connect_sse(client, "GET", base + PATH, params=params, headers=headers) as source,
     ):
         assert source.response.status_code == 200, source.response.read()
-        for count, sse in enumerate(source.iter_sse(), 1):
+        count = 0
+        for sse in source.iter_sse():
+            if not sse.data:  # `retry:` alone (the run is being created): EventSource dispatches nothing
+                continue
             yield Received(sse.event, json.loads(sse.data), sse.id)
+            count += 1
             if limit is not None and count >= limit:
                 return  # the browser goes away mid-reply
 
