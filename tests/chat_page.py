@@ -137,20 +137,47 @@ class ChatPage:
         """The data objects of every frame of this event."""
         return [json.loads(raw[raw.index("[") :])[1] for _, name, raw in self.frames if name == event]
 
-    def send(self, text: str) -> None:
-        """Type a prompt into Chainlit's composer and submit it.
+    def send(self, text: str, timeout: float = 60.0) -> None:
+        """Type a prompt into Chainlit's composer and submit it, as a user would: once the page
+        takes a message, and again if the page lost it before it left.
 
-        With history on, Chainlit's page moves a new chat to `/thread/ID` after its first message
-        (re-mounting the composer): a prompt typed before that is lost, so wait for it as a user
-        would see the address change.
+        Chainlit's page ignores Enter while a task runs (a reply's text can be on the page before
+        its task ends), and with history on it moves a new chat to `/thread/ID` after its first
+        message, re-mounting the composer: a prompt typed while that happens is lost. So wait for
+        the address and for the send button, and return only once the message frame went out.
         """
         started = self.payloads("first_interaction")
         if started and started[-1].get("thread_id") and self._persistent():
             thread = re.escape(str(started[-1]["thread_id"]))
             self.page.wait_for_url(re.compile(f"/thread/{thread}$"), timeout=30_000)
+        before, deadline = self.count_sent("client_message"), time.monotonic() + timeout
         composer = self.page.locator("#chat-input")
-        composer.fill(text)
-        composer.press("Enter")
+        while True:
+            if composer.input_value(timeout=30_000) != text:
+                composer.fill(text)  # first time, or the re-mounted composer lost it
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the page did not send {text[:40]!r} within {timeout} s")
+            try:  # enabled once no task runs and the text is in; the stop button stands in for it
+                self.page.locator("#chat-submit:enabled").wait_for(timeout=min(remaining, 5.0) * 1000)
+            except PlaywrightTimeoutError:
+                continue
+            composer.press("Enter")
+            if self._wait_sent(before, min(max(remaining, 1.0), 10.0)):
+                return
+
+    def _wait_sent(self, before: int, timeout: float) -> bool:
+        """Whether a `client_message` frame beyond the first `before` goes out within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.count_sent("client_message") <= before:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.sockets:
+                return False
+            try:
+                self.sockets[-1].wait_for_event("framesent", timeout=min(remaining, 0.5) * 1000)
+            except PlaywrightError:  # a timeout (a subclass) or the socket closed: look again
+                continue
+        return True
 
     def _persistent(self) -> bool:
         """Whether the app keeps chat history (Chainlit's `dataPersistence`), asked once."""

@@ -145,7 +145,10 @@ async def test_ownership_when_bob_acts_on_alices_thread_over_http_and_socketio_t
     before = owned_by(rows, thread_id)
     footer = before["elements"][0]
     feedback_id = before["feedbacks"][0]["id"]
-    user_step = next(s for s in before["steps"] if s["type"] == "user_message")
+    user_steps = [s for s in before["steps"] if s["type"] == "user_message"]
+    everything = [(s["threadId"], s["type"], s["name"]) for s in rows["steps"]]
+    assert user_steps, f"no stored user message in thread {thread_id}; stored steps: {everything}"
+    user_step = user_steps[0]
 
     # Over HTTP, with Bob's cookie, and with none.
     threads = {"pagination": {"first": 20, "cursor": None}, "filter": {}}

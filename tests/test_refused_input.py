@@ -31,6 +31,12 @@ def _history(data: Path) -> tuple[list[str], list[tuple[str, str]]]:
     return names, [(kind, output or "") for kind, output in steps]
 
 
+def _step_types(data: Path) -> list[str]:
+    """The type of every stored step, oldest first (a refused turn's own step among them would show)."""
+    with sqlite3.connect(data / "history.db") as db:
+        return [kind for (kind,) in db.execute('SELECT type FROM steps ORDER BY "createdAt"')]
+
+
 def _settled(
     data: Path, done: Callable[[tuple[list[str], list[tuple[str, str]]]], bool]
 ) -> tuple[list[str], list[tuple[str, str]]]:
@@ -68,6 +74,9 @@ def test_refused_first_message_when_sent_then_nothing_stored_and_next_message_na
             ("user_message", "#script tokens=3"),
             ("assistant_message", " w00000 w00001 w00002"),
         ]
+        chat.wait_idle()
+        # on_chat_start's step went with the refused message's thread: the accepted turn only
+        assert _step_types(tmp_path / "data") == ["user_message", "run", "assistant_message"]
     finally:
         chat.close()
 
@@ -87,6 +96,8 @@ def test_refused_later_message_when_sent_then_thread_keeps_only_the_accepted_tur
         names, messages = _settled(tmp_path / "data", lambda h: len(h[1]) == 2)
         assert names == ["#script tokens=2"]
         assert messages == [("user_message", "#script tokens=2"), ("assistant_message", " w00000 w00001")]
+        # on_chat_start's step, then the accepted turn; nothing of the refused turn
+        assert _step_types(tmp_path / "data") == ["run", "user_message", "run", "assistant_message"]
     finally:
         chat.close()
 

@@ -116,21 +116,32 @@ class AppDataLayer(HistoryDataLayer):
 
 
 async def forget_refused(message_id: str) -> None:
-    """A message the app refused is not kept: its row goes, and so does a thread it alone started
-    (the session's next message then starts and names the thread anew)."""
+    """A message the app refused is not kept: nor is its turn's step, nor a thread it alone started
+    (the session's next message then starts and names the thread anew).
+
+    Nothing more of this turn is stored either: Chainlit updates the turn's step after the handler
+    returns (callbacks.py `on_message`), which would store the thread again, unnamed. The flag is set
+    in the turn's own task, which ends with the turn.
+    """
     layer = get_data_layer()  # type: ignore[no-untyped-call]
     session = cl.context.session
-    if not isinstance(layer, HistoryDataLayer) or not session.thread_id:
-        return
+    if isinstance(layer, HistoryDataLayer) and session.thread_id:
+        await _forget(layer, message_id)
+    _shown_only.set(True)  # after the deletes, which the flag would skip
+
+
+async def _forget(layer: HistoryDataLayer, message_id: str) -> None:
+    """Delete the message, its turn's step, and the thread when no other message of the user is in it."""
+    session = cl.context.session
     await layer.settle()  # Chainlit stores the message in a task of its own: it lands first
     thread = await layer.get_thread(session.thread_id)
-    others = [
-        step
-        for step in (thread["steps"] if thread is not None else [])
-        if step["type"] == "user_message" and step["id"] != message_id
-    ]
-    await layer.delete_step(message_id)
-    if thread is not None and not others:
+    stored = thread["steps"] if thread is not None else []
+    for step in stored:
+        if step["id"] == message_id or step.get("parentId") == message_id:
+            await layer.delete_step(step["id"])
+    if thread is not None and not any(
+        step["type"] == "user_message" and step["id"] != message_id for step in stored
+    ):
         await layer.delete_thread(session.thread_id)
         session.has_first_interaction = False
 
