@@ -239,3 +239,27 @@ def test_long_reply_when_segmented_then_segments_join_to_model_text_and_copy_giv
         assert chat.page.evaluate("() => navigator.clipboard.readText()") == expected
     finally:
         chat.close()
+
+
+def test_streaming_cursor_when_a_reply_streams_then_it_blinks_in_steps(
+    browser: Browser, scripted_app: Callable[..., str]
+) -> None:
+    # A smooth pulse costs a style recalculation every frame of the reply (smart-agent.css).
+    url = scripted_app()
+    chat = ChatPage.open(browser, url)
+    try:
+        chat.send("#script tokens=400 rate=100")
+        # Chainlit re-creates the cursor on each update: read it in the page, in one go.
+        animation = chat.page.wait_for_function(
+            """() => {
+                const el = document.querySelector('.loading-cursor');
+                if (!el) return false;
+                const style = getComputedStyle(el);
+                return [style.animationName, style.animationTimingFunction];
+            }""",
+            timeout=30_000,
+        ).json_value()
+        assert animation == ["loading-cursor-pulse", "steps(2, jump-none)"]
+        chat.wait_text("w00399")
+    finally:
+        chat.close()
