@@ -25,7 +25,8 @@ from typing import Any
 import psutil
 from playwright.sync_api import Browser, CDPSession, sync_playwright
 
-from tests.chat_page import ChatPage, words
+from benchmarks import long_chat
+from tests.chat_page import REPLY, ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 
@@ -54,7 +55,7 @@ EXTRA_ENV: dict[str, dict[str, str]] = {"nostats": {"SMART_AGENT_SHOW_STATS": "0
 PAGE_PROBE = """
 (() => {
   const b = window.__bench = {raf: 0, rafFirst: null, rafLast: null, loaf: [], longtasks: 0,
-    needle: null, first: null, done: null, lastLen: 0, lastChange: null, inWindow: 0};
+    needle: null, skip: 0, first: null, done: null, lastLen: 0, lastChange: null, inWindow: 0};
   try {
     new PerformanceObserver(l => { for (const e of l.getEntries()) b.loaf.push([e.startTime, e.duration]); })
       .observe({type: 'long-animation-frame', buffered: true});
@@ -67,7 +68,8 @@ PAGE_PROBE = """
     if (b.needle !== null && b.done === null) {
       // the reply may span several messages (segments): watch the newest one's markdown part
       const els = document.querySelectorAll(sel);
-      let el = els.length ? els[els.length - 1].firstElementChild : null;
+      // in a resumed chat the earlier replies are not this one's (b.skip: how many were there)
+      let el = els.length > b.skip ? els[els.length - 1].firstElementChild : null;
       // smart-agent's live stats line is a message of its own, above the reply: not reply text
       if (el && /^(Streaming ·|Waiting for the model)/.test(el.textContent)) el = null;
       if (el) {
@@ -116,6 +118,8 @@ class Result:
     wall_s: float
     browser_cpu_share: float | None
     heap_growth_mb: float | None
+    history: bool = False  # into a resumed chat of 200 messages, 500 threads in the sidebar
+    main_thread_ms_per_s: dict[str, float] | None = None  # script, recalcstyle, layout, task (all)
 
 
 def markers(text: str) -> list[str]:
@@ -155,6 +159,16 @@ def _heap_mb(cdp: CDPSession) -> float:
     return float(cdp.send("Runtime.getHeapUsage")["usedSize"]) / 1e6
 
 
+MAIN_THREAD = ("ScriptDuration", "RecalcStyleDuration", "LayoutDuration", "TaskDuration")
+"""The renderer main thread's busy time by kind (the DevTools Protocol's Performance metrics)."""
+
+
+def _main_thread(cdp: CDPSession) -> dict[str, float]:
+    """Seconds of the page's main thread spent so far, by kind."""
+    found = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {name: float(found.get(name, 0.0)) for name in MAIN_THREAD}
+
+
 def run_one(
     browser: Browser,
     server: ScriptedServer,
@@ -163,21 +177,35 @@ def run_one(
     rate: float,
     log_dir: Path,
     throttle: float = 1.0,
+    history: bool = False,
 ) -> Result:
-    """Stream one reply of `tokens` tokens at `rate` tok/s to a page throttled `throttle`x and measure it."""
+    """Stream one reply of `tokens` tokens at `rate` tok/s to a page throttled `throttle`x and measure it;
+    with `history`, into a resumed chat of 200 messages, with 500 threads in the sidebar."""
     # The figures in the README were measured with the live stats line on (its default until issue
     # 24): every variant keeps it but "nostats".
     env = clean_env(OPENAI_API_KEY="bench", **{"SMART_AGENT_SHOW_STATS": "1", **EXTRA_ENV.get(variant, {})})
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
     expected = "".join(script_tokens(tokens, "markdown"))
+    thread = long_chat.seed(log_dir / "data") if history else None
     with running_app(*flags, env=env, log_dir=log_dir) as (url, app):
         app_proc = psutil.Process(app.pid)
-        chat = ChatPage.open(browser, url, init_script=PAGE_PROBE)
+        login = (long_chat.USER, long_chat.PASSWORD) if history else None
+        chat = ChatPage.open(browser, url, init_script=PAGE_PROBE, login=login)
         try:
+            if thread is not None:
+                long_chat.resume(chat, url, thread)
             needle = expected.split()[-1]
-            chat.page.evaluate("n => { window.__bench.needle = n; }", needle)
+            chat.page.evaluate(
+                """([n, sel]) => {
+                    window.__bench.skip = document.querySelectorAll(sel).length;
+                    window.__bench.needle = n;
+                }""",
+                [needle, REPLY],
+            )
             cdp = chat.page.context.new_cdp_session(chat.page)
             heap0 = _heap_mb(cdp)
+            cdp.send("Performance.enable")
+            main0 = _main_thread(cdp)
             if throttle != 1:
                 cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
             browsers = _browser_processes()
@@ -201,6 +229,7 @@ def run_one(
                     break
             wall = time.time() - submitted
             cpu1 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
+            main1 = _main_thread(cdp)
             state = chat.page.evaluate("() => window.__bench")
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
             heap1 = _heap_mb(cdp) if state["done"] is not None else None
@@ -236,6 +265,11 @@ def run_one(
                 wall_s=wall,
                 browser_cpu_share=(cpu1[0] - cpu0[0]) / wall if wall > 0 else None,
                 heap_growth_mb=None if heap1 is None else heap1 - heap0,
+                history=history,
+                main_thread_ms_per_s={
+                    name.removesuffix("Duration").lower(): 1000 * (main1[name] - main0[name]) / wall
+                    for name in MAIN_THREAD
+                },
             )
         finally:
             chat.close()
@@ -253,7 +287,8 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 def scenario_label(r: Result) -> str:
     """e.g. `5000 tok @ 200/s, 4x CPU`."""
-    return f"{r.tokens} tok @ {r.rate:g}/s" + (f", {r.throttle:g}x CPU" if r.throttle != 1 else "")
+    throttled = f", {r.throttle:g}x CPU" if r.throttle != 1 else ""
+    return f"{r.tokens} tok @ {r.rate:g}/s{throttled}" + (", long chat" if r.history else "")
 
 
 def markdown_table(results: list[Result]) -> str:
@@ -314,7 +349,8 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         default="500@100,5000@200,5000@2000,20000@500,50000@1000",
-        help="comma-separated TOKENS@RATE, or TOKENS@RATExN for a page whose CPU is throttled N times",
+        help="comma-separated TOKENS@RATE, TOKENS@RATExN for a page whose CPU is throttled N times; "
+        "a trailing h: into a resumed chat of 200 messages with 500 threads in the sidebar",
     )
     parser.add_argument("--variants", default="native,plain,capped,adaptive,default,default+adaptive")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario and variant")
@@ -332,7 +368,8 @@ def main() -> None:
     with serve() as server, sync_playwright() as playwright, tempfile.TemporaryDirectory() as logs:
         for scenario in scenarios.split(","):
             tokens, _, rest = scenario.partition("@")
-            rate, _, throttle = rest.partition("x")
+            history = rest.endswith("h")  # into a long resumed chat, with a full sidebar
+            rate, _, throttle = rest.removesuffix("h").partition("x")
             for variant in variants.split(","):
                 for _ in range(args.native_repeat if variant == "native" else repeat):
                     # A fresh browser and data folder per run: no run inherits another's memory,
@@ -349,6 +386,7 @@ def main() -> None:
                             float(rate),
                             run_dir,
                             float(throttle or 1),
+                            history,
                         )
                     finally:
                         browser.close()
