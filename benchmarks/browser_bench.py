@@ -120,6 +120,8 @@ class Result:
     heap_growth_mb: float | None
     history: bool = False  # into a resumed chat of 200 messages, 500 threads in the sidebar
     main_thread_ms_per_s: dict[str, float] | None = None  # script, recalcstyle, layout, task (all)
+    dom_nodes: int | None = None  # elements on the page once the reply is complete
+    heap_mb: float | None = None  # the page's JS heap after a full collection, reply complete
 
 
 def markers(text: str) -> list[str]:
@@ -266,6 +268,8 @@ def run_one(
                 browser_cpu_share=(cpu1[0] - cpu0[0]) / wall if wall > 0 else None,
                 heap_growth_mb=None if heap1 is None else heap1 - heap0,
                 history=history,
+                dom_nodes=int(chat.page.evaluate("document.getElementsByTagName('*').length")),
+                heap_mb=heap1,
                 main_thread_ms_per_s={
                     name.removesuffix("Duration").lower(): 1000 * (main1[name] - main0[name]) / wall
                     for name in MAIN_THREAD

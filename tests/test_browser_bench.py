@@ -1,0 +1,29 @@
+"""The browser benchmark's quick smoke: each page scenario runs and reads its figures (no timing
+asserts; `make bench` prints the figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from benchmarks.browser_bench import MAIN_THREAD, run_one
+from tests.scripted_server import ScriptedServer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("history", [False, True], ids=["fresh chat", "long chat"])
+def test_scenario_when_run_quickly_then_the_reply_is_exact_and_every_figure_is_read(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path, history: bool
+) -> None:
+    result = run_one(browser, scripted, "default", 300, 600.0, tmp_path, history=history)
+    assert result.completed and result.exact, result
+    assert result.history is history
+    assert result.ttft_ms is not None and result.fps is not None and result.heap_mb is not None
+    assert result.main_thread_ms_per_s is not None
+    assert set(result.main_thread_ms_per_s) == {name.removesuffix("Duration").lower() for name in MAIN_THREAD}
+    assert result.dom_nodes is not None
+    # the long chat's 200 earlier messages are on the page: many more elements than a fresh chat's
+    assert (result.dom_nodes > 5_000) is history, result.dom_nodes
