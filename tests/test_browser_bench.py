@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from benchmarks.browser_bench import MAIN_THREAD, run_one
+from benchmarks.hidden_tab import run_hidden
 from tests.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.e2e
@@ -27,3 +28,11 @@ def test_scenario_when_run_quickly_then_the_reply_is_exact_and_every_figure_is_r
     assert result.dom_nodes is not None
     # the long chat's 200 earlier messages are on the page: many more elements than a fresh chat's
     assert (result.dom_nodes > 5_000) is history, result.dom_nodes
+
+
+def test_hidden_tab_when_stopped_mid_reply_then_shown_the_reply_is_whole_and_exact(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    result = run_hidden(browser, scripted, tmp_path, 400, 200.0, 3.0)
+    assert result.exact, result
+    assert result.shown_to_whole_ms is not None and result.server_s is not None
