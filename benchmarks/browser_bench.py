@@ -55,7 +55,8 @@ EXTRA_ENV: dict[str, dict[str, str]] = {"nostats": {"SMART_AGENT_SHOW_STATS": "0
 PAGE_PROBE = """
 (() => {
   const b = window.__bench = {raf: 0, rafFirst: null, rafLast: null, loaf: [], longtasks: 0,
-    needle: null, skip: 0, first: null, done: null, lastLen: 0, lastChange: null, inWindow: 0};
+    needle: null, skip: 0, first: null, done: null, lastLen: 0, lastChange: null, inWindow: 0,
+    prev: null, gaps: []};
   try {
     new PerformanceObserver(l => { for (const e of l.getEntries()) b.loaf.push([e.startTime, e.duration]); })
       .observe({type: 'long-animation-frame', buffered: true});
@@ -65,6 +66,10 @@ PAGE_PROBE = """
   const sel = '[data-step-type="assistant_message"] .message-content';
   function tick(t) {
     b.raf += 1;
+    // frame gaps over 50 ms while the reply streams, as [start, length] on the page's clock
+    if (b.first !== null && b.done === null && b.prev !== null && t - b.prev > 50)
+      b.gaps.push([performance.timeOrigin + b.prev, t - b.prev]);
+    b.prev = t;
     if (b.needle !== null && b.done === null) {
       // the reply may span several messages (segments): watch the newest one's markdown part
       const els = document.querySelectorAll(sel);
@@ -120,6 +125,9 @@ class Result:
     heap_growth_mb: float | None
     history: bool = False  # into a resumed chat of 200 messages, 500 threads in the sidebar
     main_thread_ms_per_s: dict[str, float] | None = None  # script, recalcstyle, layout, task (all)
+    frame_gaps_ms: list[float] | None = None  # every gap between frames over 50 ms while streaming
+    loaf_p95_ms: float | None = None  # Long Animation Frames while streaming: p95 and longest
+    loaf_max_ms: float | None = None
     dom_nodes: int | None = None  # elements on the page once the reply is complete
     heap_mb: float | None = None  # the page's JS heap after a full collection, reply complete
 
@@ -239,13 +247,14 @@ def run_one(
             server_end = server.stream_ends[-1] if len(server.stream_ends) > ends_before else None
             first, done = state["first"], state["done"]
             fps = loaf = None
+            durations: list[float] = []
             window_end = done or state["lastChange"]
             if first is not None and window_end is not None and window_end > first:
                 span = (window_end - first) / 1000
                 fps = ((state["rafLast"] or state["raf"]) - state["rafFirst"]) / span
                 origin = chat.page.evaluate("performance.timeOrigin")
-                busy = sum(d for start, d in state["loaf"] if first <= origin + start <= window_end)
-                loaf = busy / span
+                durations = sorted(d for start, d in state["loaf"] if first <= origin + start <= window_end)
+                loaf = sum(durations) / span
             return Result(
                 variant=variant,
                 tokens=tokens,
@@ -268,6 +277,9 @@ def run_one(
                 browser_cpu_share=(cpu1[0] - cpu0[0]) / wall if wall > 0 else None,
                 heap_growth_mb=None if heap1 is None else heap1 - heap0,
                 history=history,
+                frame_gaps_ms=[round(length, 1) for _, length in state["gaps"]],
+                loaf_p95_ms=durations[int(0.95 * (len(durations) - 1))] if durations else 0.0,
+                loaf_max_ms=durations[-1] if durations else 0.0,
                 dom_nodes=int(chat.page.evaluate("document.getElementsByTagName('*').length")),
                 heap_mb=heap1,
                 main_thread_ms_per_s={
