@@ -51,6 +51,9 @@ bench: setup system-deps
 	$(PY) -m benchmarks.browser_bench $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 	  $(if $(VARIANTS),--variants $(VARIANTS))
 	$(PY) -m benchmarks.browser_bench --preset render
+	$(PY) -m benchmarks.browser_bench --preset users
+	$(PY) -m benchmarks.hidden_tab --out bench-results
+	$(PY) -m benchmarks.ten_replies --out bench-results
 	$(PY) -m benchmarks.server_bench
 	$(PY) -m benchmarks.history_bench --out bench-results
 	$(PY) -m benchmarks.sse_bench --out bench-results

@@ -96,6 +96,8 @@ PAGE_PROBE = """
 # Issue 14's scenarios: fast bursts, a very long reply, a throttled page, browser CPU, heap.
 PRESETS: dict[str, tuple[str, str]] = {
     "render": ("5000@2000,100000@2000,2000@100x4,5000@200x4,5000@200,10000@500", "native,today,default"),
+    # issue 28's: a fresh chat, a long resumed chat with a full sidebar, bursts, a throttled long reply
+    "users": ("5000@200,5000@200h,5000@2000,100000@2000x4", "default"),
 }
 
 

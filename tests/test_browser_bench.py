@@ -10,6 +10,7 @@ from playwright.sync_api import Browser
 
 from benchmarks.browser_bench import MAIN_THREAD, run_one
 from benchmarks.hidden_tab import run_hidden
+from benchmarks.ten_replies import run_replies
 from tests.scripted_server import ScriptedServer
 
 pytestmark = pytest.mark.e2e
@@ -36,3 +37,12 @@ def test_hidden_tab_when_stopped_mid_reply_then_shown_the_reply_is_whole_and_exa
     result = run_hidden(browser, scripted, tmp_path, 400, 200.0, 3.0)
     assert result.exact, result
     assert result.shown_to_whole_ms is not None and result.server_s is not None
+
+
+def test_replies_when_several_in_one_chat_then_the_page_is_read_after_each(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    found = run_replies(browser, scripted, tmp_path, 2, 300, 600.0)
+    assert [row.reply for row in found] == [1, 2]
+    assert 0 < found[0].dom_nodes < found[1].dom_nodes and 0 < found[0].text_chars < found[1].text_chars
+    assert all(row.heap_mb > 0 for row in found)
