@@ -67,6 +67,18 @@ def read_all(base: str, run_id: str, **options: Any) -> list[Event]:
     return list(events(base, run_id, **options))
 
 
+def read_to_end(base: str, run_id: str, reconnects: int = 20, **options: Any) -> list[Event]:
+    """Every event until the run's end, reconnecting after the last id as an EventSource does when
+    the server ends a stream early (a reader that fell behind its buffer)."""
+    received = read_all(base, run_id, **options)
+    for _ in range(reconnects):
+        if received and received[-1].kind in ("done", "error"):
+            break
+        last = next((event.id for event in reversed(received) if event.id), None)
+        received += read_all(base, run_id, after=last, **options)
+    return received
+
+
 def text_of(received: list[Event]) -> str:
     """The reply as a client shows it: a snapshot replaces, tokens append."""
     text = ""

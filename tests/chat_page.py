@@ -292,7 +292,9 @@ class ChatPage:
         for index in range(triggers.count()):
             trigger = triggers.nth(index)
             if trigger.get_attribute("aria-expanded") == "false":
-                trigger.click()
+                # A click event, not a pointer click: while the page settles the step re-renders and
+                # its neighbours can overlap it, which fails Playwright's actionability checks.
+                trigger.dispatch_event("click")
                 self.page.wait_for_function(
                     "([s, i]) => document.querySelectorAll(s)[i].getAttribute('aria-expanded') === 'true'",
                     arg=[THINKING_STEP, index],

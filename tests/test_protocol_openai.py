@@ -18,7 +18,7 @@ from smart_agent.api.openai_schema import (
     model_ids,
     parse_chat_request,
 )
-from tests.api_client import read_all
+from tests.api_client import read_all, read_to_end
 from tests.harness import clean_env, running_app
 from tests.scripted_server import (
     MODEL_ID,
@@ -361,10 +361,10 @@ def test_limits_when_a_key_runs_too_many_at_once_then_429_in_openais_shape_with_
     assert caught.value.body["code"] == "limit_exceeded"  # type: ignore[index]
     assert caught.value.response.headers["Retry-After"].isdigit()
     for first in firsts:  # each run ends, cancelled by its client leaving: the key's slots are free again
-        ended = read_all(
+        ended = read_to_end(
             app[0], first.id.removeprefix("chatcmpl-"), headers={"Authorization": f"Bearer {app[1]}"}
         )
-        assert ended[-1].data["code"] == "cancelled"
+        assert (ended[-1].kind, ended[-1].data.get("code")) == ("error", "cancelled"), ended[-3:]
 
 
 def test_schema_when_openai_fields_come_then_developer_is_system_parts_join_and_extras_are_ignored() -> None:
