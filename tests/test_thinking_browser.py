@@ -200,14 +200,19 @@ def test_team_when_members_think_then_each_thinking_in_its_own_step_and_not_in_t
         for name, text in steps:
             assert name.startswith("Thought for ") and words(text) == words("".join(think_tokens(40)))
         # Each member's thinking sits inside that member's own step.
-        inside = chat.page.evaluate(
-            """(sel) => [...document.querySelectorAll(sel)].map((t) => {
-                const region = t.closest('[role="region"]');
-                const owner = region && document.querySelector(`[aria-controls="${region.id}"]`);
-                return owner ? owner.id : null;
-            })""",
-            THINKING_STEP,
-        )
+        # Read once both are on the page: under load the members' steps can re-render after opening.
+        inside = chat.page.wait_for_function(
+            """(sel) => {
+                const owners = [...document.querySelectorAll(sel)].map((t) => {
+                    const region = t.closest('[role="region"]');
+                    const owner = region && document.querySelector(`[aria-controls="${region.id}"]`);
+                    return owner ? owner.id : null;
+                });
+                return owners.length >= 2 ? owners : false;
+            }""",
+            arg=THINKING_STEP,
+            timeout=10_000,
+        ).json_value()
         assert sorted(inside) == ["step-alpha", "step-beta"]
         answer = " ".join(chat.replies())
         assert "t00000" not in answer and words(answer)[-1] == "synth-0029"
