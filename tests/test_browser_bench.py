@@ -13,7 +13,8 @@ from benchmarks.hidden_tab import run_hidden
 from benchmarks.ten_replies import run_replies
 from tests.scripted_server import ScriptedServer
 
-pytestmark = pytest.mark.e2e
+# Heavy pages (a long chat of 200 messages, a stopped page): run alone, not beside other browser tests.
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]
 
 
 @pytest.mark.parametrize("history", [False, True], ids=["fresh chat", "long chat"])
