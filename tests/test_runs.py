@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import pytest
 
@@ -151,6 +152,47 @@ async def test_cancel_when_the_run_has_not_taken_its_first_step_then_it_still_en
     assert (await log.get(record.id)).status == "cancelled"
     assert manager.active == 0 and ends == ["cancelled"]
     assert not model.started.is_set()
+
+
+class _CancelLandsAsWriteEnds(MemoryRunLog):
+    """A log whose first token write is awaited as redis-py awaits its socket writes (through
+    `asyncio.wait_for`), with a cancel from another instance landing just as the write ends."""
+
+    armed = True
+
+    async def append(self, run_id: str, kind: str, data: dict[str, Any]) -> str:
+        if kind == "token" and self.armed:
+            self.armed = False
+            loop = asyncio.get_running_loop()
+            written = loop.create_future()
+
+            def write_ends() -> None:
+                written.set_result(None)  # wakes wait_for's waiter next ...
+                loop.call_soon(self._cancel_requested, run_id)  # ... and then the cancel comes
+
+            loop.call_soon(write_ends)
+            await asyncio.wait_for(written, 5)  # Python 3.11 returns here instead of raising
+        return await super().append(run_id, kind, data)
+
+    def _cancel_requested(self, run_id: str) -> None:
+        for handler in self._cancel_handlers:
+            handler(run_id)
+
+
+async def test_cancel_when_a_write_swallows_it_then_the_run_still_ends_cancelled_at_its_next_event() -> None:
+    log = _CancelLandsAsWriteEnds(60)
+    manager = RunManager(log, BatchPolicy(enabled=False))
+
+    async def endless() -> AsyncGenerator[AgentEvent, None]:
+        for _ in range(1000):
+            await asyncio.sleep(0)
+            yield TextDelta("t ")
+
+    record = await manager.start("", endless(), 4)
+    events = await asyncio.wait_for(_read_all(log, record.id), 5)
+
+    assert events[-1].data["code"] == "cancelled"
+    assert len([event for event in events if event.kind == "token"]) <= 2  # the one written, one more at most
 
 
 async def test_shutdown_when_runs_are_running_then_they_end_with_producer_lost() -> None:

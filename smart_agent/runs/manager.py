@@ -44,6 +44,7 @@ class RunManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
         self._cancelling: set[asyncio.Task[Any]] = set()  # cancels and ends under way, held (weak refs)
+        self._cancel_asked: set[str] = set()  # runs of this process asked to stop (produce checks too)
         runs.on_cancel_request(self._on_cancel_request)
 
     @property
@@ -109,10 +110,12 @@ class RunManager:
         task = self._tasks.get(run_id)
         if task is None:
             return False
+        self._cancel_asked.add(run_id)
         task.cancel()
         return True
 
     def _ended(self, run_id: str, task: asyncio.Task[None]) -> None:
+        self._cancel_asked.discard(run_id)
         # A task cancelled before its first step never runs `_produce`, nor its `finally`: the run
         # would stay running with readers waiting for ever. End it here (`finish` writes once).
         if task.cancelled() and self._tasks.get(run_id) is task:
@@ -139,6 +142,7 @@ class RunManager:
                 events,
                 self._policy,
                 stopped=self._stopped,
+                cancel_asked=functools.partial(self._cancel_asked.__contains__, run_id),
                 lengths=self.lengths,
                 model=model,
             )

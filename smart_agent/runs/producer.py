@@ -56,6 +56,7 @@ async def produce(
     policy: BatchPolicy,
     clock: Clock | None = None,
     stopped: Callable[[], dict[str, Any]] | None = None,
+    cancel_asked: Callable[[], bool] | None = None,
     lengths: ReplyLengths | None = None,
     model: str = "",
 ) -> dict[str, Any]:
@@ -63,7 +64,9 @@ async def produce(
     notices and progress, then exactly one terminal event (also when cancelled or failing).
     Returns the usage.
 
-    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`); `lengths`
+    `stopped` gives the `error` data of a cancelled run (default: code `cancelled`). `cancel_asked`
+    says whether a cancel was asked: checked at each event, since Python 3.11's `asyncio.wait_for`
+    (under redis-py's writes) drops a cancel that lands as its inner wait ends. `lengths`
     (the recent reply lengths of `model`) adds an estimate of the rest to each progress event and
     learns this reply's length when it ends with an answer.
     """
@@ -118,6 +121,8 @@ async def produce(
     try:
         async with aclosing(events) as turn:  # closing it closes the model's HTTP stream at once
             async for event in turn:
+                if cancel_asked is not None and cancel_asked():
+                    raise asyncio.CancelledError  # a cancel an inner wait swallowed: ended below
                 if isinstance(event, TextDelta | ReasoningDelta):
                     target = batcher if isinstance(event, TextDelta) else thinker
                     if target is not current:
