@@ -64,10 +64,10 @@ async def test_frozen_client_when_a_send_blocks_then_the_stream_is_closed_and_it
     }
     serving = asyncio.create_task(app(scope, receive, send))
     await asyncio.wait_for(frozen.wait(), 5)
-    assert api.streams[""] == 1
+    assert api.slots.open[""] == 1
     with pytest.raises(TimeoutError):  # sse-starlette's SendTimeoutError
         await asyncio.wait_for(serving, 5)
-    assert api.streams == {}
+    assert api.slots.open == {}
     await manager.aclose()
     await api.turns.aclose()
 

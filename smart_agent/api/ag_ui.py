@@ -6,13 +6,13 @@ GET /api/ag-ui/runs/{runId}/events?threadId=… resumes a run after `Last-Event-
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from functools import partial
 from typing import Any
 
 from ag_ui.core import (
@@ -32,9 +32,9 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
-from smart_agent import metrics
 from smart_agent.api.access import AccessError
 from smart_agent.api.ag_ui_events import Position, Presenter, stream
+from smart_agent.api.held import Outcome
 from smart_agent.api.routes import Api, error_response
 from smart_agent.api.schema import RequestError, RunRequest, parse_run_request
 from smart_agent.attachments.files import Limits
@@ -232,43 +232,19 @@ def _respond(
     api: Api, principal: str, ours: str, presenter: Presenter, after: Position | None, cancel: bool
 ) -> Response:
     """The event stream of run `ours`, counted against the key's open streams."""
-    if api.streams[principal] >= api.settings.api_max_streams:
-        return error_response(
-            429,
-            "limit_exceeded",
-            f"{api.streams[principal]} event streams are open for this key; "
-            f"at most {api.settings.api_max_streams} may be open at once",
-        )
+    if (busy := api.slots.refusal(principal)) is not None:
+        return error_response(429, "limit_exceeded", busy)
 
-    async def events() -> Any:
-        # Counted here, not in the route: a generator that never starts never runs its `finally`.
-        api.streams[principal] += 1
-        metrics.sse_connection_opened()
-        reason = "ended"
+    async def events(outcome: Outcome) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in stream(api.manager.log, ours, presenter, after):
                 yield chunk
-        except asyncio.CancelledError:  # the client went: the run goes on (resumable) unless asked
-            reason = "client_gone"
-            raise
-        except GeneratorExit:  # ... and closes the stream when a send fails or times out
-            reason = "send_failed"
-            raise
+            outcome.reason = "ended"
         except RunLogError as exc:  # a disconnect: the client resumes from its last id
             log.info("AG-UI stream of %s closed: %s", ours, exc)
-            reason = "slow_reader"
-        finally:
-            metrics.sse_connection_closed(reason)
-            api.streams[principal] -= 1
-            if api.streams[principal] <= 0:
-                del api.streams[principal]
-            # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
-            # group cancels the disconnect listener before it hears the client go.
-            if cancel and reason in ("client_gone", "send_failed"):
-                api.manager.cancel_soon(ours)
 
     return EventSourceResponse(
-        events(),
+        api.slots.held(principal, events, partial(api.manager.cancel_soon, ours) if cancel else None),
         ping=api.settings.sse_heartbeat,  # comment lines, which AG-UI's parser skips
         sep="\n",  # @ag-ui/client splits events on "\n\n" only
         send_timeout=api.settings.sse_send_timeout,

@@ -9,21 +9,21 @@ needs it to go on); `DELETE /api/chat/{id}/stream` or `cancelOnDisconnect: true`
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from smart_agent import metrics
 from smart_agent.api.access import AccessError
 from smart_agent.api.ai_sdk_schema import parse_chat_request
+from smart_agent.api.held import Outcome
 from smart_agent.api.routes import Api, error_response
 from smart_agent.api.schema import RequestError
 from smart_agent.runs.events import (
@@ -159,35 +159,22 @@ def _sse(chunk: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(data=json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
 
-async def chunks(
-    api: Api, run_id: str, principal: str, cancel_on_disconnect: bool = False
-) -> AsyncGenerator[ServerSentEvent, None]:
+def _respond(api: Api, run_id: str, principal: str, cancel_on_disconnect: bool = False) -> Response:
     """The run's UI message stream from its start, ending with `data: [DONE]`; an open stream holds
     one of the key's stream slots, as in the runs API."""
-    api.streams[principal] += 1
-    metrics.sse_connection_opened()
-    done = False
-    reason = "slow_reader"
-    try:
+
+    async def whole(outcome: Outcome) -> AsyncGenerator[ServerSentEvent, None]:
         async for event in _chunks(api, run_id):
             yield event
-        done = True
-        reason = "ended"
-    except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
-        reason = "client_gone"
-        raise
-    except GeneratorExit:  # ... and closes it when a send fails or times out
-        reason = "send_failed"
-        raise
-    finally:
-        metrics.sse_connection_closed(reason)
-        api.streams[principal] -= 1
-        if api.streams[principal] <= 0:
-            del api.streams[principal]
-        # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
-        # group cancels the disconnect listener before it hears the client go.
-        if cancel_on_disconnect and not done:
-            api.manager.cancel_soon(run_id)
+        outcome.reason = "ended"
+
+    cancel = partial(api.manager.cancel_soon, run_id) if cancel_on_disconnect else None
+    return EventSourceResponse(
+        api.slots.held(principal, whole, cancel, cancel_when_lost=True),
+        ping=api.settings.sse_heartbeat,
+        send_timeout=api.settings.sse_send_timeout,
+        headers=HEADERS,
+    )
 
 
 async def _chunks(api: Api, run_id: str) -> AsyncGenerator[ServerSentEvent, None]:
@@ -214,14 +201,8 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
         return response
 
     def too_many_streams(principal: str) -> Response | None:
-        if api.streams[principal] < api.settings.api_max_streams:
-            return None
-        return error_response(
-            429,
-            "limit_exceeded",
-            f"{api.streams[principal]} event streams are open for this key; "
-            f"at most {api.settings.api_max_streams} may be open at once",
-        )
+        busy = api.slots.refusal(principal)
+        return None if busy is None else error_response(429, "limit_exceeded", busy)
 
     async def active_run(principal: str, chat_id: str) -> str | None:
         run_id = await api.manager.log.pointed(chat_name(principal, chat_id))
@@ -269,12 +250,7 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
         except RunLimitError as exc:
             return error_response(429, "limit_exceeded", str(exc))
 
-        return EventSourceResponse(
-            chunks(api, record.id, principal, chat.cancel_on_disconnect),
-            ping=api.settings.sse_heartbeat,
-            send_timeout=api.settings.sse_send_timeout,
-            headers=HEADERS,
-        )
+        return _respond(api, record.id, principal, chat.cancel_on_disconnect)
 
     @router.get("/api/chat/{chat_id}/stream")
     async def resume(chat_id: str, request: Request) -> Response:
@@ -287,12 +263,7 @@ def build_ai_sdk_router(api: Api) -> APIRouter:
             return Response(status_code=204)  # nothing to resume: useChat stops asking
         if (busy := too_many_streams(principal)) is not None:
             return busy
-        return EventSourceResponse(
-            chunks(api, run_id, principal),
-            ping=api.settings.sse_heartbeat,
-            send_timeout=api.settings.sse_send_timeout,
-            headers=HEADERS,
-        )
+        return _respond(api, run_id, principal)
 
     @router.delete("/api/chat/{chat_id}/stream")
     async def stop(chat_id: str, request: Request) -> Response:

@@ -14,14 +14,15 @@ import json
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from smart_agent import metrics
 from smart_agent.api.access import AccessError
+from smart_agent.api.held import Outcome
 from smart_agent.api.openai_schema import (
     ChatRequest,
     UnknownModelError,
@@ -143,14 +144,8 @@ def build_openai_router(api: Api) -> APIRouter:
             backend = chat.model.backend
             if backend is not None and not (await api.turns.backend_models()).allows(backend):
                 raise UnknownModelError(chat.model.id)
-            if chat.stream and api.streams[principal] >= api.settings.api_max_streams:
-                return openai_error(
-                    429,
-                    f"{api.streams[principal]} event streams are open for this key; "
-                    f"at most {api.settings.api_max_streams} may be open at once",
-                    code="limit_exceeded",
-                    kind="rate_limit_error",
-                )
+            if chat.stream and (busy := api.slots.refusal(principal)) is not None:
+                return openai_error(429, busy, code="limit_exceeded", kind="rate_limit_error")
             turn = api.turns.stream(chat.messages, backend, team=chat.model.team)
             record = await api.manager.start(principal, turn, api.settings.api_max_runs)
         except AccessError as exc:
@@ -173,13 +168,8 @@ def build_openai_router(api: Api) -> APIRouter:
 
 def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, chat: ChatRequest) -> Response:
     """The run as chat-completion chunks; the client going away cancels the run."""
-    ended = False
 
-    async def chunks() -> AsyncGenerator[ServerSentEvent, None]:
-        nonlocal ended
-        api.streams[principal] += 1
-        metrics.sse_connection_opened()
-        reason = "slow_reader"
+    async def chunks(outcome: Outcome) -> AsyncGenerator[ServerSentEvent, None]:
         try:
             yield completion.chunk({"role": "assistant", "content": ""})
             async with aclosing(read_through(api.manager.log, run_id)) as events:
@@ -189,35 +179,18 @@ def _streamed(api: Api, principal: str, run_id: str, completion: _Completion, ch
                     elif event.kind == REASONING:
                         yield completion.chunk({"reasoning_content": event.data["text"]})
                     elif event.kind == DONE:
-                        ended = True
                         yield completion.chunk({}, event.data.get("finish_reason", "stop"))
                         if chat.include_usage:
                             yield completion.usage_chunk(event.data)
                     elif event.kind == ERROR:
-                        ended = True
                         yield ServerSentEvent(data=json.dumps(_error_body(event.data)))
-            reason = "ended"
+            outcome.reason = "ended"
             yield ServerSentEvent(data="[DONE]")
         except RunLogError as exc:  # the log failed or lost the run: OpenAI's stream cannot resume
             yield ServerSentEvent(data=json.dumps(_error_body({"code": "stream_lost", "message": str(exc)})))
-        except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
-            reason = "client_gone"
-            raise
-        except GeneratorExit:  # ... and closes it when a send fails or times out
-            reason = "send_failed"
-            raise
-        finally:
-            metrics.sse_connection_closed(reason)
-            api.streams[principal] -= 1
-            if api.streams[principal] <= 0:
-                del api.streams[principal]
-            if not ended:
-                # Here, not in sse-starlette's disconnect handler: when a send fails first, the
-                # response's task group cancels the disconnect listener before it hears the client go.
-                api.manager.cancel_soon(run_id)  # the generator may be being closed: no waiting here
 
     return EventSourceResponse(
-        chunks(),
+        api.slots.held(principal, chunks, partial(api.manager.cancel_soon, run_id), cancel_when_lost=True),
         sep="\n",
         send_timeout=api.settings.sse_send_timeout,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", RUN_ID_HEADER: run_id},

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import Counter
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from smart_agent import metrics
 from smart_agent.api.access import Access, AccessError
+from smart_agent.api.held import Outcome, StreamSlots
 from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
 from smart_agent.api.sse import stream_events
 from smart_agent.api.turns import Turns
@@ -55,7 +56,10 @@ class Api:
     manager: RunManager
     turns: Turns
     access: Access
-    streams: Counter[str] = field(default_factory=Counter)
+    slots: StreamSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = StreamSlots(self.settings.api_max_streams)
 
     @property
     def limits(self) -> Limits:
@@ -167,49 +171,24 @@ def build_router(api: Api) -> APIRouter:
             # Nothing will ever follow: 204 tells an EventSource to stop reconnecting.
             metrics.sse_resume("ended")
             return Response(status_code=204)
-        if api.streams[principal] >= api.settings.api_max_streams:
-            return error_response(
-                429,
-                "limit_exceeded",
-                f"{api.streams[principal]} event streams are open for this key; "
-                f"at most {api.settings.api_max_streams} may be open at once",
-            )
+        if (busy := api.slots.refusal(principal)) is not None:
+            return error_response(429, "limit_exceeded", busy)
 
-        async def events() -> Any:
-            # Counted here, not in the route: a generator that never starts never runs its
-            # `finally`, and the slot would be lost for good.
-            api.streams[principal] += 1
-            metrics.sse_connection_opened()
-            reason = "slow_reader"  # unless it ends with the run's terminal event
+        async def events(outcome: Outcome) -> AsyncGenerator[ServerSentEvent, None]:
             first = True
-            try:
-                stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
-                async with aclosing(stream):  # closed with this generator, not left to the GC
-                    async for event in stream:
-                        if first and after is not None and event.event != HEARTBEAT:
-                            metrics.sse_resume("snapshot" if event.event == SNAPSHOT else "replayed")
-                            first = False
-                        if event.event in TERMINAL:
-                            reason = "ended"
-                        yield event
-            except asyncio.CancelledError:  # sse-starlette cancels the stream when the client goes
-                reason = "client_gone"
-                raise
-            except GeneratorExit:  # ... and closes it when a send fails or times out
-                reason = "send_failed"
-                raise
-            finally:
-                metrics.sse_connection_closed(reason)
-                api.streams[principal] -= 1
-                if api.streams[principal] <= 0:
-                    del api.streams[principal]
-                # Here, not in sse-starlette's disconnect handler: when a send fails first, its task
-                # group cancels the disconnect listener before it hears the client go.
-                if options.cancel_on_disconnect and reason in ("client_gone", "send_failed"):
-                    api.manager.cancel_soon(run_id)
+            stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
+            async with aclosing(stream):  # closed with this generator, not left to the GC
+                async for event in stream:
+                    if first and after is not None and event.event != HEARTBEAT:
+                        metrics.sse_resume("snapshot" if event.event == SNAPSHOT else "replayed")
+                        first = False
+                    if event.event in TERMINAL:
+                        outcome.reason = "ended"
+                    yield event
 
+        cancel = partial(api.manager.cancel_soon, run_id) if options.cancel_on_disconnect else None
         return EventSourceResponse(
-            events(),
+            api.slots.held(principal, events, cancel),
             ping=0,  # heartbeats are named events, sent only when nothing else is (stream_events)
             send_timeout=api.settings.sse_send_timeout,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -7,7 +7,6 @@ retention, from any instance) reads the same run again instead of starting anoth
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -22,6 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from smart_agent import metrics
 from smart_agent.api.access import AccessError
+from smart_agent.api.held import Outcome
 from smart_agent.api.routes import Api, error_response
 from smart_agent.api.schema import RequestError, parse_run_request, parse_stream_options
 from smart_agent.api.sse import stream_events
@@ -124,13 +124,8 @@ def build_router(api: Api) -> APIRouter:
         try:
             principal = api.access.authorize(request.headers.get("authorization"))
             question, session_id = parse_question(request.query_params, api.turns.max_content_chars)
-            if api.streams[principal] >= api.settings.api_max_streams:
-                return error_response(
-                    429,
-                    "limit_exceeded",
-                    f"{api.streams[principal]} event streams are open for this key; "
-                    f"at most {api.settings.api_max_streams} may be open at once",
-                )
+            if (busy := api.slots.refusal(principal)) is not None:
+                return error_response(429, "limit_exceeded", busy)
             run_id = await run_for(principal, session_id, question)
             if run_id is None:  # an EventSource asks again after `retry`, when the run exists
                 return Response(f"retry: {RETRY_CREATING_MS}\n\n", media_type="text/event-stream")
@@ -154,37 +149,22 @@ def build_router(api: Api) -> APIRouter:
             return error_response(410, "replay_window_exceeded", "the run's events are gone; ask again")
         options = parse_stream_options({}, api.settings.flush_interval, api.settings.max_events_per_second)
 
-        async def events() -> AsyncGenerator[ServerSentEvent, None]:
-            api.streams[principal] += 1  # here, not in the route: see routes.run_events
-            metrics.sse_connection_opened()
-            reason = "slow_reader"
-            try:
-                if after is None:
-                    yield ServerSentEvent(data=_json({"message": THINKING}), event="thinking", retry=1000)
-                else:
-                    metrics.sse_resume("replayed")
-                stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
-                async with aclosing(stream):
-                    async for sse in stream:
-                        if sse.event in kinds.TERMINAL:
-                            reason = "ended"
-                        shown = present(sse, resuming=after is not None)
-                        if shown is not None:
-                            yield shown
-            except asyncio.CancelledError:
-                reason = "client_gone"
-                raise
-            except GeneratorExit:
-                reason = "send_failed"
-                raise
-            finally:
-                metrics.sse_connection_closed(reason)
-                api.streams[principal] -= 1
-                if api.streams[principal] <= 0:
-                    del api.streams[principal]
+        async def events(outcome: Outcome) -> AsyncGenerator[ServerSentEvent, None]:
+            if after is None:
+                yield ServerSentEvent(data=_json({"message": THINKING}), event="thinking", retry=1000)
+            else:
+                metrics.sse_resume("replayed")
+            stream = stream_events(api.manager.log, run_id, after, options, api.settings.sse_heartbeat)
+            async with aclosing(stream):
+                async for sse in stream:
+                    if sse.event in kinds.TERMINAL:
+                        outcome.reason = "ended"
+                    shown = present(sse, resuming=after is not None)
+                    if shown is not None:
+                        yield shown
 
         return EventSourceResponse(
-            events(),
+            api.slots.held(principal, events),
             ping=0,
             send_timeout=api.settings.sse_send_timeout,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
