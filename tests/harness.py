@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,8 +15,12 @@ import psutil
 
 from smart_agent.config import ENV_VARS
 from smart_agent.llm.local_server import SERVER_MODULE, free_port
+from tests.app_process import AppProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+# The app's process: forked from the preloaded fork server, or an installed command's Popen.
+Process = AppProcess | subprocess.Popen[bytes]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,7 +60,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_http(url: str, process: Process, log: Path, timeout: float) -> None:
     """Wait until `url` answers 200; fail with the log's tail when the process exits or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
@@ -80,27 +83,33 @@ def running_app(
     env: dict[str, str] | None = None,
     log_dir: Path,
     timeout: float = 60.0,
-    program: Sequence[str] = (sys.executable, "-m", "smart_agent"),
+    program: Sequence[str] | None = None,
     cwd: Path = ROOT,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+) -> Iterator[tuple[str, Process]]:
     """Run `smart-agent chainlit --headless` on a free port; yield its URL and process; stop it.
 
-    Unless `env` names one, the app's data folder is `log_dir/data`, not the user's.
+    Without `program` (an installed command), this checkout's app runs as a fork of the worker's
+    preloaded fork server (tests/app_process.py). Unless `env` names one, the app's data folder is
+    `log_dir/data`, not the user's.
     """
     port = free_port()
     log = log_dir / f"app-{port}.log"
-    command = [*program, "chainlit", "--headless", "--port", str(port), *flags]
+    args = ["chainlit", "--headless", "--port", str(port), *flags]
     app_env = dict(env if env is not None else clean_env())
     app_env.setdefault("SMART_AGENT_DATA_DIR", str(log_dir / "data"))
+    process: Process
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=app_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        if program is None:
+            process = AppProcess(args, app_env, cwd, log)
+        else:
+            process = subprocess.Popen(
+                [*program, *args],
+                cwd=cwd,
+                env=app_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url, process, log, timeout)

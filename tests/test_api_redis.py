@@ -6,13 +6,12 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from subprocess import Popen
 
 import httpx
 import pytest
 
 from tests.api_client import Event, events, get_run, read_all, start_run, text_of
-from tests.harness import clean_env, running_app
+from tests.harness import Process, clean_env, running_app
 from tests.redis_server import RedisServer
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
@@ -25,7 +24,7 @@ def _words(count: int) -> str:
 
 def _start(
     stack: ExitStack, scripted: ScriptedServer, redis: RedisServer, log_dir: Path
-) -> tuple[str, Popen[bytes]]:
+) -> tuple[str, Process]:
     env = clean_env(
         OPENAI_API_KEY="test-key",
         SMART_AGENT_REDIS_URL=redis.url,

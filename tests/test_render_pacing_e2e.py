@@ -21,6 +21,7 @@ TOKENS, RATE = 1500, 150.0
 
 pytestmark = pytest.mark.timing  # frame rates and pacing decisions: measured alone
 
+
 def _markers(text: str) -> list[str]:
     return re.findall(r"m\d{5}", text)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from playwright.sync_api import Browser
 
 from smart_agent.web.shutdown import STOPPED_NOTE
 from tests.chat_page import ChatPage, words
-from tests.harness import clean_env, running_app
+from tests.harness import Process, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +29,7 @@ def _stored(data: Path) -> list[tuple[str, str, str]]:
     return [(kind, name, output or "") for kind, name, output in found]
 
 
-def _stop(process: subprocess.Popen[bytes], how: signal.Signals) -> int:
+def _stop(process: Process, how: signal.Signals) -> int:
     process.send_signal(how)
     return process.wait(timeout=30)
 
