@@ -80,8 +80,14 @@ def page(browser: Browser, proxy: DroppingProxy, base: str) -> Iterator[Page]:
     try:
         page = context.new_page()
         page.route("**/*", _loopback_only)
+        sockets: list[object] = []
+        page.on("websocket", lambda socket: sockets.append(socket))
         page.goto(proxy.url + "/", wait_until="domcontentloaded")
-        # Signed in by header auth first (the page goes to /login and back): wait for the chat.
+        # Signed in by header auth first (the page goes to /login and back, and may show the chat's
+        # input before it goes): the session's socket opens once the page is back for good.
+        page.wait_for_selector("#chat-input", timeout=60_000)
+        if not sockets:
+            page.wait_for_event("websocket", timeout=60_000)
         page.wait_for_selector("#chat-input", timeout=60_000)
         yield page
     finally:
