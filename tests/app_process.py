@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.context import ForkServerProcess
 from pathlib import Path
 
@@ -74,6 +75,21 @@ def _run(argv: Sequence[str], env: dict[str, str], cwd: str, log: str) -> None:
         atexit._run_exitfuncs()
 
 
+@contextmanager
+def _main_unseen() -> Iterator[None]:
+    """Hide the caller's main module from multiprocessing, which would run it again in the child
+    (as spawn needs): the app needs none of a benchmark's or script's code."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__spec__", "__file__") if name in main.__dict__}
+    main.__dict__.update(__spec__=None)
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 class AppProcess:
     """The forked app, with the part of subprocess.Popen's interface the tests use."""
 
@@ -81,7 +97,8 @@ class AppProcess:
         self._process: ForkServerProcess = _context.Process(  # type: ignore[attr-defined]
             target=_run, args=(list(argv), env, str(cwd), str(log)), name="smart-agent"
         )
-        self._process.start()
+        with _main_unseen():
+            self._process.start()
         self.args = ["smart_agent", *argv]
         self.pid: int = self._process.pid or 0
 
