@@ -47,8 +47,14 @@ VARIANTS: dict[str, list[str]] = {
     "default+adaptive": ["--adaptive-batching"],
     # the default without the live stats line
     "nostats": [],
+    # the defaults before issue 28: Chainlit's smooth cursor pulse (PAGE_CSS)
+    "previous": [],
 }
 EXTRA_ENV: dict[str, dict[str, str]] = {"nostats": {"SMART_AGENT_SHOW_STATS": "0"}}
+# Style added to the page after smart-agent's own: Chainlit 2.12's streaming cursor animation.
+PAGE_CSS: dict[str, str] = {
+    "previous": ":root {--loading-cursor-animation: loading-cursor-pulse 2s cubic-bezier(.4,0,.6,1) infinite}"
+}
 
 # Records animation frames, Long Animation Frames and when the reply's text first shows, last
 # changes and is complete; checked once per frame inside the page.
@@ -97,8 +103,11 @@ PAGE_PROBE = """
 PRESETS: dict[str, tuple[str, str]] = {
     "render": ("5000@2000,100000@2000,2000@100x4,5000@200x4,5000@200,10000@500", "native,today,default"),
     # issue 28's: a fresh chat, a long resumed chat with a full sidebar, bursts, a throttled long reply
-    "users": ("5000@200,5000@200h,5000@2000,100000@2000x4", "default"),
+    "users": ("5000@200,5000@200h,5000@2000,100000@2000x4", "native,previous,default"),
+    # issue 28's first visible text after the model's first token: 20 short replies (p95)
+    "first": ("200@200", "default"),
 }
+PRESET_RUNS = {"first": 20}
 
 
 @dataclass
@@ -128,6 +137,8 @@ class Result:
     history: bool = False  # into a resumed chat of 200 messages, 500 threads in the sidebar
     main_thread_ms_per_s: dict[str, float] | None = None  # script, recalcstyle, layout, task (all)
     frame_gaps_ms: list[float] | None = None  # every gap between frames over 50 ms while streaming
+    # the page's first text after the model server sent the first text token (one machine's wall clock)
+    first_text_after_model_ms: float | None = None
     loaf_p95_ms: float | None = None  # Long Animation Frames while streaming: p95 and longest
     loaf_max_ms: float | None = None
     dom_nodes: int | None = None  # elements on the page once the reply is complete
@@ -204,6 +215,8 @@ def run_one(
         login = (long_chat.USER, long_chat.PASSWORD) if history else None
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE, login=login)
         try:
+            if variant in PAGE_CSS:
+                chat.page.add_style_tag(content=PAGE_CSS[variant])
             if thread is not None:
                 long_chat.resume(chat, url, thread)
             needle = expected.split()[-1]
@@ -222,7 +235,7 @@ def run_one(
                 cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
             browsers = _browser_processes()
             cpu0 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
-            ends_before = len(server.stream_ends)
+            ends_before, starts_before = len(server.stream_ends), len(server.text_starts)
             submitted = time.time()
             chat.send(f"#script tokens={tokens} rate={rate:g} kind=markdown")
             duration = tokens / rate
@@ -247,6 +260,9 @@ def run_one(
             heap1 = _heap_mb(cdp) if state["done"] is not None else None
             shown = " ".join(chat.replies())
             server_end = server.stream_ends[-1] if len(server.stream_ends) > ends_before else None
+            server_start = (
+                server.text_starts[starts_before] if len(server.text_starts) > starts_before else None
+            )
             first, done = state["first"], state["done"]
             fps = loaf = None
             durations: list[float] = []
@@ -280,6 +296,9 @@ def run_one(
                 heap_growth_mb=None if heap1 is None else heap1 - heap0,
                 history=history,
                 frame_gaps_ms=[round(length, 1) for _, length in state["gaps"]],
+                first_text_after_model_ms=None
+                if first is None or server_start is None
+                else first - server_start * 1000,
                 loaf_p95_ms=durations[int(0.95 * (len(durations) - 1))] if durations else 0.0,
                 loaf_max_ms=durations[-1] if durations else 0.0,
                 dom_nodes=int(chat.page.evaluate("document.getElementsByTagName('*').length")),
@@ -342,9 +361,9 @@ def median_table(results: list[Result]) -> str:
     for r in results:
         groups.setdefault((scenario_label(r), r.variant), []).append(r)
     head = (
-        "| scenario | variant | runs | complete | exact | fps | tail lag ms | LoAF ms/s "
-        "| browser CPU share | heap growth MB | text updates/s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| scenario | variant | runs | complete | exact | fps | tail lag ms | LoAF ms/s | browser CPU share "
+        "| heap growth MB | text updates/s | first text after the model's, ms, median / p95 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for (label, variant), runs in groups.items():
@@ -356,9 +375,18 @@ def median_table(results: list[Result]) -> str:
             f"| {_fmt(_median([r.fps for r in runs]), 1)} | {_fmt(_median([r.tail_lag_ms for r in runs]))} "
             f"| {_fmt(_median([r.loaf_ms_per_s for r in runs]))} "
             f"| {_share(_median([r.browser_cpu_share for r in runs]))} "
-            f"| {_fmt(_median([r.heap_growth_mb for r in runs]), 1)} | {_fmt(_median(rates), 1)} |"
+            f"| {_fmt(_median([r.heap_growth_mb for r in runs]), 1)} | {_fmt(_median(rates), 1)} "
+            f"| {_after_model([r.first_text_after_model_ms for r in runs])} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+def _after_model(values: list[float | None]) -> str:
+    """Median and p95 of the first text's delay after the model's first token."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return "—"
+    return f"{statistics.median(known):.0f} / {known[int(0.95 * (len(known) - 1))]:.0f}"
 
 
 def main() -> None:
@@ -379,7 +407,7 @@ def main() -> None:
     scenarios, variants, repeat, name = args.scenarios, args.variants, args.repeat, "results"
     if args.preset:
         scenarios, variants = PRESETS[args.preset]
-        repeat, name = max(repeat, 3), args.preset
+        repeat, name = max(repeat, PRESET_RUNS.get(args.preset, 3)), args.preset
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []

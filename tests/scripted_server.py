@@ -414,6 +414,7 @@ class ScriptedServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     stream_ends: list[float] = field(default_factory=list)  # wall-clock time of each last token
     think_starts: list[float] = field(default_factory=list)  # wall-clock time of each first thinking
+    text_starts: list[float] = field(default_factory=list)  # wall-clock time of each first text token
     spans: list[Span] = field(default_factory=list)  # every chat request, in arrival order (monotonic)
     span_ended: threading.Condition = field(default_factory=threading.Condition)
     url: str = ""
@@ -569,6 +570,8 @@ class ScriptedServer:
                     self.think_starts.append(time.time())
                 yield _event([{"index": 0, "delta": token, "finish_reason": None}])
             else:
+                if i == len(thinking):
+                    self.text_starts.append(time.time())
                 yield _chunk(f" c{i}@{time.time():.6f}" if script.kind == "clock" else token)
         self.stream_ends.append(time.time())
         if script.no_finish:  # cut off: 2 is how llama-cpp-python ends an interrupted reply

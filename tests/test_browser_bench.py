@@ -25,6 +25,9 @@ def test_scenario_when_run_quickly_then_the_reply_is_exact_and_every_figure_is_r
     assert result.completed and result.exact, result
     assert result.history is history
     assert result.ttft_ms is not None and result.fps is not None and result.heap_mb is not None
+    # on one clock: the page's first text comes after the model's first token, which comes after submit
+    after_model = result.first_text_after_model_ms
+    assert after_model is not None and 0 < after_model < result.ttft_ms, (after_model, result.ttft_ms)
     assert result.main_thread_ms_per_s is not None
     assert set(result.main_thread_ms_per_s) == {name.removesuffix("Duration").lower() for name in MAIN_THREAD}
     assert result.dom_nodes is not None
