@@ -52,6 +52,7 @@ bench: setup system-deps
 	  $(if $(VARIANTS),--variants $(VARIANTS))
 	$(PY) -m benchmarks.browser_bench --preset render
 	$(PY) -m benchmarks.browser_bench --preset users
+	$(PY) -m benchmarks.browser_bench --preset first
 	$(PY) -m benchmarks.hidden_tab --out bench-results
 	$(PY) -m benchmarks.ten_replies --out bench-results
 	$(PY) -m benchmarks.server_bench

@@ -25,6 +25,8 @@ from tests.sio_client import ChatClient
 pytestmark = pytest.mark.slow  # starts processes: not in `make test-fast`
 
 Result = TypeVar("Result")
+# Each reply takes about 2.8 s; a third reply started without waiting would start with the others.
+READ_ORDER_SLACK = 0.1
 
 
 def models_status(url: str, key: str) -> int:
@@ -152,10 +154,12 @@ async def test_three_streams_when_two_slots_then_the_third_waits_for_one_and_all
     finally:
         await client.close()
     assert [finish for _, _, finish in results] == ["length"] * 3, results
-    # two slots: two replies streamed at once, the third began only once one of them had ended
+    # two slots: two replies streamed at once, the third began only once one of them had ended. The
+    # client reads the three streams on separate connections, so on a busy machine the third's first
+    # token can be read a few ms before the last token the server sent ahead of it (seen: 2 ms).
     starts = sorted(results)
     assert starts[1][0] < starts[0][1], results
-    assert starts[2][0] >= min(starts[0][1], starts[1][1]), results
+    assert starts[2][0] >= min(starts[0][1], starts[1][1]) - READ_ORDER_SLACK, results
 
 
 async def test_two_chats_when_the_second_starts_mid_reply_then_both_replies_done(
