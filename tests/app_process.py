@@ -1,8 +1,8 @@
 """The app under test as a child of a fork server that has already imported its heavy libraries.
 
-`python -m smart_agent chainlit` spends about 2.6 s of its 3 s start importing (openai's types,
-SQLAlchemy, MCP, Starlette, Literal AI's tracing); the suite starts the app about 200 times. Each
-pytest worker keeps one multiprocessing fork server that imported those libraries once, and every
+`python -m smart_agent chainlit` spends most of its 2.6-3 s start importing (openai's types,
+SQLAlchemy, MCP, Starlette, Literal AI's tracing); the suite starts the app more than 150 times.
+Each pytest worker keeps one multiprocessing fork server that imported those libraries once, and every
 app is a fresh fork of it that then runs `smart_agent` as `python -m` would: 0.8 s a start.
 Chainlit and smart_agent are not preloaded: they read the environment and the working folder as
 they import, so each app imports them itself, after its own environment is set.
