@@ -299,7 +299,7 @@ def run_one(
                 first_text_after_model_ms=None
                 if first is None or server_start is None
                 else first - server_start * 1000,
-                loaf_p95_ms=durations[int(0.95 * (len(durations) - 1))] if durations else 0.0,
+                loaf_p95_ms=_p95(durations) if durations else 0.0,
                 loaf_max_ms=durations[-1] if durations else 0.0,
                 dom_nodes=int(chat.page.evaluate("document.getElementsByTagName('*').length")),
                 heap_mb=heap1,
@@ -386,7 +386,12 @@ def _after_model(values: list[float | None]) -> str:
     known = sorted(v for v in values if v is not None)
     if not known:
         return "—"
-    return f"{statistics.median(known):.0f} / {known[int(0.95 * (len(known) - 1))]:.0f}"
+    return f"{statistics.median(known):.0f} / {_p95(known):.0f}"
+
+
+def _p95(ordered: list[float]) -> float:
+    """The 95th percentile of sorted, non-empty values (nearest rank below)."""
+    return ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def main() -> None:
