@@ -1,27 +1,154 @@
-"""Model clients: one TLS context per process, openai's own HTTP defaults otherwise (issue 14)."""
+"""Model clients: one TLS context per process, openai's own HTTP defaults otherwise (issue 14), over
+openai's aiohttp transport, whose failures read as httpx's did (issue 28)."""
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx2
 import openai
+import pytest
 
 from smart_agent.config import Settings
-from smart_agent.llm.client import make_client
+from smart_agent.errors import ModelError
+from smart_agent.llm.client import describe_error, make_client
+from smart_agent.llm.transport import ModelTransport
+from tests.harness import free_port
+from tests.scripted_server import MODEL_ID, ScriptedServer
 
 
-def _pool(client: openai.AsyncOpenAI) -> Any:
-    return client._client._transport._pool  # type: ignore[attr-defined]
+def _transport(client: openai.AsyncOpenAI) -> ModelTransport:
+    transport = client._client._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, ModelTransport)
+    return transport
+
+
+async def _stream(client: openai.AsyncOpenAI, script: str) -> str:
+    """One streamed reply read as the agent reads it: its text."""
+    stream = await client.post(
+        "/chat/completions",
+        body={"model": MODEL_ID, "messages": [{"role": "user", "content": script}], "stream": True},
+        cast_to=object,
+        stream=True,
+        stream_cls=openai.AsyncStream[object],
+    )
+    text = ""
+    try:
+        async for chunk in stream:
+            for choice in chunk["choices"]:  # type: ignore[index]
+                text += choice["delta"].get("content") or ""
+    finally:
+        await stream.close()
+    return text
 
 
 def test_make_client_when_called_per_session_then_tls_context_built_once() -> None:
     first, second = make_client(Settings()), make_client(Settings())
-    assert _pool(first)._ssl_context is _pool(second)._ssl_context
+    assert _transport(first).ssl_context is _transport(second).ssl_context
 
 
-def test_make_client_when_no_http_client_given_then_openai_defaults_kept() -> None:
+async def test_make_client_when_no_http_client_given_then_openai_defaults_kept() -> None:
     ours, theirs = make_client(Settings()), openai.AsyncOpenAI(api_key="x")
-    for name in ("_max_connections", "_max_keepalive_connections", "_keepalive_expiry"):
-        assert getattr(_pool(ours), name) == getattr(_pool(theirs), name)
     assert ours._client.follow_redirects is theirs._client.follow_redirects
     assert type(ours._client) is type(theirs._client)  # closes itself when dropped, as openai's does
+    session = _transport(ours).get_client()
+    try:
+        pool = theirs._client._transport._pool  # type: ignore[attr-defined]
+        assert session.connector is not None and session.connector.limit == pool._max_connections
+        assert not session.connector.force_close  # keep-alive, as openai's pool
+    finally:
+        await session.close()
+
+
+async def test_make_client_when_embedded_then_each_request_gets_a_new_connection() -> None:
+    session = _transport(make_client(Settings(base_url="http://127.0.0.1:9/v1", embedded=True))).get_client()
+    try:
+        assert session.connector is not None and session.connector.force_close
+    finally:
+        await session.close()
+
+
+async def test_stream_when_read_through_the_transport_then_every_token_arrives_in_order(
+    scripted: ScriptedServer,
+) -> None:
+    client = make_client(Settings(base_url=scripted.url, api_key="k", model=MODEL_ID))
+    try:
+        first = await _stream(client, "#script tokens=300")
+        second = await _stream(client, "#script tokens=300")  # on the kept-alive connection
+    finally:
+        await client.close()
+    assert first == second and len(first.split()) == 300
+
+
+async def test_request_when_server_refuses_then_could_not_connect_is_said() -> None:
+    settings = Settings(base_url=f"http://user:pw@127.0.0.1:{free_port()}/v1", api_key="k", model="m")
+    client = make_client(settings)
+    try:
+        with pytest.raises(openai.APIConnectionError) as raised:
+            await _stream(client, "hi")
+    finally:
+        await client.close()
+    # not a timeout: the server is down, not slow
+    assert not isinstance(raised.value, openai.APITimeoutError)
+    assert isinstance(raised.value.__cause__, httpx2.ConnectError)
+    assert "Could not connect" in str(describe_error(raised.value, settings))
+
+
+@contextmanager
+def _closing_server(answer: bytes = b"") -> Iterator[int]:
+    """A server that reads one request, sends `answer` and closes the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(10)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+        except OSError:
+            return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(timeout=10)
+
+
+async def test_request_when_server_closes_without_answering_then_not_a_timeout() -> None:
+    with _closing_server() as port:
+        settings = Settings(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", model="m")
+        client = make_client(settings)
+        try:
+            with pytest.raises(openai.APIConnectionError) as raised:
+                await _stream(client, "hi")
+        finally:
+            await client.close()
+    assert not isinstance(raised.value, openai.APITimeoutError)
+    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+
+
+async def test_stream_when_server_closes_mid_body_then_the_reply_broke_off() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    event = b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+    body = f"{len(event):x}\r\n".encode() + event + b"\r\n"
+    with _closing_server(head + body) as port:
+        settings = Settings(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", model="m")
+        client = make_client(settings)
+        try:
+            with pytest.raises(openai.APIConnectionError) as raised:
+                await _stream(client, "hi")
+        finally:
+            await client.close()
+    assert not isinstance(raised.value, openai.APITimeoutError)
+    assert isinstance(raised.value.__cause__, httpx2.TransportError)
+    error = describe_error(raised.value, settings, mid_stream=True)
+    assert isinstance(error, ModelError) and "broke off mid-reply" in str(error)

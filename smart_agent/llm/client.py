@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
-import ssl
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
@@ -15,6 +13,7 @@ from openai._base_client import AsyncHttpxClientWrapper
 
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
+from smart_agent.llm.transport import ModelTransport
 
 log = logging.getLogger("smart_agent.llm")
 
@@ -22,30 +21,15 @@ EMBEDDED_MODEL_ALIAS = "smollm2"
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 
 
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """The TLS settings every model client uses, built once per process.
-
-    httpx builds a context per client by default, loading the system's CA certificates each time:
-    about 30 ms of blocked event loop per chat session, 3 s when 100 sessions open (issue 14).
-    """
-    return httpx2.create_ssl_context()
-
-
 # llama.cpp's server closes the connection after each streamed reply while announcing keep-alive
 # (cpp-httplib ends it when the stream's content provider returns false, as llama.cpp's does at the
 # end). A client that reuses it before the close arrives fails with "Server disconnected without
 # sending a response": 12 requests of 50 in a row did on xllamacpp 2026.10.11549. On loopback a new
 # connection per request costs nothing.
-_NO_KEEPALIVE = httpx2.Limits(max_connections=1000, max_keepalive_connections=0)
-
-
 def _default_http_client(timeout: httpx2.Timeout, *, keepalive: bool = True) -> httpx2.AsyncClient:
     """The HTTP client openai would build itself (its limits, redirects, closing when dropped: openai
-    3.51 `AsyncAPIClient.__init__`), with the shared TLS context; openai sends absolute URLs."""
-    if keepalive:
-        return AsyncHttpxClientWrapper(timeout=timeout, verify=shared_ssl_context())
-    return AsyncHttpxClientWrapper(timeout=timeout, verify=shared_ssl_context(), limits=_NO_KEEPALIVE)
+    3.51 `AsyncAPIClient.__init__`) over the aiohttp transport; openai sends absolute URLs."""
+    return AsyncHttpxClientWrapper(timeout=timeout, transport=ModelTransport(keepalive=keepalive))
 
 
 def make_client(settings: Settings, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:

@@ -152,6 +152,7 @@ async def _open_session(history: list[dict[str, Any]]) -> None:
     cl.user_session.set("settings", SETTINGS)
     client = make_client(SETTINGS)
     cl.user_session.set("client", client)
+    lifetime.on_session_end(cl.context.session.id, client.close)
     # Asked when a chat starts (bounded, cached): Chainlit has no "settings opened" event.
     cl.user_session.set(MODELS_KEY, list((await available_models(client, SETTINGS)).ids))
     await settings_panel(SETTINGS).send()

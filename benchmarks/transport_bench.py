@@ -1,0 +1,163 @@
+"""Reading the model's stream: the app's CPU per token with each HTTP transport of the `openai` client.
+
+python -m benchmarks.transport_bench [--streams 50] [--tokens 2000] [--rate 200] [--rounds 3]
+
+The scripted model server runs in a process of its own; this process does only what the app does with
+a streamed reply: the SDK's request and SSE decoding (each chunk left a JSON dict, as `agent/loop.py`
+asks) and `normalize_chunk`. It measures this process's CPU seconds per token and its event loop's lag
+(a sampler every 10 ms) for httpx (openai's default) and aiohttp (openai's own adapter, as the app's
+`llm/transport.py` uses it), in alternating rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+
+from smart_agent.llm.chunks import normalize_chunk
+from smart_agent.llm.transport import ModelTransport
+from tests.scripted_server import MODEL_ID
+
+TRANSPORTS: dict[str, Callable[[], httpx2.AsyncClient]] = {
+    "httpx": lambda: openai.DefaultAsyncHttpxClient(),  # openai's default: httpx over anyio
+    "aiohttp": lambda: openai.DefaultAsyncHttpxClient(transport=ModelTransport()),  # the app's
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _one(client: openai.AsyncOpenAI, tokens: int, rate: float) -> int:
+    """Read one streamed reply as the app does; the number of text pieces read."""
+    stream = await client.post(
+        "/chat/completions",
+        body={
+            "model": MODEL_ID,
+            "messages": [{"role": "user", "content": f"#script tokens={tokens} rate={rate:g}"}],
+            "stream": True,
+        },
+        cast_to=object,
+        stream=True,
+        stream_cls=openai.AsyncStream[object],
+    )
+    pieces = 0
+    try:
+        async for chunk in stream:
+            if normalize_chunk(chunk).text:
+                pieces += 1
+    finally:
+        await stream.close()
+    return pieces
+
+
+async def _lag_sampler(lags: list[float], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        start = loop.time()
+        await asyncio.sleep(0.01)
+        lags.append((loop.time() - start - 0.01) * 1000)
+
+
+async def one_round(url: str, transport: str, streams: int, tokens: int, rate: float) -> dict[str, Any]:
+    """`streams` concurrent replies through one client of `transport`: CPU per token, loop lag."""
+    client = openai.AsyncOpenAI(
+        api_key="not-needed", base_url=url, max_retries=0, http_client=TRANSPORTS[transport]()
+    )
+    lags: list[float] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_lag_sampler(lags, stop))
+    try:
+        await _one(client, 5, 0)  # a warm connection pool and imports, outside the figure
+        cpu, wall = time.process_time(), time.perf_counter()
+        counts = await asyncio.gather(*(_one(client, tokens, rate) for _ in range(streams)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        stop.set()
+        await sampler
+        await client.close()
+    read = sum(counts)
+    lags.sort()
+    return {
+        "transport": transport,
+        "tokens": read,
+        "exact": read == streams * tokens,
+        "cpu_s": cpu,
+        "us_per_token": cpu / read * 1e6,
+        "wall_s": wall,
+        "lag_p50_ms": lags[int(0.5 * (len(lags) - 1))],
+        "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))],
+    }
+
+
+def main() -> None:
+    """Alternate the transports for `--rounds` rounds and print the medians."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=200.0, help="tokens per second per stream; 0: at once")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args()
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.scripted_server", str(port)])
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(f"{url}/models", timeout=1)
+                break
+            except httpx2.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the scripted server did not start") from None
+                time.sleep(0.1)
+        results = []
+        for n in range(args.rounds):
+            order = list(TRANSPORTS) if n % 2 == 0 else list(reversed(TRANSPORTS))
+            for transport in order:
+                result = asyncio.run(one_round(url, transport, args.streams, args.tokens, args.rate))
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    lines = [
+        f"{args.streams} streams of {args.tokens} tokens at {args.rate:g} tok/s each, "
+        f"medians of {args.rounds} rounds",
+        "",
+        "| transport | exact | CPU µs per token (spread) | loop lag p50 / p99 ms |",
+        "|---|---|---|---|",
+    ]
+    for transport in TRANSPORTS:
+        mine = [r for r in results if r["transport"] == transport]
+        per = sorted(r["us_per_token"] for r in mine)
+        lines.append(
+            f"| {transport} | {sum(r['exact'] for r in mine)}/{len(mine)} | "
+            f"{statistics.median(per):.1f} ({per[0]:.1f} to {per[-1]:.1f}) | "
+            f"{statistics.median(r['lag_p50_ms'] for r in mine):.1f} / "
+            f"{statistics.median(r['lag_p99_ms'] for r in mine):.1f} |"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transport_bench.json").write_text(json.dumps(results, indent=2))
+    (out / "transport_bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
