@@ -104,8 +104,10 @@ PRESETS: dict[str, tuple[str, str]] = {
     "render": ("5000@2000,100000@2000,2000@100x4,5000@200x4,5000@200,10000@500", "native,today,default"),
     # issue 28's: a fresh chat, a long resumed chat with a full sidebar, bursts, a throttled long reply
     "users": ("5000@200,5000@200h,5000@2000,100000@2000x4", "native,previous,default"),
-    # issue 28's first visible text after the model's first token: 20 short replies (p95)
-    "first": ("200@200", "default"),
+    # issue 28's first visible text after the model's first token: 20 short replies (p95), from a
+    # model that answers at once (the page is still showing the user's message) and from one that
+    # takes 500 ms to its first token, as real models do
+    "first": ("200@200,200@200+500", "default"),
 }
 PRESET_RUNS = {"first": 20}
 
@@ -143,6 +145,7 @@ class Result:
     loaf_max_ms: float | None = None
     dom_nodes: int | None = None  # elements on the page once the reply is complete
     heap_mb: float | None = None  # the page's JS heap after a full collection, reply complete
+    first_delay_ms: float = 0.0  # the model's wait before its first token
 
 
 def markers(text: str) -> list[str]:
@@ -201,6 +204,7 @@ def run_one(
     log_dir: Path,
     throttle: float = 1.0,
     history: bool = False,
+    first_delay_ms: float = 0.0,
 ) -> Result:
     """Stream one reply of `tokens` tokens at `rate` tok/s to a page throttled `throttle`x and measure it;
     with `history`, into a resumed chat of 200 messages, with 500 threads in the sidebar."""
@@ -237,8 +241,10 @@ def run_one(
             cpu0 = (_tree_cpu(browsers), _tree_cpu([app_proc]))
             ends_before, starts_before = len(server.stream_ends), len(server.text_starts)
             submitted = time.time()
-            chat.send(f"#script tokens={tokens} rate={rate:g} kind=markdown")
-            duration = tokens / rate
+            chat.send(
+                f"#script tokens={tokens} rate={rate:g} kind=markdown first_delay={first_delay_ms / 1000:g}"
+            )
+            duration = tokens / rate + first_delay_ms / 1000
             deadline = time.monotonic() + duration + 45
             stalled_for = 0.0
             while True:
@@ -303,6 +309,7 @@ def run_one(
                 loaf_max_ms=durations[-1] if durations else 0.0,
                 dom_nodes=int(chat.page.evaluate("document.getElementsByTagName('*').length")),
                 heap_mb=heap1,
+                first_delay_ms=first_delay_ms,
                 main_thread_ms_per_s={
                     name.removesuffix("Duration").lower(): 1000 * (main1[name] - main0[name]) / wall
                     for name in MAIN_THREAD
@@ -325,7 +332,8 @@ def _fmt(value: Any, digits: int = 0) -> str:
 def scenario_label(r: Result) -> str:
     """e.g. `5000 tok @ 200/s, 4x CPU`."""
     throttled = f", {r.throttle:g}x CPU" if r.throttle != 1 else ""
-    return f"{r.tokens} tok @ {r.rate:g}/s{throttled}" + (", long chat" if r.history else "")
+    waits = f", first token after {r.first_delay_ms:g} ms" if r.first_delay_ms else ""
+    return f"{r.tokens} tok @ {r.rate:g}/s{throttled}{waits}" + (", long chat" if r.history else "")
 
 
 def markdown_table(results: list[Result]) -> str:
@@ -401,7 +409,8 @@ def main() -> None:
         "--scenarios",
         default="500@100,5000@200,5000@2000,20000@500,50000@1000",
         help="comma-separated TOKENS@RATE, TOKENS@RATExN for a page whose CPU is throttled N times; "
-        "a trailing h: into a resumed chat of 200 messages with 500 threads in the sidebar",
+        "a trailing h: into a resumed chat of 200 messages with 500 threads in the sidebar; a trailing "
+        "+MS: the model waits MS milliseconds before its first token",
     )
     parser.add_argument("--variants", default="native,plain,capped,adaptive,default,default+adaptive")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario and variant")
@@ -419,6 +428,7 @@ def main() -> None:
     with serve() as server, sync_playwright() as playwright, tempfile.TemporaryDirectory() as logs:
         for scenario in scenarios.split(","):
             tokens, _, rest = scenario.partition("@")
+            rest, _, wait = rest.partition("+")  # +MS: the model's wait before its first token
             history = rest.endswith("h")  # into a long resumed chat, with a full sidebar
             rate, _, throttle = rest.removesuffix("h").partition("x")
             for variant in variants.split(","):
@@ -438,6 +448,7 @@ def main() -> None:
                             run_dir,
                             float(throttle or 1),
                             history,
+                            float(wait or 0),
                         )
                     finally:
                         browser.close()
