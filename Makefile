@@ -56,9 +56,11 @@ bench: setup system-deps
 	$(PY) -m benchmarks.hidden_tab --out bench-results
 	$(PY) -m benchmarks.ten_replies --out bench-results
 	$(PY) -m benchmarks.server_bench
+	$(PY) -m benchmarks.transport_bench --out bench-results
 	$(PY) -m benchmarks.history_bench --out bench-results
 	$(PY) -m benchmarks.sse_bench --out bench-results
 	$(PY) -m benchmarks.run_log_bench
 	$(PY) -m benchmarks.team_bench --out bench-results
 	$(PY) -m benchmarks.reasoning_bench --out bench-results
+	$(PY) -m benchmarks.reasoning_bench --history --variants native,previous,default --out bench-results
 	$(PY) -m benchmarks.protocol_bench --out bench-results

@@ -6,9 +6,10 @@ messages. So the page's main thread is stopped outright instead, with the DevToo
 debugger (`Debugger.pause`, then `Debugger.resume`): no script, timer, socket message or frame runs
 while the reply goes on, the harshest form of a hidden tab (a frozen one, as Chrome's Memory Saver
 does). The reply ends while the page is stopped; measured is the time from showing the page until
-it shows the whole reply, whether that reply is exact, and whether the server was slowed meanwhile.
+it shows the whole reply, whether that reply is exact, and whether the server was slowed meanwhile;
+for native Chainlit, the default before issue 28 and the default (browser_bench's variants).
 
-    python -m benchmarks.hidden_tab --tokens 1000 --rate 200 --hidden 10
+    python -m benchmarks.hidden_tab --tokens 1000 --rate 200 --hidden 10 --variants native,previous,default
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
-from benchmarks.browser_bench import PAGE_PROBE, markers
+from benchmarks.browser_bench import PAGE_CSS, PAGE_PROBE, VARIANTS, markers
 from tests.chat_page import REPLY, ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
@@ -39,17 +40,26 @@ class Hidden:
     shown_to_whole_ms: float | None  # from showing the page to the whole reply on it
     server_s: float | None  # from submit to the model server's last token
     nominal_s: float  # what the model server takes for the reply at its rate
+    variant: str = "default"
 
 
 def run_hidden(
-    browser: Browser, server: ScriptedServer, log_dir: Path, tokens: int, rate: float, hidden: float
+    browser: Browser,
+    server: ScriptedServer,
+    log_dir: Path,
+    tokens: int,
+    rate: float,
+    hidden: float,
+    variant: str = "default",
 ) -> Hidden:
     """Stream a reply, stop the page once its first text shows, for `hidden` s, then let it go on."""
     expected = "".join(script_tokens(tokens, "markdown"))
-    flags = ["--base-url", server.url, "--model", MODEL_ID]
+    flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
     with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=log_dir) as (url, _):
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE)
         try:
+            if variant in PAGE_CSS:
+                chat.page.add_style_tag(content=PAGE_CSS[variant])
             chat.page.evaluate("n => { window.__bench.needle = n; }", expected.split()[-1])
             cdp = chat.page.context.new_cdp_session(chat.page)
             ends_before = len(server.stream_ends)
@@ -75,6 +85,7 @@ def run_hidden(
                 shown_to_whole_ms=max(0.0, float(done) - shown) if done else None,
                 server_s=None if server_end is None else server_end - submitted,
                 nominal_s=tokens / rate,
+                variant=variant,
             )
         finally:
             chat.close()
@@ -86,20 +97,25 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--hidden", type=float, default=10.0, help="seconds the page stays frozen")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant (native: one)")
+    parser.add_argument("--variants", default="native,previous,default")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     results = []
     with serve() as server, sync_playwright() as playwright, tempfile.TemporaryDirectory() as logs:
-        for index in range(args.repeat):
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            run_dir = Path(logs) / f"run-{index}"
-            run_dir.mkdir()
-            try:
-                results.append(run_hidden(browser, server, run_dir, args.tokens, args.rate, args.hidden))
-            finally:
-                browser.close()
-            print(json.dumps(asdict(results[-1])), flush=True)
+        for variant in args.variants.split(","):
+            for _ in range(1 if variant == "native" else args.repeat):
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                run_dir = Path(logs) / f"run-{len(results)}"
+                run_dir.mkdir()
+                try:
+                    result = run_hidden(
+                        browser, server, run_dir, args.tokens, args.rate, args.hidden, variant
+                    )
+                finally:
+                    browser.close()
+                results.append(result)
+                print(json.dumps(asdict(result)), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hidden_tab.json").write_text(json.dumps([asdict(r) for r in results], indent=2))

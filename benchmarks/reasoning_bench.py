@@ -7,6 +7,7 @@ showing it (and to its Socket.IO frame reaching the page), browser CPU as a shar
 whether the thinking and the answer the page ends with are exact.
 
     python -m benchmarks.reasoning_bench --runs 3 --variants native,default
+    python -m benchmarks.reasoning_bench --history   # issue 28: into a long chat with a full sidebar
     python -m benchmarks.reasoning_bench --quick    # a short smoke (no figures to trust)
 """
 
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
-from benchmarks.browser_bench import VARIANTS, _browser_processes, _tree_cpu, markers
+from benchmarks import long_chat
+from benchmarks.browser_bench import PAGE_CSS, VARIANTS, _browser_processes, _tree_cpu, markers
 from tests.chat_page import ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve, think_tokens
@@ -78,18 +80,32 @@ class Run:
     first_thought_ms: float | None
     first_thought_frame_ms: float | None
     browser_cpu_share: float | None
+    history: bool = False  # into a resumed chat of 200 messages, 500 threads in the sidebar
 
 
 def run_one(
-    browser: Browser, server: ScriptedServer, variant: str, think: int, tokens: int, rate: float
+    browser: Browser,
+    server: ScriptedServer,
+    variant: str,
+    think: int,
+    tokens: int,
+    rate: float,
+    history: bool = False,
 ) -> Run:
-    """Stream one thinking reply and measure the page."""
+    """Stream one thinking reply and measure the page; with `history`, into benchmarks/long_chat's
+    resumed chat of 200 messages, with 500 threads in the sidebar."""
     answer = "".join(script_tokens(tokens, "markdown"))
     with tempfile.TemporaryDirectory() as logs:
+        thread = long_chat.seed(Path(logs) / "data") if history else None
         flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
         with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=Path(logs)) as (url, _):
-            chat = ChatPage.open(browser, url, init_script=PROBE)
+            login = (long_chat.USER, long_chat.PASSWORD) if history else None
+            chat = ChatPage.open(browser, url, init_script=PROBE, login=login)
             try:
+                if variant in PAGE_CSS:
+                    chat.page.add_style_tag(content=PAGE_CSS[variant])
+                if thread is not None:
+                    long_chat.resume(chat, url, thread)
                 browsers = _browser_processes()
                 cpu0, start = _tree_cpu(browsers), time.time()
                 frames0 = len(chat.frames)
@@ -120,6 +136,7 @@ def run_one(
                     first_thought_ms=None if state["first"] is None else state["first"] - sent,
                     first_thought_frame_ms=None if state["frame"] is None else state["frame"] - sent,
                     browser_cpu_share=cpu / wall if wall else None,
+                    history=history,
                 )
             finally:
                 chat.close()
@@ -169,6 +186,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--quick", action="store_true", help="one short run per variant: a smoke test")
+    parser.add_argument("--history", action="store_true", help="into a long chat with a full sidebar")
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     if args.quick:
@@ -179,16 +197,17 @@ def main() -> None:
             for _ in range(args.runs):
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    run = run_one(browser, server, variant, args.think, args.tokens, args.rate)
+                    run = run_one(browser, server, variant, args.think, args.tokens, args.rate, args.history)
                 finally:
                     browser.close()
                 runs.append(run)
                 print(json.dumps(asdict(run)), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "reasoning.json").write_text(json.dumps([asdict(r) for r in runs], indent=2))
+    name = "reasoning_history" if args.history else "reasoning"
+    (out / f"{name}.json").write_text(json.dumps([asdict(r) for r in runs], indent=2))
     text = table(runs)
-    (out / "reasoning.md").write_text(text)
+    (out / f"{name}.md").write_text(text)
     print(text)
 
 

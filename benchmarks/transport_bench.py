@@ -1,6 +1,6 @@
 """Reading the model's stream: the app's CPU per token with each HTTP transport of the `openai` client.
 
-python -m benchmarks.transport_bench [--streams 50] [--tokens 2000] [--rate 200] [--rounds 3]
+python -m benchmarks.transport_bench [--streams 50] [--tokens 1000] [--rate 200] [--rounds 3]
 
 The scripted model server runs in a process of its own; this process does only what the app does with
 a streamed reply: the SDK's request and SSE decoding (each chunk left a JSON dict, as `agent/loop.py`
@@ -108,7 +108,7 @@ def main() -> None:
     """Alternate the transports for `--rounds` rounds and print the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=50)
-    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=200.0, help="tokens per second per stream; 0: at once")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default="bench-results")

@@ -12,6 +12,7 @@ import httpx2
 import openai
 import pytest
 
+from benchmarks.transport_bench import TRANSPORTS, one_round
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import describe_error, make_client
@@ -152,3 +153,12 @@ async def test_stream_when_server_closes_mid_body_then_the_reply_broke_off() -> 
     assert isinstance(raised.value.__cause__, httpx2.TransportError)
     error = describe_error(raised.value, settings, mid_stream=True)
     assert isinstance(error, ModelError) and "broke off mid-reply" in str(error)
+
+
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+async def test_transport_bench_when_run_quickly_then_every_token_is_read_and_measured(
+    scripted: ScriptedServer, transport: str
+) -> None:
+    result = await one_round(scripted.url, transport, streams=3, tokens=50, rate=0)
+    assert result["exact"] and result["tokens"] == 150, result
+    assert result["us_per_token"] > 0 and result["lag_p99_ms"] >= result["lag_p50_ms"] > -1, result
