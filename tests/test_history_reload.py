@@ -285,9 +285,17 @@ async def test_stop_when_pressed_on_reloaded_page_then_turn_stops_and_model_keep
         await reloaded.wait_text(lambda text: len(text) > 0.05 * len(expected), 60)
         await reloaded.stop()
         await reloaded.wait_task_ends(3, 60)
-        # The turn's own session ends it: its footer is the last row it stores.
+        shown = reloaded.reply()
+        # The turn's own session ends it with the reply's last update and its footer, which Chainlit
+        # writes in tasks of their own: either may land first (a CI-like run read the footer beside
+        # an earlier, shorter reply). Wait for both; a reply never stored whole fails here.
         rows = await settled(
-            app.database, lambda r: any(e["threadId"] == thread_id for e in r["elements"]), 60
+            app.database,
+            lambda r: (
+                any(e["threadId"] == thread_id for e in r["elements"])
+                and stored_reply(r, thread_id).startswith(shown)
+            ),
+            60,
         )
         stored = stored_reply(rows, thread_id)
         await reloaded.send("#script text=after_stop")
