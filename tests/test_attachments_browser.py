@@ -175,12 +175,20 @@ def _thread_id(chat: ChatPage) -> str:
     return chat.page.url.rsplit("/", 1)[-1]
 
 
-def _thread_of(chat: ChatPage) -> dict[str, Any]:
-    thread_id = _thread_id(chat)
-    thread: dict[str, Any] = chat.page.evaluate(
-        "async (id) => (await fetch(`/project/thread/${id}`, {credentials: 'include'})).json()", thread_id
+def _stored_elements(chat: ChatPage) -> list[dict[str, Any]]:
+    """The thread's stored elements once there are any: Chainlit writes them in a task of its own,
+    after the reply (a CI-like run read the thread before they had landed)."""
+    handle = chat.page.wait_for_function(
+        """async (id) => {
+            const thread = await (await fetch(`/project/thread/${id}`, {credentials: 'include'})).json();
+            return thread.elements && thread.elements.length ? thread.elements : null;
+        }""",
+        arg=_thread_id(chat),
+        polling=200,
+        timeout=30_000,
     )
-    return thread
+    elements: list[dict[str, Any]] = handle.json_value()
+    return elements
 
 
 def _fetch(chat: ChatPage, path: str) -> dict[str, Any]:
@@ -210,7 +218,7 @@ def test_stored_attachment_when_other_user_fetches_then_not_found_and_owner_gets
         alice.send("keep this #script text=kept")
         alice.wait_text("kept")
         alice.wait_turns(1)
-        elements = _thread_of(alice)["elements"]
+        elements = _stored_elements(alice)
         assert len(elements) == 1 and elements[0]["url"].startswith("/smart-agent/attachments/")
         mine = _fetch(alice, elements[0]["url"])
         assert mine["status"] == 200 and mine["body"] == page_html.decode()
