@@ -153,6 +153,12 @@ def markers(text: str) -> list[str]:
     return re.findall(r"m\d{5}", text)
 
 
+def style_variant(chat: ChatPage, variant: str) -> None:
+    """Give the page the variant's own style, if it has one (`PAGE_CSS`)."""
+    if variant in PAGE_CSS:
+        chat.page.add_style_tag(content=PAGE_CSS[variant])
+
+
 def _tree_cpu(processes: list[psutil.Process]) -> float:
     total = 0.0
     for proc in processes:
@@ -219,8 +225,7 @@ def run_one(
         login = (long_chat.USER, long_chat.PASSWORD) if history else None
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE, login=login)
         try:
-            if variant in PAGE_CSS:
-                chat.page.add_style_tag(content=PAGE_CSS[variant])
+            style_variant(chat, variant)
             if thread is not None:
                 long_chat.resume(chat, url, thread)
             needle = expected.split()[-1]

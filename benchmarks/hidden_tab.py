@@ -23,7 +23,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
-from benchmarks.browser_bench import PAGE_CSS, PAGE_PROBE, VARIANTS, markers
+from benchmarks.browser_bench import PAGE_PROBE, VARIANTS, markers, style_variant
 from tests.chat_page import REPLY, ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
@@ -58,8 +58,7 @@ def run_hidden(
     with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=log_dir) as (url, _):
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE)
         try:
-            if variant in PAGE_CSS:
-                chat.page.add_style_tag(content=PAGE_CSS[variant])
+            style_variant(chat, variant)
             chat.page.evaluate("n => { window.__bench.needle = n; }", expected.split()[-1])
             cdp = chat.page.context.new_cdp_session(chat.page)
             ends_before = len(server.stream_ends)

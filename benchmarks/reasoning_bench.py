@@ -24,7 +24,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 from benchmarks import long_chat
-from benchmarks.browser_bench import PAGE_CSS, VARIANTS, _browser_processes, _tree_cpu, markers
+from benchmarks.browser_bench import VARIANTS, _browser_processes, _tree_cpu, markers, style_variant
 from tests.chat_page import ChatPage, words
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve, think_tokens
@@ -102,8 +102,7 @@ def run_one(
             login = (long_chat.USER, long_chat.PASSWORD) if history else None
             chat = ChatPage.open(browser, url, init_script=PROBE, login=login)
             try:
-                if variant in PAGE_CSS:
-                    chat.page.add_style_tag(content=PAGE_CSS[variant])
+                style_variant(chat, variant)
                 if thread is not None:
                     long_chat.resume(chat, url, thread)
                 browsers = _browser_processes()

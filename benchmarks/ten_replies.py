@@ -19,7 +19,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 from playwright.sync_api import TimeoutError as PageTimeout
 
-from benchmarks.browser_bench import PAGE_CSS, VARIANTS, _heap_mb
+from benchmarks.browser_bench import VARIANTS, _heap_mb, style_variant
 from tests.chat_page import ChatPage
 from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
@@ -51,8 +51,7 @@ def run_replies(
     with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=log_dir) as (url, _):
         chat = ChatPage.open(browser, url)
         try:
-            if variant in PAGE_CSS:
-                chat.page.add_style_tag(content=PAGE_CSS[variant])
+            style_variant(chat, variant)
             cdp = chat.page.context.new_cdp_session(chat.page)
             found = []
             for index in range(1, replies + 1):

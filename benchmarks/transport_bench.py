@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +28,7 @@ import openai
 
 from smart_agent.llm.chunks import normalize_chunk
 from smart_agent.llm.transport import ModelTransport
+from tests.harness import free_port, wait_http
 from tests.scripted_server import MODEL_ID
 
 TRANSPORTS: dict[str, Callable[[], httpx2.AsyncClient]] = {
@@ -36,33 +37,28 @@ TRANSPORTS: dict[str, Callable[[], httpx2.AsyncClient]] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _one(client: openai.AsyncOpenAI, tokens: int, rate: float) -> int:
-    """Read one streamed reply as the app does; the number of text pieces read."""
+async def read_reply(client: openai.AsyncOpenAI, prompt: str) -> list[str]:
+    """Read one streamed reply as the app does (`agent/loop.py`): its text pieces, in order."""
     stream = await client.post(
         "/chat/completions",
-        body={
-            "model": MODEL_ID,
-            "messages": [{"role": "user", "content": f"#script tokens={tokens} rate={rate:g}"}],
-            "stream": True,
-        },
+        body={"model": MODEL_ID, "messages": [{"role": "user", "content": prompt}], "stream": True},
         cast_to=object,
         stream=True,
         stream_cls=openai.AsyncStream[object],
     )
-    pieces = 0
+    pieces = []
     try:
         async for chunk in stream:
-            if normalize_chunk(chunk).text:
-                pieces += 1
+            if text := normalize_chunk(chunk).text:
+                pieces.append(text)
     finally:
         await stream.close()
     return pieces
+
+
+async def _one(client: openai.AsyncOpenAI, tokens: int, rate: float) -> int:
+    """One reply of `tokens` tokens at `rate` tok/s: the number of text pieces read."""
+    return len(await read_reply(client, f"#script tokens={tokens} rate={rate:g}"))
 
 
 async def _lag_sampler(lags: list[float], stop: asyncio.Event) -> None:
@@ -113,19 +109,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.scripted_server", str(port)])
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="scripted-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.scripted_server", str(port)], stdout=sink, stderr=sink
+        )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx2.get(f"{url}/models", timeout=1)
-                break
-            except httpx2.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the scripted server did not start") from None
-                time.sleep(0.1)
+        wait_http(f"{url}/models", server, log, 30)
         results = []
         for n in range(args.rounds):
             order = list(TRANSPORTS) if n % 2 == 0 else list(reversed(TRANSPORTS))
@@ -136,6 +128,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.unlink()
     lines = [
         f"{args.streams} streams of {args.tokens} tokens at {args.rate:g} tok/s each, "
         f"medians of {args.rounds} rounds",

@@ -4,6 +4,7 @@ openai's aiohttp transport, whose failures read as httpx's did (issue 28)."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ import httpx2
 import openai
 import pytest
 
-from benchmarks.transport_bench import TRANSPORTS, one_round
+from benchmarks.transport_bench import TRANSPORTS, one_round, read_reply
 from smart_agent.config import Settings
 from smart_agent.errors import ModelError
 from smart_agent.llm.client import describe_error, make_client
@@ -27,23 +28,17 @@ def _transport(client: openai.AsyncOpenAI) -> ModelTransport:
     return transport
 
 
-async def _stream(client: openai.AsyncOpenAI, script: str) -> str:
-    """One streamed reply read as the agent reads it: its text."""
-    stream = await client.post(
-        "/chat/completions",
-        body={"model": MODEL_ID, "messages": [{"role": "user", "content": script}], "stream": True},
-        cast_to=object,
-        stream=True,
-        stream_cls=openai.AsyncStream[object],
-    )
-    text = ""
+async def _failure(settings: Settings) -> openai.APIConnectionError:
+    """What reading a reply from `settings`' server fails with; it must fail, and not as a timeout
+    (a server that is down or broke off is not a slow one)."""
+    client = make_client(settings)
     try:
-        async for chunk in stream:
-            for choice in chunk["choices"]:  # type: ignore[index]
-                text += choice["delta"].get("content") or ""
+        with pytest.raises(openai.APIConnectionError) as raised:
+            await read_reply(client, "hi")
     finally:
-        await stream.close()
-    return text
+        await client.close()
+    assert not isinstance(raised.value, openai.APITimeoutError)
+    return raised.value
 
 
 def test_make_client_when_called_per_session_then_tls_context_built_once() -> None:
@@ -77,8 +72,8 @@ async def test_stream_when_read_through_the_transport_then_every_token_arrives_i
 ) -> None:
     client = make_client(Settings(base_url=scripted.url, api_key="k", model=MODEL_ID))
     try:
-        first = await _stream(client, "#script tokens=300")
-        second = await _stream(client, "#script tokens=300")  # on the kept-alive connection
+        first = "".join(await read_reply(client, "#script tokens=300"))
+        second = "".join(await read_reply(client, "#script tokens=300"))  # on the kept-alive connection
     finally:
         await client.close()
     assert first == second and len(first.split()) == 300
@@ -86,21 +81,15 @@ async def test_stream_when_read_through_the_transport_then_every_token_arrives_i
 
 async def test_request_when_server_refuses_then_could_not_connect_is_said() -> None:
     settings = Settings(base_url=f"http://user:pw@127.0.0.1:{free_port()}/v1", api_key="k", model="m")
-    client = make_client(settings)
-    try:
-        with pytest.raises(openai.APIConnectionError) as raised:
-            await _stream(client, "hi")
-    finally:
-        await client.close()
-    # not a timeout: the server is down, not slow
-    assert not isinstance(raised.value, openai.APITimeoutError)
-    assert isinstance(raised.value.__cause__, httpx2.ConnectError)
-    assert "Could not connect" in str(describe_error(raised.value, settings))
+    failure = await _failure(settings)
+    assert isinstance(failure.__cause__, httpx2.ConnectError)
+    assert "Could not connect" in str(describe_error(failure, settings))
 
 
 @contextmanager
-def _closing_server(answer: bytes = b"") -> Iterator[int]:
-    """A server that reads one request, sends `answer` and closes the connection."""
+def _closing_server(answer: bytes = b"", reset: bool = False) -> Iterator[int]:
+    """A server that reads one request, sends `answer` and closes the connection (with `reset`, by
+    a TCP reset, as a crashed server's kernel sends)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -112,6 +101,8 @@ def _closing_server(answer: bytes = b"") -> Iterator[int]:
             with conn:
                 conn.recv(65536)
                 conn.sendall(answer)
+                if reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             return
 
@@ -126,32 +117,20 @@ def _closing_server(answer: bytes = b"") -> Iterator[int]:
 
 async def test_request_when_server_closes_without_answering_then_not_a_timeout() -> None:
     with _closing_server() as port:
-        settings = Settings(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", model="m")
-        client = make_client(settings)
-        try:
-            with pytest.raises(openai.APIConnectionError) as raised:
-                await _stream(client, "hi")
-        finally:
-            await client.close()
-    assert not isinstance(raised.value, openai.APITimeoutError)
-    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+        failure = await _failure(Settings(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", model="m"))
+    assert isinstance(failure.__cause__, httpx2.RemoteProtocolError)
 
 
-async def test_stream_when_server_closes_mid_body_then_the_reply_broke_off() -> None:
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_stream_when_server_closes_mid_body_then_the_reply_broke_off(reset: bool) -> None:
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     event = b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
     body = f"{len(event):x}\r\n".encode() + event + b"\r\n"
-    with _closing_server(head + body) as port:
+    with _closing_server(head + body, reset) as port:
         settings = Settings(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", model="m")
-        client = make_client(settings)
-        try:
-            with pytest.raises(openai.APIConnectionError) as raised:
-                await _stream(client, "hi")
-        finally:
-            await client.close()
-    assert not isinstance(raised.value, openai.APITimeoutError)
-    assert isinstance(raised.value.__cause__, httpx2.TransportError)
-    error = describe_error(raised.value, settings, mid_stream=True)
+        failure = await _failure(settings)
+    assert isinstance(failure.__cause__, httpx2.TransportError)
+    error = describe_error(failure, settings, mid_stream=True)
     assert isinstance(error, ModelError) and "broke off mid-reply" in str(error)
 
 
