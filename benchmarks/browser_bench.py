@@ -50,7 +50,17 @@ VARIANTS: dict[str, list[str]] = {
     # the defaults before issue 28: Chainlit's smooth cursor pulse (PAGE_CSS)
     "previous": [],
 }
-EXTRA_ENV: dict[str, dict[str, str]] = {"nostats": {"SMART_AGENT_SHOW_STATS": "0"}}
+EXTRA_ENV: dict[str, dict[str, str]] = {
+    "nostats": {"SMART_AGENT_SHOW_STATS": "0"},
+    "previous": {"SMART_AGENT_PAGE_HOLD": "0"},  # before issue 28, a silent page was sent to all the same
+}
+
+
+def variant_env(variant: str, **env: str) -> dict[str, str]:
+    """The app's environment for a variant: a scripted model's key, `env`, then the variant's own."""
+    return clean_env(OPENAI_API_KEY="bench", **{**env, **EXTRA_ENV.get(variant, {})})
+
+
 # Style added to the page after smart-agent's own: Chainlit 2.12's streaming cursor animation.
 PAGE_CSS: dict[str, str] = {
     "previous": ":root {--loading-cursor-animation: loading-cursor-pulse 2s cubic-bezier(.4,0,.6,1) infinite}"
@@ -216,7 +226,7 @@ def run_one(
     with `history`, into a resumed chat of 200 messages, with 500 threads in the sidebar."""
     # The figures in the README were measured with the live stats line on (its default until issue
     # 24): every variant keeps it but "nostats".
-    env = clean_env(OPENAI_API_KEY="bench", **{"SMART_AGENT_SHOW_STATS": "1", **EXTRA_ENV.get(variant, {})})
+    env = variant_env(variant, SMART_AGENT_SHOW_STATS="1")
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
     expected = "".join(script_tokens(tokens, "markdown"))
     thread = long_chat.seed(log_dir / "data") if history else None

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
-from benchmarks.browser_bench import PAGE_PROBE, VARIANTS, markers, style_variant
+from benchmarks.browser_bench import PAGE_PROBE, VARIANTS, markers, style_variant, variant_env
 from tests.chat_page import REPLY, ChatPage, words
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve
 
 
@@ -55,7 +55,7 @@ def run_hidden(
     """Stream a reply, stop the page once its first text shows, for `hidden` s, then let it go on."""
     expected = "".join(script_tokens(tokens, "markdown"))
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
-    with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=log_dir) as (url, _):
+    with running_app(*flags, env=variant_env(variant), log_dir=log_dir) as (url, _):
         chat = ChatPage.open(browser, url, init_script=PAGE_PROBE)
         try:
             style_variant(chat, variant)

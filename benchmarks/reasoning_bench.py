@@ -24,9 +24,16 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 from benchmarks import long_chat
-from benchmarks.browser_bench import VARIANTS, _browser_processes, _tree_cpu, markers, style_variant
+from benchmarks.browser_bench import (
+    VARIANTS,
+    _browser_processes,
+    _tree_cpu,
+    markers,
+    style_variant,
+    variant_env,
+)
 from tests.chat_page import ChatPage, words
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, serve, think_tokens
 
 # Frames, and when the first thought is on the page and when its Socket.IO frame arrived.
@@ -98,7 +105,7 @@ def run_one(
     with tempfile.TemporaryDirectory() as logs:
         thread = long_chat.seed(Path(logs) / "data") if history else None
         flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
-        with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=Path(logs)) as (url, _):
+        with running_app(*flags, env=variant_env(variant), log_dir=Path(logs)) as (url, _):
             login = (long_chat.USER, long_chat.PASSWORD) if history else None
             chat = ChatPage.open(browser, url, init_script=PROBE, login=login)
             try:

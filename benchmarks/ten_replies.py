@@ -19,9 +19,9 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 from playwright.sync_api import TimeoutError as PageTimeout
 
-from benchmarks.browser_bench import VARIANTS, _heap_mb, style_variant
+from benchmarks.browser_bench import VARIANTS, _heap_mb, style_variant, variant_env
 from tests.chat_page import ChatPage
-from tests.harness import CHROMIUM, CHROMIUM_ARGS, clean_env, running_app
+from tests.harness import CHROMIUM, CHROMIUM_ARGS, running_app
 from tests.scripted_server import MODEL_ID, ScriptedServer, serve
 
 
@@ -48,7 +48,7 @@ def run_replies(
 ) -> list[AfterReply]:
     """Stream `replies` replies of `tokens` tokens into one chat and read the page after each."""
     flags = ["--base-url", server.url, "--model", MODEL_ID, *VARIANTS[variant]]
-    with running_app(*flags, env=clean_env(OPENAI_API_KEY="bench"), log_dir=log_dir) as (url, _):
+    with running_app(*flags, env=variant_env(variant), log_dir=log_dir) as (url, _):
         chat = ChatPage.open(browser, url)
         try:
             style_variant(chat, variant)

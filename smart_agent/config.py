@@ -27,6 +27,7 @@ DEFAULT_BATCH_SIZE = 20
 DEFAULT_FLUSH_INTERVAL = 0.1
 DEFAULT_MAX_EVENTS_PER_SECOND = 20.0
 DEFAULT_SEGMENT_CHARS = 6000
+DEFAULT_PAGE_HOLD = 0.75  # a page reports every 250 ms while a reply streams: three missed reports
 DEFAULT_STREAM_TIMEOUT = 60.0
 DEFAULT_MAX_TOOL_ROUNDS = 8
 DEFAULT_TOOL_TIMEOUT = 30.0
@@ -138,6 +139,10 @@ class Settings(BaseModel):
         True, "SMART_AGENT_RENDER_PACING", "Let each page's render reports slow its stream down within "
         "the caps above; off (--no-render-pacing), every page gets the fixed cap and segment size.",
         section="Streaming", flag="--no-render-pacing")
+    page_hold: float = setting(
+        DEFAULT_PAGE_HOLD, "SMART_AGENT_PAGE_HOLD", "Seconds a page may fall silent mid-reply (a hidden, "
+        "frozen or cut-off tab) before its updates wait for it, to go out as one when it is back; 0 keeps "
+        "sending at its pace.", section="Streaming", ge=0)
     show_stats: bool = setting(
         False, "SMART_AGENT_SHOW_STATS", "Show tokens, tokens/s and time under each reply.",
         section="Streaming", flag="--show-stats", default_text="off, on with --debug")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from smart_agent.streaming import BatchPolicy, Pacer, TokenBatcher
 from smart_agent.streaming.batcher import Emit
+from smart_agent.streaming.pacer import HOLD_POLL
 from tests.fakes import FakeClock, settle
 
 BUDGET = 20.0
@@ -66,11 +67,15 @@ async def stream_into(
 
 
 async def run_page(
-    rates: list[float], tokens: int, policy: BatchPolicy, starts: list[float] | None = None
+    rates: list[float],
+    tokens: int,
+    policy: BatchPolicy,
+    starts: list[float] | None = None,
+    holds: list[tuple[float, float]] | None = None,
 ) -> tuple[Page, Pacer]:
     clock = FakeClock()
     page = Page(clock)
-    pacer = Pacer(policy.max_events_per_second, clock)
+    pacer = Pacer(policy.max_events_per_second, clock, held=lambda: held_at(holds or [], clock.now()))
     batchers = [TokenBatcher(page.sink(i), policy, clock, pacer) for i in range(len(rates))]
     tasks = [
         asyncio.create_task(
@@ -86,6 +91,11 @@ async def run_page(
         task.result()
     pacer.close()
     return page, pacer
+
+
+def held_at(holds: list[tuple[float, float]], now: float) -> bool:
+    """Whether `now` falls in one of the (start, end) periods the page is held for."""
+    return any(start <= now < end for start, end in holds)
 
 
 @pytest.mark.parametrize("streams", [2, 4, 8])
@@ -205,3 +215,54 @@ def test_any_streams_when_paced_then_each_text_exact_and_budget_held(
         assert page.text(i) == "".join(words(i, tokens))
     paced, _ = page.worst_window()
     assert paced <= math.ceil(budget)
+
+
+async def test_held_page_when_streams_wait_then_nothing_paced_goes_until_released_then_one_event_each() -> (
+    None
+):
+    page, _ = await run_page([200.0] * 3, 600, BatchPolicy(max_events_per_second=BUDGET), holds=[(0.5, 2.0)])
+    inside = [(t, stream) for t, stream, _, exempt in page.events if 0.5 <= t < 2.0 and not exempt]
+    assert inside == []
+    released = [(t, stream, text) for t, stream, text, _ in page.events if t >= 2.0][:3]
+    assert sorted(stream for _, stream, _ in released) == [0, 1, 2]  # each once, then the budget
+    assert released[0][0] - 2.0 <= HOLD_POLL + 1e-9
+    assert [t for t, _, _ in released] == pytest.approx([released[0][0] + i / BUDGET for i in range(3)])
+    assert all(len(text.split()) >= 250 for _, _, text in released)  # about 1.5 s of 200 tok/s each
+    for i in range(3):
+        assert page.text(i) == "".join(words(i, 600))
+
+
+async def test_held_page_when_a_stream_starts_or_ends_then_those_go_at_once() -> None:
+    page, _ = await run_page(
+        [200.0, 100.0], 100, BatchPolicy(max_events_per_second=BUDGET), starts=[0.0, 0.3], holds=[(0.2, 5.0)]
+    )
+    late = [t for t, stream, _, _ in page.events if stream == 1]
+    assert late[0] == pytest.approx(0.3)  # a new stream's first words, held page or not
+    assert late[-1] == pytest.approx(1.3, abs=0.02)  # its last, when it ends (100 tokens at 100/s)
+    assert [exempt for t, _, _, exempt in page.events if 0.2 <= t < 5.0] == [
+        True
+    ] * 3  # 0 ends, 1 starts, ends
+    assert page.text(0) == "".join(words(0, 100)) and page.text(1) == "".join(words(1, 100))
+
+
+hold_periods = st.lists(
+    st.tuples(st.floats(min_value=0, max_value=3), st.floats(min_value=0.01, max_value=2)), max_size=4
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rates=st.lists(st.floats(min_value=5, max_value=400), min_size=1, max_size=4),
+    batch_size=st.integers(min_value=1, max_value=30),
+    tokens=st.integers(min_value=1, max_value=300),
+    periods=hold_periods,
+)
+def test_any_holds_when_paced_then_each_text_exact_and_nothing_paced_while_held(
+    rates: list[float], batch_size: int, tokens: int, periods: list[tuple[float, float]]
+) -> None:
+    holds = [(start, start + length) for start, length in periods]
+    policy = BatchPolicy(batch_size=batch_size, max_events_per_second=BUDGET)
+    page, _ = asyncio.run(run_page(rates, tokens, policy, holds=holds))
+    for i in range(len(rates)):
+        assert page.text(i) == "".join(words(i, tokens))
+    assert not [t for t, _, _, exempt in page.events if not exempt and held_at(holds, t)]

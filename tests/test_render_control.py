@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from smart_agent.config import Settings
 from smart_agent.streaming import BatchPolicy, Pacer, TokenBatcher
 from smart_agent.streaming.batcher import Emit, policy_for
+from smart_agent.streaming.pacer import HOLD_POLL
 from smart_agent.streaming.render_control import RenderControl, RenderReport
 from tests.fakes import FakeClock
 
@@ -30,6 +31,7 @@ class SimPage:
     device: float
     texts: dict[int, str] = field(default_factory=dict)
     events: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # characters each event added
     renders: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of each render
     shares: list[tuple[float, float]] = field(default_factory=list)  # (time, busy share) per report
     base: float | None = None  # main-thread share spent on other work; None: the page reports no idle time
@@ -45,6 +47,7 @@ class SimPage:
             self.texts[stream] = message
             now = self.clock.now()
             self.events.append(now)
+            self.sizes.append(len(text))
             start = max(now, self.renders[-1][1] if self.renders else now)
             self.renders.append((start, start + self.device * COST_PER_CHAR * len(message)))
 
@@ -75,18 +78,25 @@ async def run_reply(
     streams: int = 1,
     base: float | None = None,
     cpu_budget: float | None = None,
+    silent: tuple[float, float] | None = None,
+    hold_after: float | None = None,
 ) -> tuple[SimPage, RenderControl | None, list[str]]:
-    """One reply (or a turn of `streams` replies) streamed to a simulated page reporting every 250 ms."""
+    """One reply (or a turn of `streams` replies) streamed to a simulated page reporting every 250 ms,
+    except while it is `silent` (from, until: hidden or frozen)."""
     clock = FakeClock()
     page = SimPage(clock, device, base=base)
     policy = BatchPolicy()
     controller = None
     if control:
-        controller = RenderControl(policy, 0, clock, busy_budget=BUDGET, cpu_budget=cpu_budget)
+        controller = RenderControl(
+            policy, 0, clock, busy_budget=BUDGET, cpu_budget=cpu_budget, hold_after=hold_after
+        )
+        controller.turn_started()
     pacer = None
     if controller is not None or streams > 1:
         spacing = controller.spacing if controller is not None else None
-        pacer = Pacer(policy.max_events_per_second, clock, spacing)
+        held = controller.held if controller is not None else None
+        pacer = Pacer(policy.max_events_per_second, clock, spacing, held)
 
     async def model(stream: int) -> None:
         batcher = TokenBatcher(page.sink(stream), policy, clock, pacer)
@@ -99,7 +109,8 @@ async def run_reply(
         while True:
             await clock.sleep(REPORT_EVERY)
             report = page.report()
-            if controller is not None:
+            quiet = silent is not None and silent[0] <= clock.now() < silent[1]
+            if controller is not None and not quiet:
                 controller.report(report)
 
     tasks = [asyncio.create_task(model(i)) for i in range(streams)]
@@ -310,6 +321,68 @@ async def test_decisions_when_taken_then_one_line_per_reply_and_counting_again()
     assert line == "reports=3 backoffs=1 recoveries=1 lowest_events_per_s=10.0 events_per_s=11.0"
     assert controller.decisions.take().startswith("reports=0 backoffs=0 recoveries=0 lowest_events_per_s=-")
     assert controller.describe() == "Paced down to 11 of 20 updates/s: this page renders slowly"
+
+
+async def test_page_silent_mid_reply_when_held_then_nothing_until_it_is_back_then_one_event() -> None:
+    page, controller, expected = await run_reply(
+        1.0, 4000, 200.0, control=True, silent=(5.0, 15.0), hold_after=0.75
+    )
+    assert controller is not None
+    during = [t for t in page.events if 5.0 <= t < 15.0]
+    assert during and max(during) <= 5.0 + 0.75 + 1 / 20  # what was granted before the hold
+    back = next(t for t in page.events if t >= 15.0)
+    assert back - 15.0 <= REPORT_EVERY + HOLD_POLL  # its next report releases the hold
+    held = page.sizes[page.events.index(back)]
+    assert held >= 9 * 200 * 4  # the ~9 s held (200 four-character tokens a second) as one event
+    assert len([t for t in page.events if 15.0 <= t < back + 1 / 20]) == 1
+    assert page.text == "".join(expected)
+
+
+async def test_page_silent_mid_reply_when_not_holding_then_events_go_on_at_its_pace() -> None:
+    page, _, expected = await run_reply(1.0, 4000, 200.0, control=True, silent=(5.0, 15.0))
+    assert len([t for t in page.events if 5.0 <= t < 15.0]) >= 50  # the old way: at its pace, 10 a second
+    assert page.text == "".join(expected)
+
+
+async def test_page_silent_when_held_too_long_then_the_floor_rate_not_nothing() -> None:
+    page, controller, expected = await run_reply(
+        1.0, 10_000, 200.0, control=True, silent=(5.0, 45.0), hold_after=0.75
+    )
+    assert controller is not None
+    last_report = 5.0 - REPORT_EVERY
+    cap = last_report + 0.75 + controller.max_hold
+    assert not [t for t in page.events if 5.0 + 0.75 < t < cap]
+    trickle = [t for t in page.events if cap <= t < 45.0]
+    assert len(trickle) == pytest.approx(45.0 - cap, abs=1)  # one a second: a page whose reports broke
+    assert page.text == "".join(expected)
+
+
+async def test_hold_when_the_page_was_not_heard_this_turn_or_the_turn_ended_then_none() -> None:
+    clock = FakeClock()
+    controller = RenderControl(BatchPolicy(max_events_per_second=20), 0, clock, hold_after=0.75)
+    controller.page_seen()
+    controller.heard()  # a report of the last turn
+    await clock.advance(5.0)
+    controller.turn_started()
+    await clock.advance(2.0)
+    assert not controller.held()  # never heard in this turn: a page that does not report is not starved
+    controller.heard()
+    await clock.advance(0.7)
+    assert not controller.held()
+    await clock.advance(0.1)
+    assert controller.held()
+    controller.heard()
+    assert not controller.held()  # the page is back
+    await clock.advance(1.0)
+    assert controller.held()
+    controller.turn_ended()
+    assert not controller.held()
+    await clock.advance(3.0)
+    controller.heard()  # its "started" signal, just before the server starts the next turn
+    await clock.advance(0.5)
+    controller.turn_started()
+    await clock.advance(0.3)
+    assert controller.held()  # heard 0.8 s ago, for this turn
 
 
 async def test_reports_when_too_frequent_then_ignored_until_min_gap() -> None:

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser
 
 from tests.chat_page import ChatPage, words
 from tests.harness import clean_env, running_app
-from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, think_tokens
 
 TOKENS, RATE = 1500, 150.0
 
@@ -120,3 +120,48 @@ def test_new_page_when_its_first_reply_streams_then_it_starts_gently_unless_its_
     # (Times are taken as the browser receives frames, a few tens of ms apart from the server's.)
     assert greeted[1] >= 0.12 and sum(1 for t in greeted if t < 0.5) <= 4, greeted[:4]
     assert sum(1 for t in capped if t < 0.5) >= 7, capped[:8]
+
+
+# A tab in the background as the page's script sees it: `document.hidden` (a desktop browser also
+# throttles its timers, and may freeze it; headless Chromium does neither, see benchmarks/hidden_tab.py).
+HIDEABLE = """
+Object.defineProperty(Document.prototype, "hidden", {get: () => window.__hidden === true});
+"""
+
+
+@pytest.mark.parametrize("hold", ["0.75", "0"])
+def test_tab_hidden_mid_thinking_when_shown_again_then_what_it_missed_comes_at_once_and_exact(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path, hold: str
+) -> None:
+    """A tab hidden from mid-thinking into the answer stops reporting: the server then holds its
+    updates (it reads the model on), and sends what the page missed when it reports again."""
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_PAGE_HOLD=hold)
+    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (url, _):
+        chat = ChatPage.open(browser, url, init_script=HIDEABLE)
+        try:
+            chat.send("#script think=600 tokens=1200 rate=200")
+            chat.page.wait_for_function("() => document.body.innerText.includes('t00100')", timeout=30_000)
+            chat.page.evaluate("() => { window.__hidden = true; }")
+            hidden = time.monotonic()
+            chat.page.wait_for_timeout(4000)  # the scenario itself: the tab stays hidden this long
+            chat.page.evaluate("() => { window.__hidden = false; }")
+            shown = time.monotonic()
+            # by then the model is at least 1.5 s into its answer (thinking 3 s, hidden at 0.5 s, for 4 s)
+            chat.page.wait_for_function("() => document.body.innerText.includes('w00250')", timeout=10_000)
+            caught_up = time.monotonic() - shown
+            chat.wait_turns(1, timeout=60)
+            chat.wait_idle()
+            updates = [t for t, name, _ in chat.frames if name == "stream_token" and hidden + 1.5 < t < shown]
+            (name, thinking), *more = chat.thinking()
+            assert not more and name.startswith("Thought for ")
+            assert words(thinking) == words("".join(think_tokens(600)))
+            assert chat.reply_words() == words("".join(script_tokens(1200)))
+        finally:
+            chat.close()
+    print(
+        f"hold {hold}: {len(updates)} updates while hidden (after 1.5 s), caught up {caught_up:.2f} s after"
+    )
+    if hold == "0":
+        assert len(updates) >= 2  # the way before: at the pace the page had earned, at least 1 a second
+    else:  # only what goes at once: the thinking's last words, the answer's first
+        assert len(updates) <= 2

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from smart_agent.streaming.clock import Clock, MonotonicClock
 
+HOLD_POLL = 0.025  # seconds between two looks at a held page
+
 
 class Pacer:
     """Grants stream events at most `max_events_per_second` per second in total, first come first served.
@@ -20,6 +22,9 @@ class Pacer:
 
     With `spacing` (e.g. a `RenderControl`'s), the gap between grants is read from it at each grant
     instead of being `1 / max_events_per_second`, so the page's render reports can set the pace.
+    While `held()` (a `RenderControl`'s: the page fell silent) no slot is granted; the waiting
+    streams then go in order as usual, each flushing all it buffered meanwhile as one event.
+    Events sent at once (a stream's first, its last) are not held.
     """
 
     def __init__(
@@ -27,11 +32,13 @@ class Pacer:
         max_events_per_second: float,
         clock: Clock | None = None,
         spacing: Callable[[], float] | None = None,
+        held: Callable[[], bool] | None = None,
     ) -> None:
         if max_events_per_second <= 0:
             raise ValueError("max_events_per_second must be > 0")
         fixed = 1.0 / max_events_per_second
         self._spacing = spacing or (lambda: fixed)
+        self._held = held or (lambda: False)
         self._clock = clock or MonotonicClock()
         self._next_free = float("-inf")
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -56,7 +63,7 @@ class Pacer:
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free now and nobody is waiting for it; never waits."""
-        if self.waiting or self._clock.now() < self._next_free:
+        if self.waiting or self._clock.now() < self._next_free or self._held():
             return False
         self.grant_now()
         return True
@@ -85,7 +92,7 @@ class Pacer:
                 self._waiting.popleft()
             if not self._waiting:
                 return
-            delay = self._next_free - self._clock.now()
+            delay = HOLD_POLL if self._held() else self._next_free - self._clock.now()
             if delay > 0:
                 await self._clock.sleep(delay)
                 continue  # the queue may have changed while sleeping

@@ -21,6 +21,7 @@ DEFAULT_MEMORY = 300.0
 DEFAULT_MIN_REPORT_GAP = 0.2
 DEFAULT_RECOVER_STEP = 1.0
 MIN_BACKOFF = 0.5
+DEFAULT_MAX_HOLD = 30.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class RenderControl:
     costs less per update); by default it does not: measured, 1,000-2,000-character segments made
     a 100,000-token reply end 8.6 s behind at 23 fps, since every update re-renders something for
     each message on the page (Chainlit's button bars) and there were hundreds of messages.
+
+    With `hold_after`, a page that was heard from in this turn and then falls silent that long (a
+    hidden, frozen or cut-off page: it cannot render what it is sent) is `held`: its timed events
+    wait, and the first word from it again releases them as one event, so it does not work
+    through a queue of stale updates on its return. A hold lasts at most `max_hold` seconds; a
+    page still silent after that gets the floor rate, so one whose reports broke is not starved.
     """
 
     def __init__(
@@ -105,13 +112,15 @@ class RenderControl:
         min_report_gap: float = DEFAULT_MIN_REPORT_GAP,
         recover_step: float = DEFAULT_RECOVER_STEP,
         min_decision_window: float = DEFAULT_MIN_DECISION_WINDOW,
+        hold_after: float | None = None,
+        max_hold: float = DEFAULT_MAX_HOLD,
     ) -> None:
         if not 0 < busy_budget < 1:
             raise ValueError("busy_budget must be between 0 and 1")
         if cpu_budget is not None and not 0 < cpu_budget < 1:
             raise ValueError("cpu_budget must be between 0 and 1")
-        if recover_step <= 0 or memory <= 0 or max_frame <= 0:
-            raise ValueError("recover_step, memory and max_frame must be > 0")
+        if min(recover_step, memory, max_frame, hold_after or 1.0) <= 0 or max_hold < 0:
+            raise ValueError("recover_step, memory, max_frame and hold_after must be > 0, max_hold >= 0")
         self.policy = policy
         self.ceiling = policy.max_events_per_second
         self.floor = min(floor_events_per_second, self.ceiling)
@@ -127,6 +136,10 @@ class RenderControl:
         self.min_report_gap = min_report_gap
         self.recover_step = recover_step
         self.min_decision_window = min_decision_window
+        self.hold_after = hold_after
+        self.max_hold = max_hold
+        self._turn_start: float | None = None
+        self._heard: float | None = None  # the page's last word: a report or a signal, valid or not
         self._window = 0.0  # the decision window so far: seconds, busy seconds, worst frame
         self._busy = 0.0
         self._worst = 0.0
@@ -141,6 +154,7 @@ class RenderControl:
 
     def report(self, report: RenderReport) -> bool:
         """Take one report from the page; False when it is ignored (invalid, or too soon after the last)."""
+        self.heard()
         if not report.valid:
             return False
         now = self._clock.now()
@@ -168,9 +182,23 @@ class RenderControl:
         """The page's script said it runs there: it will report while a reply streams."""
         self._expects_reports = True
 
+    def heard(self) -> None:
+        """The page said something (a report, even one ignored, or a signal): it runs and is shown."""
+        self._heard = self._clock.now()
+
+    def held(self) -> bool:
+        """Whether the page fell silent mid-turn, so its timed events should wait for it."""
+        silent, after = self._silence(), self.hold_after
+        return silent is not None and after is not None and after < silent <= after + self.max_hold
+
+    def turn_ended(self) -> None:
+        """The turn is over: the page stops reporting now, which is no silence to hold for."""
+        self._turn_start = None
+
     def turn_started(self) -> None:
         """A reply starts: a page expected to report, with no reports in memory, begins at the CPU floor."""
         now = self._clock.now()
+        self._turn_start = now
         if not self._expects_reports or self._fresh(now):
             return  # an old page or an API client gets the policy; a page's earned pace holds
         self._restart(self.cpu_floor)
@@ -215,7 +243,18 @@ class RenderControl:
 
     def spacing(self) -> float:
         """Shortest time between two stream events to this page now, in seconds (a Pacer's budget)."""
+        silent, after = self._silence(), self.hold_after
+        if silent is not None and after is not None and silent > after + self.max_hold:
+            return 1.0 / self.floor  # held too long: its reports may have broken, so trickle
         return 1.0 / self.events_per_second()
+
+    def _silence(self) -> float | None:
+        # Seconds since the page's last word, if it was heard from in the turn running now (its
+        # "started" signal can arrive just before the server starts the turn's pacing).
+        start, heard = self._turn_start, self._heard
+        if start is None or heard is None or heard < start - (self.hold_after or 0.0):
+            return None
+        return self._clock.now() - heard
 
     def segment_chars(self) -> int:
         """Segment size for the next segment now: `segment_chars` scaled by the rate, 0 when off."""

@@ -78,7 +78,7 @@ def control(settings: Settings, clock: Clock | None = None) -> RenderControl | N
     policy = policy_for(settings)
     current: RenderControl | None = cl.user_session.get(_SESSION_KEY)
     if current is None or current.policy != policy or current.segment_setting != settings.segment_chars:
-        current = RenderControl(policy, settings.segment_chars, clock)
+        current = RenderControl(policy, settings.segment_chars, clock, hold_after=settings.page_hold or None)
         cl.user_session.set(_SESSION_KEY, current)
     return current
 
@@ -87,7 +87,16 @@ def turn_pacer(settings: Settings, render: RenderControl | None, clock: Clock | 
     """The one budget every stream of a turn shares; its spacing follows the page's reports, if any."""
     if render is not None:
         render.turn_started()  # a page that has no reports yet starts gently
-    return Pacer(settings.max_events_per_second, clock, render.spacing if render is not None else None)
+    if render is None:
+        return Pacer(settings.max_events_per_second, clock)
+    return Pacer(settings.max_events_per_second, clock, render.spacing, render.held)
+
+
+def end_turn(pacer: Pacer, render: RenderControl | None) -> None:
+    """The turn is over: no stream of it waits any more, and the page's silence is no longer held for."""
+    pacer.close()
+    if render is not None:
+        render.turn_ended()
 
 
 async def greet(settings: Settings) -> None:
@@ -98,13 +107,18 @@ async def greet(settings: Settings) -> None:
 
 async def on_report(data: Any) -> None:
     """A window message from the page: if it is a render report, steer this session's pace with it."""
-    report = parse_report(data)
-    signal = parse_signal(data) if report is None else None
     settings: Settings | None = cl.user_session.get("settings")
-    if (report is None and signal is None) or settings is None:
+    if not isinstance(data, dict) or not isinstance(data.get(REPORT_KEY), dict) or settings is None:
         return
     render = control(settings)
     if render is None:
+        return
+    if render.held() and settings.debug:
+        log.debug("page heard from again: the events held for it go out")
+    render.heard()  # even a report refused below: a page back from 10 s frozen reports a window too long
+    report = parse_report(data)
+    signal = parse_signal(data) if report is None else None
+    if report is None and signal is None:
         return
     if report is None:
         render.page_seen()

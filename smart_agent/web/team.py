@@ -88,7 +88,8 @@ class TeamView:
         self._turn = turn
         self._settings = settings
         self._clock = clock
-        self._pacer = turn_pacer(settings, pacing.control(settings, clock), clock)
+        self._render = pacing.control(settings, clock)
+        self._pacer = turn_pacer(settings, self._render, clock)
         self._shared = settings.team_shared_budget
         self._team: cl.Step | None = None
         self._members: dict[str, tuple[cl.Step, SmoothStreamWrapper]] = {}
@@ -164,7 +165,7 @@ class TeamView:
             await self._stop_member(name)
         if not self.collapsed:
             await self.collapse()
-        self._pacer.close()
+        pacing.end_turn(self._pacer, self._render)
 
     async def _thinking(self, event: MemberThinking) -> None:
         """A member's thinking goes into a step inside the member's own step."""

@@ -251,7 +251,7 @@ async def present_turn(
         await footer.finish()  # on stop too: the summary says "Stopped"
         turn.running = False
         if own_pacer and pacer is not None:
-            pacer.close()
+            pacing.end_turn(pacer, render)
         metrics.ui_events(model, sum(reply.stats.events_out for reply in replies))
         if render is not None:
             await _after_paced_turn(settings, render)
