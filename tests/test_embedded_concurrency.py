@@ -4,6 +4,7 @@ slot, a third waits for a free one; none cuts off a reply in progress."""
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -56,13 +57,31 @@ async def test_two_chat_sessions_when_the_second_asks_mid_reply_then_both_replie
             await first.send("Name five colours, one per line.")
             await first.wait_text(bool, seconds=60)
             await second.send("Name five animals, one per line.")
-            await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
+            try:
+                await asyncio.gather(*(c.wait_task_ends(3, seconds=180) for c in (first, second)))
+            except TimeoutError:  # seen twice under the full suite's load: say how far each got
+                pytest.fail(_how_far((first, second), tmp_path))
         finally:
             await asyncio.gather(first.close(), second.close(), return_exceptions=True)
     for client in (first, second):
         texts = [client.messages[i] for i in client.order]
         assert client.reply().strip(), texts
         assert not any("ended the reply early" in text or "failed" in text for text in texts), texts
+
+
+def _how_far(clients: tuple[ChatClient, ...], logs: Path) -> str:
+    """Each client's progress and the tail of every log the app wrote, for a reply that never ended."""
+    now = time.monotonic()
+    lines = [
+        f"client {i}: {c.task_ends} task ends, reply {len(c.reply())} chars, "
+        f"last text {now - c.arrivals[-1]:.1f} s ago"
+        if c.arrivals
+        else f"client {i}: {c.task_ends} task ends, no text"
+        for i, c in enumerate(clients)
+    ]
+    for log in sorted(logs.glob("*.log")):
+        lines += [f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-40:]]
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="module")

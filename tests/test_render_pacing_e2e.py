@@ -129,13 +129,18 @@ Object.defineProperty(Document.prototype, "hidden", {get: () => window.__hidden 
 """
 
 
+CHANGES = ("stream_token", "update_message", "new_message")
+"""The frames that change what a page shows (text, a step, the live stats line)."""
+
+
 @pytest.mark.parametrize("hold", ["0.75", "0"])
 def test_tab_hidden_mid_thinking_when_shown_again_then_what_it_missed_comes_at_once_and_exact(
     browser: Browser, scripted: ScriptedServer, tmp_path: Path, hold: str
 ) -> None:
     """A tab hidden from mid-thinking into the answer stops reporting: the server then holds its
-    updates (it reads the model on), and sends what the page missed when it reports again."""
-    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_PAGE_HOLD=hold)
+    updates, the live stats line's too (it reads the model on), and sends what the page missed when
+    it reports again."""
+    env = clean_env(OPENAI_API_KEY="test-key", SMART_AGENT_PAGE_HOLD=hold, SMART_AGENT_SHOW_STATS="1")
     with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (url, _):
         chat = ChatPage.open(browser, url, init_script=HIDEABLE)
         try:
@@ -151,7 +156,7 @@ def test_tab_hidden_mid_thinking_when_shown_again_then_what_it_missed_comes_at_o
             caught_up = time.monotonic() - shown
             chat.wait_turns(1, timeout=60)
             chat.wait_idle()
-            updates = [t for t, name, _ in chat.frames if name == "stream_token" and hidden + 1.5 < t < shown]
+            updates = [t for t, name, _ in chat.frames if name in CHANGES and hidden + 1.5 < t < shown]
             (name, thinking), *more = chat.thinking()
             assert not more and name.startswith("Thought for ")
             assert words(thinking) == words("".join(think_tokens(600)))
@@ -163,5 +168,5 @@ def test_tab_hidden_mid_thinking_when_shown_again_then_what_it_missed_comes_at_o
     )
     if hold == "0":
         assert len(updates) >= 2  # the way before: at the pace the page had earned, at least 1 a second
-    else:  # only what goes at once: the thinking's last words, the answer's first
-        assert len(updates) <= 2
+    else:  # only what goes at once: the thinking's last words and its step folded, the answer's first
+        assert len(updates) <= 3

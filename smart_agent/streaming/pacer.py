@@ -55,6 +55,11 @@ class Pacer:
         """Streams waiting for a slot now."""
         return sum(1 for future in self._waiting if not future.done())
 
+    @property
+    def held(self) -> bool:
+        """Whether the page is held now (it fell silent): no slot is granted."""
+        return self._held()
+
     def grant_now(self) -> None:
         """Count an event sent at once (a stream's first), pushing the next slot back by one spacing."""
         now = self._clock.now()

@@ -129,6 +129,8 @@ class Footer:
     def _may_update(self, now: float) -> bool:
         if self._pacer is None:
             return self._live_due(now)
+        if self._pacer.held:  # a silent page: the live line waits with the text it counts
+            return False
         if self._live_due(now) and self._pacer.try_acquire():
             return True
         if self._overdue(now):
