@@ -37,7 +37,7 @@ class Hidden:
     rate: float
     hidden_s: float
     exact: bool
-    shown_to_whole_ms: float | None  # from showing the page to the whole reply on it
+    shown_to_whole_ms: float | None  # from showing the page to the whole reply on it (None: never stopped)
     server_s: float | None  # from submit to the model server's last token
     nominal_s: float  # what the model server takes for the reply at its rate
     variant: str = "default"
@@ -65,9 +65,15 @@ def run_hidden(
             submitted = time.time()
             chat.send(f"#script tokens={tokens} rate={rate:g} kind=markdown")
             chat.page.wait_for_function("() => window.__bench.first !== null", timeout=30_000)
+            paused: list[float] = []
+            cdp.on("Debugger.paused", lambda _: paused.append(time.monotonic()))
             cdp.send("Debugger.enable")
             cdp.send("Debugger.pause")  # takes effect at the page's next script: the probe's next frame
-            time.sleep(hidden)  # the scenario itself: the tab stays hidden this long
+            asked = time.monotonic()
+            while not paused and time.monotonic() - asked < 2:  # Playwright delivers the event meanwhile
+                chat.page.wait_for_timeout(20)
+            if paused:
+                time.sleep(max(0.0, paused[0] + hidden - time.monotonic()))  # the tab stays hidden this long
             cdp.send("Debugger.resume")
             shown = time.time() * 1000
             done = chat.page.wait_for_function(
@@ -81,7 +87,7 @@ def run_hidden(
                 rate=rate,
                 hidden_s=hidden,
                 exact=markers(text) == markers(expected) and words(text)[-1:] == ["END."],
-                shown_to_whole_ms=max(0.0, float(done) - shown) if done else None,
+                shown_to_whole_ms=max(0.0, float(done) - shown) if done and paused else None,
                 server_s=None if server_end is None else server_end - submitted,
                 nominal_s=tokens / rate,
                 variant=variant,
