@@ -54,6 +54,17 @@ async def settled(
     return rows
 
 
+def turn_stored(reply: str) -> Callable[[dict[str, list[dict[str, Any]]]], bool]:
+    """Whether a whole turn has landed: the user's message, the reply's final text and its footer.
+    Each is a write of its own, in any order (a CI-like run read the reply before the user's message)."""
+
+    def done(rows: dict[str, list[dict[str, Any]]]) -> bool:
+        asked = any(step["type"] == "user_message" for step in rows["steps"])
+        return asked and bool(rows["elements"]) and reply_text(rows) == reply
+
+    return done
+
+
 async def disconnected(database: Path) -> dict[str, list[dict[str, Any]]]:
     """The stored rows once the client's disconnect has landed: Chainlit then copies the user session
     into the thread's metadata (client_type among it)."""
@@ -118,11 +129,7 @@ async def test_chat_with_history_when_a_tool_is_called_then_thread_steps_and_foo
         await client.send('#script tool=calculator expr=2+3*4 args_raw={"expression":"2+3*4"}')
         await client.wait_task_ends(3, 60)
         reply = client.reply()
-        # Done: the footer and the reply's final text have landed (in any order, see `settled`).
-        rows = await settled(
-            tmp_path / "data" / HISTORY_FILE,
-            lambda r: bool(r["elements"]) and reply_text(r) == reply,
-        )
+        rows = await settled(tmp_path / "data" / HISTORY_FILE, turn_stored(reply))
     finally:
         await client.close()
 
@@ -207,7 +214,7 @@ async def test_resume_when_reply_was_segmented_then_page_gets_it_as_one_message_
             await client.send("#script tokens=300 kind=markdown")
             await client.wait_task_ends(3, 60)
             reply = client.reply()
-            rows = await settled(database, lambda r: bool(r["elements"]) and reply_text(r) == reply)
+            rows = await settled(database, turn_stored(reply))
         finally:
             await client.close()
     segments = [s for s in rows["steps"] if s["type"] == "assistant_message"]

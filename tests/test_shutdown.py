@@ -14,7 +14,7 @@ from playwright.sync_api import Browser
 from smart_agent.web.shutdown import STOPPED_NOTE
 from tests.chat_page import ChatPage, words
 from tests.harness import Process, clean_env, running_app
-from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
+from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens, think_tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +64,31 @@ def test_signal_mid_reply_when_sent_then_reply_so_far_stored_stopped_and_clean_e
     assert len(words(replies)) >= len(seen)  # at least what the user saw
     notes = [out for kind, name, out in steps if name == "note"]
     assert notes == [f"_{STOPPED_NOTE}_"]
+
+
+def test_ctrl_c_while_the_model_thinks_then_thinking_so_far_stored_with_the_stopped_note(
+    browser: Browser, scripted: ScriptedServer, tmp_path: Path
+) -> None:
+    env = clean_env(OPENAI_API_KEY="test-key")
+    thinking = "".join(think_tokens(400))
+    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (
+        url,
+        process,
+    ):
+        chat = ChatPage.open(browser, url)
+        try:
+            chat.send("#script think=400 tokens=100 rate=50")
+            chat.page.wait_for_function("() => document.body.innerText.includes('t00005')", timeout=30_000)
+            code = _stop(process, signal.SIGINT)
+        finally:
+            chat.close()
+    log = next(tmp_path.glob("app-*.log")).read_text()
+    assert code == 0 and "Traceback" not in log, log[-3000:]
+    steps = _stored(tmp_path / "data")
+    (thought,) = [out for kind, name, out in steps if kind == "tool" and name.startswith("Thought for ")]
+    assert len(words(thought)) >= 6 and thinking.startswith(thought)  # what was shown, in order
+    assert not [out for kind, name, out in steps if kind == "assistant_message" and name != "note"]
+    assert [out for kind, name, out in steps if name == "note"] == [f"_{STOPPED_NOTE}_"]
 
 
 def test_two_ctrl_c_when_pressed_then_exits_at_once(
