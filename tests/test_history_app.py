@@ -59,10 +59,14 @@ def turn_stored(reply: str) -> Callable[[dict[str, list[dict[str, Any]]]], bool]
     Each is a write of its own, in any order (a CI-like run read the reply before the user's message)."""
 
     def done(rows: dict[str, list[dict[str, Any]]]) -> bool:
-        asked = any(step["type"] == "user_message" for step in rows["steps"])
-        return asked and bool(rows["elements"]) and reply_text(rows) == reply
+        return asked(rows) and bool(rows["elements"]) and reply_text(rows) == reply
 
     return done
+
+
+def asked(rows: dict[str, list[dict[str, Any]]]) -> bool:
+    """Whether the user's message is stored."""
+    return any(step["type"] == "user_message" for step in rows["steps"])
 
 
 async def disconnected(database: Path) -> dict[str, list[dict[str, Any]]]:
@@ -313,7 +317,7 @@ async def test_reconnect_mid_reply_when_the_turn_is_resent_then_the_thread_store
             reply = again.reply()
         finally:
             await again.close()
-        rows = await settled(database, lambda r: reply_text(r) == reply)
+        rows = await settled(database, lambda r: reply_text(r) == reply and asked(r))
     assert reply == "".join(script_tokens(300, "words"))
     segments = [s for s in rows["steps"] if s["type"] == "assistant_message" and s["name"] != "stats"]
     assert len(segments) == len({s["id"] for s in segments}) == len(again.order)
