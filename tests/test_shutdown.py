@@ -3,9 +3,11 @@ is stored in history with a "stopped" note, the process exits 0 without a traceb
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,18 @@ def _stored(data: Path) -> list[tuple[str, str, str]]:
     return [(kind, name, output or "") for kind, name, output in found]
 
 
+@contextlib.contextmanager
+def _chatting(browser: Browser, scripted: ScriptedServer, logs: Path) -> Iterator[tuple[ChatPage, Process]]:
+    """The app on the scripted model, and a chat page open on it."""
+    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
+    with running_app(*flags, env=clean_env(OPENAI_API_KEY="test-key"), log_dir=logs) as (url, process):
+        chat = ChatPage.open(browser, url)
+        try:
+            yield chat, process
+        finally:
+            chat.close()
+
+
 def _stop(process: Process, how: signal.Signals) -> int:
     process.send_signal(how)
     return process.wait(timeout=30)
@@ -38,23 +52,17 @@ def _stop(process: Process, how: signal.Signals) -> int:
 def test_signal_mid_reply_when_sent_then_reply_so_far_stored_stopped_and_clean_exit(
     browser: Browser, scripted: ScriptedServer, tmp_path: Path, after: float | None, how: signal.Signals
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="test-key")
     expected = "".join(script_tokens(400))
-    flags = ("--base-url", scripted.url, "--model", MODEL_ID)
-    with running_app(*flags, env=env, log_dir=tmp_path) as (url, process):
-        chat = ChatPage.open(browser, url)
-        try:
-            chat.send("#script tokens=400 rate=50 first_delay=0.5")
-            if after is None:
-                chat.wait_event("task_start", 2, timeout=30)  # the turn runs; no text yet
-                seen: list[str] = []
-            else:
-                chat.wait_text("w00002", timeout=30)
-                chat.page.wait_for_timeout(after * 1000)  # the moment of the sweep
-                seen = chat.reply_words()
-            code = _stop(process, how)
-        finally:
-            chat.close()
+    with _chatting(browser, scripted, tmp_path) as (chat, process):
+        chat.send("#script tokens=400 rate=50 first_delay=0.5")
+        if after is None:
+            chat.wait_event("task_start", 2, timeout=30)  # the turn runs; no text yet
+            seen: list[str] = []
+        else:
+            chat.wait_text("w00002", timeout=30)
+            chat.page.wait_for_timeout(after * 1000)  # the moment of the sweep
+            seen = chat.reply_words()
+        code = _stop(process, how)
     log = next(tmp_path.glob("app-*.log")).read_text()
     assert code == 0, log[-2000:]
     assert "Traceback" not in log and "could not show" not in log, log[-3000:]
@@ -69,19 +77,11 @@ def test_signal_mid_reply_when_sent_then_reply_so_far_stored_stopped_and_clean_e
 def test_ctrl_c_while_the_model_thinks_then_thinking_so_far_stored_with_the_stopped_note(
     browser: Browser, scripted: ScriptedServer, tmp_path: Path
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="test-key")
     thinking = "".join(think_tokens(400))
-    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (
-        url,
-        process,
-    ):
-        chat = ChatPage.open(browser, url)
-        try:
-            chat.send("#script think=400 tokens=100 rate=50")
-            chat.page.wait_for_function("() => document.body.innerText.includes('t00005')", timeout=30_000)
-            code = _stop(process, signal.SIGINT)
-        finally:
-            chat.close()
+    with _chatting(browser, scripted, tmp_path) as (chat, process):
+        chat.send("#script think=400 tokens=100 rate=50")
+        chat.page.wait_for_function("() => document.body.innerText.includes('t00005')", timeout=30_000)
+        code = _stop(process, signal.SIGINT)
     log = next(tmp_path.glob("app-*.log")).read_text()
     assert code == 0 and "Traceback" not in log, log[-3000:]
     steps = _stored(tmp_path / "data")
@@ -94,19 +94,11 @@ def test_ctrl_c_while_the_model_thinks_then_thinking_so_far_stored_with_the_stop
 def test_two_ctrl_c_when_pressed_then_exits_at_once(
     browser: Browser, scripted: ScriptedServer, tmp_path: Path
 ) -> None:
-    env = clean_env(OPENAI_API_KEY="test-key")
-    with running_app("--base-url", scripted.url, "--model", MODEL_ID, env=env, log_dir=tmp_path) as (
-        url,
-        process,
-    ):
-        chat = ChatPage.open(browser, url)
-        try:
-            chat.send("#script tokens=400 rate=50")
-            chat.wait_text("w00002", timeout=30)
-            started = time.monotonic()
-            process.send_signal(signal.SIGINT)
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
-            assert time.monotonic() - started < 10
-        finally:
-            chat.close()
+    with _chatting(browser, scripted, tmp_path) as (chat, process):
+        chat.send("#script tokens=400 rate=50")
+        chat.wait_text("w00002", timeout=30)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        assert time.monotonic() - started < 10
