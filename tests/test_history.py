@@ -1,5 +1,6 @@
 """The history data layer's contract, on a real SQLite file and a real PostgreSQL server alike."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -55,6 +56,30 @@ def websocket_session(user: PersistedUser, thread_id: str) -> WebsocketSession:
         thread_id=thread_id,
         user=user,
     )
+
+
+async def test_settle_when_a_write_starts_another_as_it_ends_then_waits_for_both(
+    store: HistoryDataLayer, alice: PersistedUser
+) -> None:
+    """Chainlit's first message: its thread write, then an unawaited task that writes the queued steps."""
+    thread_id, queued = str(uuid.uuid4()), str(uuid.uuid4())
+    tasks: list[asyncio.Task[None]] = []
+
+    async def flush_queue() -> None:
+        with acting_user(alice.identifier):
+            await store.create_step(step(thread_id, queued))
+
+    async def first_interaction() -> None:
+        with acting_user(alice.identifier):
+            await store.update_thread(thread_id, name="chat", user_id=alice.id)
+        tasks.append(asyncio.create_task(flush_queue()))
+
+    tasks.append(asyncio.create_task(first_interaction()))
+    await store.settle()
+    assert all(task.done() for task in tasks) and len(tasks) == 2
+    with acting_user(alice.identifier):
+        thread = await store.get_thread(thread_id)
+    assert thread is not None and [s["id"] for s in thread["steps"]] == [queued]
 
 
 # Users and threads

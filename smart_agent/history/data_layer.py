@@ -53,12 +53,22 @@ class HistoryDataLayer(BaseDataLayer):
         return ""
 
     async def settle(self) -> None:
-        """Wait (bounded) until the writes already started have finished."""
-        await asyncio.sleep(0)  # writes Chainlit scheduled just now start and register first
-        if self.writing:
-            _, late = await asyncio.wait(set(self.writing), timeout=CLOSE_WAIT)
+        """Wait (bounded) until the writes already started have finished, and the writes they start.
+
+        Chainlit's first message ends its thread write by starting, unawaited, the task that writes the
+        steps queued until then (emitter.py `flush_thread_queues`): a wait for the first alone let a
+        refused first message's thread be deleted and then written again, unnamed.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_WAIT
+        while True:
+            await asyncio.sleep(0)  # writes scheduled just now start and register first
+            if not self.writing:
+                return
+            _, late = await asyncio.wait(set(self.writing), timeout=max(0.0, deadline - loop.time()))
             if late:
                 log.warning("history: %d writes did not finish within %g s", len(late), CLOSE_WAIT)
+                return
 
     async def close(self) -> None:
         """Let the writes already started finish (bounded), then close every pooled connection."""
