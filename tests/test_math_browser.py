@@ -38,6 +38,9 @@ MODEL_TEXT = "\n".join(
     ]
 )
 FORMULAS = [r"\int_0^1 x\,dx", "a^2+b^2", "c^2", r"e^{i\pi}+1=0"]
+# The reply's last line as the page shows it: waited for whole (a CI-like run on long-polling read the
+# reply once the stop button had gone, before its last characters were on the page).
+LAST_SHOWN = r"Inline code: \(x\) and $y$."
 # One character per token and one page event per token: every delimiter reaches the page split.
 SCRIPT = f"#script text_b64={base64.b64encode(MODEL_TEXT.encode()).decode()} chars=1"
 PROMPT = f"Is $3 and $4 too much? {SCRIPT}"
@@ -86,7 +89,7 @@ def chat(browser: Browser, app: str) -> Iterator[ChatPage]:
     page = ChatPage.open(browser, app, init_script=RECORD_REFUSED)
     try:
         page.send(PROMPT)
-        page.wait_text("Inline code", timeout=60)
+        page.wait_text(LAST_SHOWN, timeout=60)
         page.wait_idle()
         yield page
     finally:
@@ -212,12 +215,12 @@ def test_reply_when_socket_on_long_polling_then_math_renders_the_same(browser: B
         page.fill("#chat-input", PROMPT)
         page.press("#chat-input", "Enter")
         page.wait_for_function(
-            """(reply) => {
+            """([reply, last]) => {
                 const el = document.querySelector(reply);
                 const done = !document.getElementById('stop-button');
-                return done && el !== null && el.textContent.includes('Inline code');
+                return done && el !== null && el.textContent.includes(last);
             }""",
-            arg=REPLY,
+            arg=[REPLY, LAST_SHOWN],
             timeout=60_000,
         )
         shown = _math(page)

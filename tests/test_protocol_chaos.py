@@ -215,7 +215,9 @@ def test_disconnect_when_at_any_of_20_moments_then_the_other_instance_resumes_it
     assert protocol.text(whole) == EXPECTED
     span = int((len(whole) - 2) * protocol.cut_share)
     cuts = sorted({1 + i * span // (MOMENTS - 1) for i in range(MOMENTS)})
-    assert len(cuts) >= MOMENTS - 2, cuts  # the reply has enough events for a sweep
+    # Enough events for a sweep. Under load the batching sends fewer, larger events (a CI-like run
+    # had 18): with fewer than MOMENTS, every one of them is a cut.
+    assert span >= MOMENTS // 2, [name for _, name, _ in whole]
     mid_reply = 0
     for cut in cuts:
         first, handle = protocol.start(base, "app1", cut)

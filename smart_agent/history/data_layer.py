@@ -53,12 +53,8 @@ class HistoryDataLayer(BaseDataLayer):
         return ""
 
     async def settle(self) -> None:
-        """Wait (bounded) until the writes already started have finished, and the writes they start.
-
-        Chainlit's first message ends its thread write by starting, unawaited, the task that writes the
-        steps queued until then (emitter.py `flush_thread_queues`): a wait for the first alone let a
-        refused first message's thread be deleted and then written again, unnamed.
-        """
+        """Wait (bounded) until the writes started, and those they start as they end, have finished."""
+        # Chainlit's first thread write ends by starting the queued steps' (emitter.py flush_thread_queues).
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CLOSE_WAIT
         while True:
