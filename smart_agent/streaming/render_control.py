@@ -188,8 +188,7 @@ class RenderControl:
 
     def held(self) -> bool:
         """Whether the page fell silent mid-turn, so its timed events should wait for it."""
-        silent, after = self._silence(), self.hold_after
-        return silent is not None and after is not None and after < silent <= after + self.max_hold
+        return self._hold() == "held"
 
     def turn_ended(self) -> None:
         """The turn is over: the page stops reporting now, which is no silence to hold for."""
@@ -243,18 +242,18 @@ class RenderControl:
 
     def spacing(self) -> float:
         """Shortest time between two stream events to this page now, in seconds (a Pacer's budget)."""
-        silent, after = self._silence(), self.hold_after
-        if silent is not None and after is not None and silent > after + self.max_hold:
+        if self._hold() == "expired":
             return 1.0 / self.floor  # held too long: its reports may have broken, so trickle
         return 1.0 / self.events_per_second()
 
-    def _silence(self) -> float | None:
-        # Seconds since the page's last word, if it was heard from in the turn running now (its
-        # "started" signal can arrive just before the server starts the turn's pacing).
-        start, heard = self._turn_start, self._heard
-        if start is None or heard is None or heard < start - (self.hold_after or 0.0):
-            return None
-        return self._clock.now() - heard
+    def _hold(self) -> str:
+        # "held", "expired" (silent past `max_hold`) or "" for a page heard from in the turn running
+        # now (its "started" signal can arrive just before the server starts the turn's pacing).
+        start, heard, after = self._turn_start, self._heard, self.hold_after
+        if after is None or start is None or heard is None or heard < start - after:
+            return ""
+        silent = self._clock.now() - heard
+        return "" if silent <= after else "held" if silent <= after + self.max_hold else "expired"
 
     def segment_chars(self) -> int:
         """Segment size for the next segment now: `segment_chars` scaled by the rate, 0 when off."""

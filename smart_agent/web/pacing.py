@@ -115,8 +115,9 @@ async def on_report(data: Any) -> None:
         return
     if render.held() and settings.debug:
         log.debug("page heard from again: the events held for it go out")
-    render.heard()  # even a report refused below: a page back from 10 s frozen reports a window too long
     report = parse_report(data)
+    if report is None:  # `report()` hears the page itself; a refused report (a page back from 10 s
+        render.heard()  # frozen reports a window too long) and a signal say it is there all the same
     signal = parse_signal(data) if report is None else None
     if report is None and signal is None:
         return
