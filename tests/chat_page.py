@@ -300,10 +300,16 @@ class ChatPage:
                     arg=[THINKING_STEP, index],
                     timeout=10_000,
                 )
+            # The name as the styles show it, read from the computed styles rather than innerText:
+            # innerText is the raw text (Chainlit's hidden "Used" included) for a step that is not
+            # being rendered at that moment (a CI run read "Used Thought for 0.2 s" once).
             name, text = trigger.evaluate(
                 """(b) => {
+                    const shown = (n) => n.nodeType === Node.TEXT_NODE ? n.data
+                        : n.nodeType === Node.ELEMENT_NODE && getComputedStyle(n).display === 'none'
+                        ? '' : [...n.childNodes].map(shown).join('');
                     const region = document.getElementById(b.getAttribute('aria-controls') || '');
-                    return [b.innerText.trim(), region ? region.textContent : ''];
+                    return [shown(b).replace(/\\s+/g, ' ').trim(), region ? region.textContent : ''];
                 }"""
             )
             steps.append((str(name), str(text)))
