@@ -14,6 +14,7 @@ from smart_agent.llm.think import (
     Reasoning,
     Text,
     ThinkSplitter,
+    _partial_suffix,
 )
 
 
@@ -116,3 +117,23 @@ def test_any_text_when_split_then_nothing_lost_or_added(text: str, cuts: list[in
     assert (thinking, answer) == (whole_thinking, whole_answer)
     # Only tags and the blanks around them are dropped.
     assert len(thinking) + len(answer) <= len(text)
+
+
+def _partial_suffix_by_every_length(data: str, *marks: str) -> int:
+    """The definition, tried at every length: the longest end of `data` that is a mark's proper start."""
+    return max(
+        (
+            size
+            for mark in marks
+            for size in range(1, min(len(mark), len(data) + 1))
+            if data.endswith(mark[:size])
+        ),
+        default=0,
+    )
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="<>/thinkg` a", max_size=20))
+def test_partial_suffix_when_any_text_then_same_as_trying_every_length(data: str) -> None:
+    marks = ("</think>", "```", "<think>")
+    assert _partial_suffix(data, *marks) == _partial_suffix_by_every_length(data, *marks)

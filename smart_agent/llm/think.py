@@ -57,10 +57,14 @@ def _partial_suffix(data: str, *marks: str) -> int:
     """The length of the longest end of `data` that is the start of one of `marks` (held back)."""
     longest = 0
     for mark in marks:
-        for size in range(min(len(mark) - 1, len(data)), longest, -1):
-            if data.endswith(mark[:size]):
-                longest = size
+        # Only an end that starts with the mark's first character can be the mark's start: find
+        # those (on most tokens of a reply, none) rather than try each length.
+        at = data.find(mark[0], max(len(data) - len(mark) + 1, 0))
+        while at >= 0 and len(data) - at > longest:
+            if mark.startswith(data[at:]):
+                longest = len(data) - at
                 break
+            at = data.find(mark[0], at + 1)
     return longest
 
 
