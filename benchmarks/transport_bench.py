@@ -5,8 +5,9 @@ python -m benchmarks.transport_bench [--streams 50] [--tokens 1000] [--rate 200]
 The scripted model server runs in a process of its own; this process does only what the app does with
 a streamed reply: the SDK's request and SSE decoding (each chunk left a JSON dict, as `agent/loop.py`
 asks) and `normalize_chunk`. It measures this process's CPU seconds per token and its event loop's lag
-(a sampler every 10 ms) for httpx (openai's default) and aiohttp (openai's own adapter, as the app's
-`llm/transport.py` uses it), in alternating rounds.
+(a sampler every 10 ms) for httpx (openai's default), aiohttp (openai's own adapter) reading each
+chunk as it comes, and aiohttp reading a flowing stream once per tick as the app's `llm/transport.py`
+does, in alternating rounds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from tests.scripted_server import MODEL_ID
 
 TRANSPORTS: dict[str, Callable[[], httpx2.AsyncClient]] = {
     "httpx": lambda: openai.DefaultAsyncHttpxClient(),  # openai's default: httpx over anyio
-    "aiohttp": lambda: openai.DefaultAsyncHttpxClient(transport=ModelTransport()),  # the app's
+    "aiohttp": lambda: openai.DefaultAsyncHttpxClient(transport=ModelTransport(ticks=False)),
+    # the app's: aiohttp, a flowing stream read once per tick (`llm/read_ticks.py`)
+    "aiohttp, ticks": lambda: openai.DefaultAsyncHttpxClient(transport=ModelTransport()),
 }
 
 

@@ -26,10 +26,14 @@ OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 # end). A client that reuses it before the close arrives fails with "Server disconnected without
 # sending a response": 12 requests of 50 in a row did on xllamacpp 2026.10.11549. On loopback a new
 # connection per request costs nothing.
-def _default_http_client(timeout: httpx2.Timeout, *, keepalive: bool = True) -> httpx2.AsyncClient:
+def _default_http_client(
+    timeout: httpx2.Timeout, *, keepalive: bool = True, ticks: bool = True
+) -> httpx2.AsyncClient:
     """The HTTP client openai would build itself (its limits, redirects, closing when dropped: openai
     3.51 `AsyncAPIClient.__init__`) over the aiohttp transport; openai sends absolute URLs."""
-    return AsyncHttpxClientWrapper(timeout=timeout, transport=ModelTransport(keepalive=keepalive))
+    return AsyncHttpxClientWrapper(
+        timeout=timeout, transport=ModelTransport(keepalive=keepalive, ticks=ticks)
+    )
 
 
 def make_client(settings: Settings, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
@@ -42,7 +46,8 @@ def make_client(settings: Settings, http_client: httpx2.AsyncClient | None = Non
         timeout=timeout,
         # A chat UI should say at once that the backend failed rather than retry silently.
         max_retries=0,
-        http_client=http_client or _default_http_client(timeout, keepalive=not settings.embedded),
+        http_client=http_client
+        or _default_http_client(timeout, keepalive=not settings.embedded, ticks=settings.stream_batching),
     )
 
 
