@@ -28,9 +28,7 @@ from tests.test_deploy import SECRET, deployed
 
 MOMENTS = 20
 TOKENS = 120
-# Long enough for 20 moments: the app reads a flowing stream once per 60 ms tick (llm/read_ticks.py),
-# and a protocol's events follow the reads.
-SCRIPT = f"#script tokens={TOKENS} rate=100"
+SCRIPT = f"#script tokens={TOKENS} rate=300"
 # The AI SDK resumes only a stream still active: its reply lasts long enough for every cut to be.
 SLOW_SCRIPT = f"#script tokens={TOKENS} rate=80"
 EXPECTED = "".join(script_tokens(TOKENS))

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import httpx2
 
 from smart_agent.config import Settings
 from smart_agent.llm.client import make_client
-from smart_agent.llm.read_ticks import READ_TICK, ReadTicker, in_ticks, ticker
+from smart_agent.llm.read_ticks import BUSY_STREAMS, READ_TICK, ReadTicker, in_ticks, ticker
 from smart_agent.llm.transport import ModelTransport
 from tests.scripted_server import MODEL_ID, ScriptedServer, script_tokens
 
@@ -125,16 +126,46 @@ async def _body_reads(client: httpx2.AsyncClient, url: str, tokens: int) -> tupl
     return reads, [piece for piece in pieces if piece], seconds
 
 
-async def test_stream_when_flowing_then_read_once_per_tick_and_whole(scripted: ScriptedServer) -> None:
+@contextlib.contextmanager
+def _others_streaming() -> Iterator[None]:
+    """As if enough other streams were open for the loop's ticker to pause sockets."""
+    with contextlib.ExitStack() as others:
+        for _ in range(BUSY_STREAMS - 1):
+            others.enter_context(ticker().streaming())
+        yield
+
+
+async def test_stream_when_many_flow_then_each_read_once_per_tick_and_whole(scripted: ScriptedServer) -> None:
     async with (
         httpx2.AsyncClient(transport=ModelTransport()) as ticked,
         httpx2.AsyncClient(transport=ModelTransport(ticks=False)) as each,
     ):
-        reads, pieces, seconds = await _body_reads(ticked, scripted.url, 200)
+        streams = await asyncio.gather(*(_body_reads(ticked, scripted.url, 200) for _ in range(BUSY_STREAMS)))
         _, plain, _ = await _body_reads(each, scripted.url, 200)
-    # 200 chunks over about a second; every read after the first two waited for a tick.
-    assert reads <= seconds / READ_TICK + 4, (reads, seconds)
-    assert pieces == plain == script_tokens(200)
+    for reads, pieces, seconds in streams:
+        # 200 chunks over about a second; every read after the first two waited for a tick.
+        assert reads <= seconds / READ_TICK + 4, (reads, seconds)
+        assert pieces == plain == script_tokens(200)
+
+
+async def test_stream_when_alone_then_each_chunk_read_as_it_comes(scripted: ScriptedServer) -> None:
+    pauses = ticker().pauses
+    async with httpx2.AsyncClient(transport=ModelTransport()) as client:
+        _, pieces, _ = await _body_reads(client, scripted.url, 100)
+    assert pieces == script_tokens(100) and ticker().pauses == pauses and ticker().streams == 0
+
+
+def test_ticker_when_streams_open_then_busy_from_the_threshold_on() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        ticks = ReadTicker(loop, busy_at=2)
+        with ticks.streaming():
+            assert not ticks.busy
+            with ticks.streaming():
+                assert ticks.busy and ticks.streams == 2
+        assert not ticks.busy and ticks.streams == 0
+    finally:
+        loop.close()
 
 
 async def test_stream_when_closed_while_paused_then_closes_at_once(scripted: ScriptedServer) -> None:
@@ -142,18 +173,21 @@ async def test_stream_when_closed_while_paused_then_closes_at_once(scripted: Scr
     errors: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _, context: errors.append(context))
     client = make_client(Settings(base_url=scripted.url, api_key="k", model=MODEL_ID))
+    pauses = ticker().pauses
     try:
-        stream = await client.chat.completions.create(
-            model=MODEL_ID,
-            stream=True,
-            messages=[{"role": "user", "content": "#script tokens=2000 rate=200"}],
-        )
-        chunks = 0
-        async for _ in stream:
-            chunks += 1
-            if chunks == 20:
-                break
-        await asyncio.wait_for(stream.close(), 5)
+        with _others_streaming():
+            stream = await client.chat.completions.create(
+                model=MODEL_ID,
+                stream=True,
+                messages=[{"role": "user", "content": "#script tokens=2000 rate=200"}],
+            )
+            chunks = 0
+            async for _ in stream:
+                chunks += 1
+                if chunks == 20:
+                    break
+            paused = ticker().pauses - pauses
+            await asyncio.wait_for(stream.close(), 5)
         # A socket paused with the closed one resumes at the tick, which leaves the closed one be.
         witness = FakeTransport()
         ticker().pause(witness)
@@ -161,23 +195,24 @@ async def test_stream_when_closed_while_paused_then_closes_at_once(scripted: Scr
     finally:
         await client.close()
         loop.set_exception_handler(None)
-    assert chunks == 20 and not errors
+    assert chunks == 20 and paused > 0 and not errors
 
 
 async def test_stream_when_read_to_its_end_then_its_kept_connection_is_left_reading(
     scripted: ScriptedServer,
 ) -> None:
     transport = ModelTransport()
-    async with httpx2.AsyncClient(transport=transport) as client:
-        for _ in range(3):
-            _, pieces, _ = await _body_reads(client, scripted.url, 100)
-            assert pieces == script_tokens(100)
-            # aiohttp's pool (its `_conns`: key -> (protocol, time) pairs) keeps the connection for
-            # the next request, which must not wait for a tick to read its answer.
-            session = transport.client
-            assert isinstance(session, aiohttp.ClientSession) and session.connector is not None
-            kept = [protocol for pairs in session.connector._conns.values() for protocol, _ in pairs]  # type: ignore[attr-defined]
-            assert kept and all(p.transport is not None and p.transport.is_reading() for p in kept)
+    with _others_streaming():
+        async with httpx2.AsyncClient(transport=transport) as client:
+            for _ in range(3):
+                _, pieces, _ = await _body_reads(client, scripted.url, 100)
+                assert pieces == script_tokens(100)
+                # aiohttp's pool (its `_conns`: key -> (protocol, time) pairs) keeps the connection for
+                # the next request, which must not wait for a tick to read its answer.
+                session = transport.client
+                assert isinstance(session, aiohttp.ClientSession) and session.connector is not None
+                kept = [protocol for pairs in session.connector._conns.values() for protocol, _ in pairs]  # type: ignore[attr-defined]
+                assert kept and all(p.transport is not None and p.transport.is_reading() for p in kept)
 
 
 def test_make_client_when_batching_off_then_each_chunk_read_as_it_comes() -> None:

@@ -45,7 +45,7 @@ def _as_httpx(exc: httpx2.HTTPError, request: httpx2.Request) -> httpx2.HTTPErro
 
 
 class _TickedStream(AiohttpResponseStream):
-    """A response body read once per tick while it flows (`llm/read_ticks.py`)."""
+    """A response body read once per tick while it flows and many others do (`llm/read_ticks.py`)."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         response = self._aiohttp_response
@@ -56,11 +56,12 @@ class _TickedStream(AiohttpResponseStream):
         def pause() -> None:
             # A body read to its end has given its connection back to the pool, for the next
             # request to read at once: leave it reading.
-            if transport is not None and response.connection is not None:
+            if ticks.busy and transport is not None and response.connection is not None:
                 ticks.pause(transport)
 
-        async for data in in_ticks(super().__aiter__(), pause):
-            yield data
+        with ticks.streaming():
+            async for data in in_ticks(super().__aiter__(), pause):
+                yield data
 
 
 class ModelTransport(AiohttpTransport):
