@@ -5,7 +5,7 @@ A model streaming 50 tokens a second sends a chunk every 20 ms, and each chunk w
 fed aiohttp's buffer and resumed its reading task on its own. Paused, a socket keeps what arrives;
 at the tick every paused socket is resumed at once, so one pass of the event loop reads them all,
 several chunks each. That shared pass is what saves the CPU: a timer per socket saved almost nothing
-(issue 28: 100 sessions at 50 tok/s, app CPU 14.1 s against 19.8 s; `docs/performance.md`). The page
+(issue 28: 100 sessions at 50 tok/s, app CPU 13.1 s against 19.5 s; `docs/performance.md`). The page
 shows a few updates a second, so a chunk held for at most a tick changes little of what it shows;
 but a reply's last words would wait for the tick too (a reply's end showed ~75 ms later on the page),
 so a server with few streams, a person chatting alone, reads each chunk as it comes.
